@@ -1,0 +1,111 @@
+"""``spikeforge`` command line: one sub-command per user task, each a thin layer over a library call."""
+
+import argparse
+import json
+import sys
+
+from spikeforge.model.config import Config, ConfigError, PRESETS, preset
+from spikeforge.model.data import DATASETS
+from spikeforge.model.encode import ENCODERS
+from spikeforge.model.weights import WeightsError
+
+USER_ERRORS = (ConfigError, WeightsError, ValueError, FileNotFoundError)
+
+
+def _parse_value(text):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def config_from_args(name, overrides):
+    """The preset ``name`` with ``--set field=value`` overrides applied and validated."""
+    cfg = preset(name)
+    changes = {}
+    for item in overrides or ():
+        if "=" not in item:
+            raise ConfigError(f"--set expects FIELD=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        changes[key.strip()] = _parse_value(value.strip())
+    if changes:
+        known = set(Config.__dataclass_fields__)
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ConfigError(f"unknown config field(s) {unknown} in --set; known: {sorted(known)}")
+        cfg = cfg.replace(**changes)
+    return cfg
+
+
+def cmd_train(args):
+    from spikeforge.model.train import TrainOptions, train
+
+    if args.engine != "golden":
+        raise ConfigError(f"--engine {args.engine} is not available in this build; "
+                          f"use --engine golden")
+    cfg = config_from_args(args.dataset, args.set)
+    epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS[args.dataset]
+    opts = TrainOptions(dataset=args.dataset, mode=args.mode, epochs=epochs, seed=args.seed,
+                        encoder=args.encoder, out=args.out, init=args.init, resume=args.resume,
+                        progress=not args.quiet, engine_name=args.engine)
+    metrics = train(cfg, opts)
+    print(f"test accuracy {metrics['test_accuracy']:.4f} after {epochs} epochs "
+          f"({metrics['seconds']:.1f} s); wrote {args.out}/metrics.json and {args.out}/weights.npz")
+    return 0
+
+
+DEFAULT_EPOCHS = {"digits": 20, "mnist16": 30}
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="spikeforge",
+        description="Generator of H2Learn-style learning accelerators for spiking neural networks: "
+                    "bit-exact golden model, Amaranth RTL, simulation, FPGA flows and reports.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "train", help="train a spiking network with BPTT on a real data set",
+        description="Train a spiking network with BPTT and surrogate gradients on a real data set. "
+                    "Writes DIR/checkpoint.npz after every epoch, then DIR/weights.npz and "
+                    "DIR/metrics.json. With no arguments: digits, fixed point, 20 epochs.")
+    p.add_argument("--dataset", choices=DATASETS, default="digits",
+                   help="data set and matching preset network (default: digits = 64-128-10; "
+                        "mnist16 = 256-256-10)")
+    p.add_argument("--mode", choices=("fixed", "float"), default="fixed",
+                   help="fixed: the bit-exact integer specification; float: float64 reference")
+    p.add_argument("--engine", choices=("golden",), default="golden",
+                   help="what executes the training steps (default: the golden model)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"epochs (default: {DEFAULT_EPOCHS})")
+    p.add_argument("--seed", type=int, default=0, help="seed of initial weights and shuffling")
+    p.add_argument("--encoder", choices=ENCODERS, default="rate",
+                   help="spike encoder (default: rate, deterministic)")
+    p.add_argument("--out", default="runs/train", help="output directory (default: runs/train)")
+    p.add_argument("--init", default=None, metavar="WEIGHTS.npz",
+                   help="start from these weights instead of the seeded initialisation")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.npz if it exists")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="override a config field, e.g. --set w_bits=12 (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except USER_ERRORS as exc:
+        print(f"spikeforge {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun with --resume to continue from the last checkpoint",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

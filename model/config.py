@@ -1,0 +1,232 @@
+"""The validated configuration of a spiking network and of every number format used to train it.
+
+One :class:`Config` describes the network (layer sizes, time steps, batch), the neuron (decay
+``alpha``, threshold ``vth``, surrogate window ``window``), the learning rule (learning rate, loss
+targets, reset-path gradient) and every fixed-point width. The golden model and the RTL read their
+formats from here and nowhere else. :meth:`Config.validate` rejects anything the hardware could not
+realise exactly, with a message that says what to change.
+"""
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+from .fixedpoint import csd_terms, signed_bits, smax, smin
+
+__all__ = ["Config", "ConfigError", "PRESETS", "preset"]
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be realised; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Network, neuron, learning rule and number formats.
+
+    Attributes
+    ----------
+    layers : tuple of int
+        Neurons per layer, input first: ``(64, 128, 10)`` is one hidden layer of 128.
+    timesteps, batch : int
+        Time steps T of each sample, samples per training step B.
+    alpha : float
+        Membrane decay; in fixed mode a sum of at most 3 signed powers of two (shifts and adds).
+    vth : float
+        Firing threshold; ``o = [u > vth]`` (strict).
+    window : float
+        Width ``a`` of the rectangular surrogate ``h(u) = [|u - vth| < a/2]``.
+    lr : float
+        Learning rate applied to the gradient summed over time and batch; in fixed mode a sum of at
+        most 2 signed powers of two.
+    target_true, target_false : int
+        Spike-count targets of the correct and of every other output neuron (0..T).
+    reset_grad : bool
+        Add the gradient through the reset path, ``-alpha * u[t] * eps[t+1]``, to ``dL/do[t]``.
+    w_bits, w_frac : int
+        Weights: signed, ``w_bits`` wide, ``w_frac`` fraction bits. The membrane has the same scale.
+    u_bits : int
+        Membrane potential width (saturating), fraction ``w_frac``.
+    e_bits, e_frac : int
+        Gradients ``eps`` and ``dL/do`` width (saturating) and fraction bits.
+    fwd_acc_bits, bwd_acc_bits, wgrad_acc_bits : int
+        Accumulators of ``W x`` (forward), ``W^T eps`` (backward) and ``sum eps x`` (weight
+        gradient). Each must hold its worst case exactly, so summation order cannot change results.
+    init_gain : float
+        Initial weights are uniform in ``+-init_gain * vth / sqrt(fan_in)``.
+    """
+
+    layers: tuple = (64, 128, 10)
+    timesteps: int = 8
+    batch: int = 16
+    alpha: float = 0.5
+    vth: float = 1.0
+    window: float = 2.0
+    lr: float = 2.0 ** -11
+    target_true: int = 6
+    target_false: int = 0
+    reset_grad: bool = False
+    w_bits: int = 16
+    w_frac: int = 12
+    u_bits: int = 20
+    e_bits: int = 16
+    e_frac: int = 8
+    fwd_acc_bits: int = 24
+    bwd_acc_bits: int = 40
+    wgrad_acc_bits: int = 32
+    init_gain: float = 1.0
+
+    # ---- derived integer constants (fixed mode) ---------------------------------------------
+
+    @property
+    def alpha_terms(self):
+        return csd_terms(self.alpha, 3, max_shift=16)
+
+    @property
+    def lr_terms(self):
+        return csd_terms(self.lr, 2, max_shift=40)
+
+    @property
+    def vth_int(self):
+        return int(round(self.vth * (1 << self.w_frac)))
+
+    @property
+    def half_window_int(self):
+        return int(round(self.window / 2 * (1 << self.w_frac)))
+
+    @property
+    def n_layers(self):
+        """Number of weight layers."""
+        return len(self.layers) - 1
+
+    # ---- worst cases of the accumulators ------------------------------------------------------
+
+    def fwd_acc_needed(self, layer):
+        """Bits of ``sum_j W_ij x_j`` over all ``n_in`` inputs of ``layer`` at extreme weights."""
+        n = self.layers[layer]
+        return signed_bits(n * smin(self.w_bits), n * smax(self.w_bits))
+
+    def bwd_acc_needed(self, layer):
+        """Bits of ``sum_i W_ij eps_i`` over all ``n_out`` outputs of ``layer``."""
+        n = self.layers[layer + 1]
+        return signed_bits(n * smin(self.w_bits) * smax(self.e_bits),
+                           n * smin(self.w_bits) * smin(self.e_bits))
+
+    def wgrad_acc_needed(self):
+        """Bits of ``sum_p eps[p] x[p]`` over all ``T * B`` points."""
+        n = self.timesteps * self.batch
+        return signed_bits(n * smin(self.e_bits), n * smax(self.e_bits))
+
+    def fit_accumulators(self):
+        """This config with every accumulator exactly as wide as its worst case needs."""
+        return dataclasses.replace(
+            self,
+            fwd_acc_bits=max(self.fwd_acc_needed(i) for i in range(self.n_layers)),
+            bwd_acc_bits=max(self.bwd_acc_needed(i) for i in range(self.n_layers)),
+            wgrad_acc_bits=self.wgrad_acc_needed())
+
+    # ---- validation ---------------------------------------------------------------------------
+
+    def validate(self):
+        """Return ``self`` if every field is realisable, else raise :class:`ConfigError`."""
+        def need(cond, msg):
+            if not cond:
+                raise ConfigError(msg)
+
+        need(isinstance(self.layers, tuple) and len(self.layers) >= 2
+             and all(isinstance(n, int) and n >= 1 for n in self.layers),
+             f"layers must be a tuple of at least 2 positive ints, got {self.layers!r}")
+        for name in ("timesteps", "batch", "w_bits", "w_frac", "u_bits", "e_bits", "e_frac",
+                     "fwd_acc_bits", "bwd_acc_bits", "wgrad_acc_bits", "target_true",
+                     "target_false"):
+            value = getattr(self, name)
+            need(isinstance(value, int) and not isinstance(value, bool),
+                 f"{name} must be an int, got {value!r}")
+        need(self.timesteps >= 1, f"timesteps must be >= 1, got {self.timesteps}")
+        need(self.batch >= 1, f"batch must be >= 1, got {self.batch}")
+        need(2 <= self.w_bits <= 32, f"w_bits must be in 2..32, got {self.w_bits}")
+        need(0 <= self.w_frac < self.w_bits,
+             f"w_frac must be in 0..w_bits-1 ({self.w_bits - 1}), got {self.w_frac}")
+        need(self.w_bits <= self.u_bits <= 40,
+             f"u_bits must be in w_bits ({self.w_bits})..40, got {self.u_bits}")
+        need(2 <= self.e_bits <= 32, f"e_bits must be in 2..32, got {self.e_bits}")
+        need(0 <= self.e_frac < self.e_bits,
+             f"e_frac must be in 0..e_bits-1 ({self.e_bits - 1}), got {self.e_frac}")
+        for name in ("fwd_acc_bits", "bwd_acc_bits", "wgrad_acc_bits"):
+            need(getattr(self, name) <= 62, f"{name} must be <= 62, got {getattr(self, name)}")
+        need(0 <= self.target_false <= self.timesteps and 0 <= self.target_true <= self.timesteps,
+             f"spike-count targets must be in 0..timesteps ({self.timesteps}), got "
+             f"target_true={self.target_true}, target_false={self.target_false}")
+        need(0 < self.alpha <= 1, f"alpha must be in (0, 1], got {self.alpha}")
+        need(self.alpha_terms is not None,
+             f"alpha={self.alpha} is not a sum of at most 3 signed powers of two (shift >= "
+             f"2**-16), so hardware cannot decay by shifts and adds; use e.g. 0.5, 0.75 or 0.875")
+        need(self.lr > 0 and self.lr_terms is not None,
+             f"lr={self.lr} is not a sum of at most 2 signed powers of two; use e.g. "
+             f"2**-6 = {2.0 ** -6} or 2**-6 + 2**-7 = {2.0 ** -6 + 2.0 ** -7}")
+        scale = 1 << self.w_frac
+        need(self.vth > 0 and self.vth * scale == self.vth_int,
+             f"vth={self.vth} is not a multiple of the weight LSB 2**-{self.w_frac}; "
+             f"use {self.vth_int / scale}")
+        need(self.vth_int <= (1 << (self.u_bits - 1)) - 1,
+             f"vth={self.vth} does not fit a {self.u_bits}-bit membrane with {self.w_frac} "
+             f"fraction bits; widen u_bits or lower vth")
+        need(self.window > 0 and self.window / 2 * scale == self.half_window_int,
+             f"window/2={self.window / 2} is not a multiple of the weight LSB 2**-{self.w_frac}")
+        need(self.init_gain > 0, f"init_gain must be > 0, got {self.init_gain}")
+        for layer in range(self.n_layers):
+            needed = self.fwd_acc_needed(layer)
+            need(self.fwd_acc_bits >= needed,
+                 f"fwd_acc_bits={self.fwd_acc_bits} cannot hold layer {layer}'s worst-case sum "
+                 f"({self.layers[layer]} inputs x |W| <= 2**{self.w_bits - 1}); set "
+                 f"fwd_acc_bits >= {needed}, or narrow w_bits")
+            needed = self.bwd_acc_needed(layer)
+            need(self.bwd_acc_bits >= needed,
+                 f"bwd_acc_bits={self.bwd_acc_bits} cannot hold layer {layer}'s worst-case "
+                 f"W^T eps ({self.layers[layer + 1]} outputs x 2**{self.w_bits - 1} x "
+                 f"2**{self.e_bits - 1}); set bwd_acc_bits >= {needed}, or narrow w_bits/e_bits")
+        needed = self.wgrad_acc_needed()
+        need(self.wgrad_acc_bits >= needed,
+             f"wgrad_acc_bits={self.wgrad_acc_bits} cannot hold the worst-case weight gradient "
+             f"(T*B = {self.timesteps * self.batch} points x 2**{self.e_bits - 1}); set "
+             f"wgrad_acc_bits >= {needed}, or lower batch/timesteps/e_bits")
+        return self
+
+    # ---- serialisation ------------------------------------------------------------------------
+
+    def replace(self, **changes):
+        if "layers" in changes:
+            changes["layers"] = tuple(changes["layers"])
+        return dataclasses.replace(self, **changes).validate()
+
+    def to_dict(self):
+        d = dataclasses.asdict(self)
+        d["layers"] = list(self.layers)
+        return d
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown config fields {unknown}; known fields: {sorted(known)}")
+        d = dict(d)
+        if "layers" in d:
+            d["layers"] = tuple(d["layers"])
+        return cls(**d).validate()
+
+
+PRESETS = {
+    "digits": Config(layers=(64, 128, 10)).fit_accumulators(),
+    "mnist16": Config(layers=(256, 256, 10)).fit_accumulators(),
+}
+
+
+def preset(name):
+    try:
+        return PRESETS[name].validate()
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None

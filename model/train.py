@@ -1,0 +1,154 @@
+"""Training loop over a real data set, with per-epoch checkpoints and resumption.
+
+The loop is engine-agnostic: by default the golden :class:`~spikeforge.model.network.Network`
+trains; any object with ``weights``, ``train_step(x, labels)`` and ``predict(x)`` (an RTL simulation,
+a board) can be passed as ``engine`` and is driven identically.
+
+Each epoch shuffles the training set with ``default_rng([seed, epoch])``, so a resumed run sees the
+same batches as an uninterrupted one and the same seed gives the same weights bit for bit.
+"""
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .data import load_dataset
+from .encode import encode
+from .network import Network
+from .weights import WeightsError, atomic_write_text, load_weights, save_weights
+
+__all__ = ["TrainOptions", "train", "evaluate", "CHECKPOINT", "WEIGHTS", "METRICS"]
+
+CHECKPOINT = "checkpoint.npz"
+WEIGHTS = "weights.npz"
+METRICS = "metrics.json"
+TEST_ENCODER_SEED = 7
+
+
+@dataclass
+class TrainOptions:
+    dataset: str = "digits"
+    mode: str = "fixed"
+    epochs: int = 20
+    seed: int = 0
+    encoder: str = "rate"
+    out: str = "runs/train"
+    init: str = None
+    resume: bool = False
+    progress: bool = True
+    engine_name: str = "golden"
+    extra_metrics: dict = field(default_factory=dict)
+
+
+def evaluate(engine, x_spikes, labels, chunk=512):
+    """Test accuracy of ``engine`` on encoded spikes ``(T, N, n)``."""
+    correct = 0
+    for i in range(0, x_spikes.shape[1], chunk):
+        pred = engine.predict(x_spikes[:, i:i + chunk])
+        correct += int((np.asarray(pred) == labels[i:i + chunk]).sum())
+    return correct / len(labels)
+
+
+def _sum_stats(total, stats):
+    if total is None:
+        return [dict(layer) for layer in stats["layers"]]
+    for acc, layer in zip(total, stats["layers"]):
+        for key, value in layer.items():
+            acc[key] += value
+    return total
+
+
+def train(cfg, opts, engine=None, log=print):
+    """Train, writing checkpoints, ``weights.npz`` and ``metrics.json`` into ``opts.out``."""
+    from tqdm import tqdm
+
+    if opts.epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {opts.epochs}")
+    data = load_dataset(opts.dataset)
+    if data.n_features != cfg.layers[0]:
+        raise ValueError(f"dataset {opts.dataset} has {data.n_features} inputs but the network's "
+                         f"first layer has {cfg.layers[0]}; use the {opts.dataset} preset")
+    os.makedirs(opts.out, exist_ok=True)
+    ckpt_path = os.path.join(opts.out, CHECKPOINT)
+
+    history, start_epoch, seconds_before = [], 0, 0.0
+    weights = None
+    if opts.resume and os.path.exists(ckpt_path):
+        weights, arrays = load_weights(ckpt_path, cfg, opts.mode)
+        state = json.loads(str(arrays["state"]))
+        for key in ("dataset", "mode", "seed", "encoder"):
+            if state[key] != getattr(opts, key):
+                raise WeightsError(f"{ckpt_path}: was made with {key}={state[key]!r}, this run "
+                                   f"has {key}={getattr(opts, key)!r}; use the same options or "
+                                   f"another --out")
+        start_epoch, history = state["epochs_done"], state["history"]
+        seconds_before = state["seconds"]
+        log(f"resuming from {ckpt_path} after epoch {start_epoch}")
+    elif opts.init:
+        weights, _ = load_weights(opts.init, cfg, opts.mode)
+
+    if engine is None:
+        engine = Network(cfg, opts.mode, weights=weights, seed=opts.seed)
+    elif weights is not None:
+        engine.weights = weights
+
+    x_test = encode(data.x_test, cfg.timesteps, data.vmax, opts.encoder, seed=TEST_ENCODER_SEED)
+    B = cfg.batch
+    n_batches = len(data.x_train) // B
+    t0 = time.perf_counter()
+    stats_total, steps = None, 0
+    for epoch in range(start_epoch, opts.epochs):
+        order = np.random.default_rng([opts.seed, epoch]).permutation(len(data.x_train))
+        x_train = encode(data.x_train[order], cfg.timesteps, data.vmax, opts.encoder,
+                         seed=[opts.seed, epoch])
+        y_train = data.y_train[order]
+        loss = 0.0
+        bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}/{opts.epochs}", unit="batch",
+                   disable=not opts.progress, leave=False)
+        for i in bar:
+            sl = slice(i * B, (i + 1) * B)
+            result = engine.train_step(x_train[:, sl], y_train[sl])
+            loss += result.loss
+            stats_total = _sum_stats(stats_total, result.stats)
+            steps += 1
+        bar.close()
+        accuracy = evaluate(engine, x_test, data.y_test)
+        elapsed = seconds_before + time.perf_counter() - t0
+        history.append({"epoch": epoch + 1, "test_accuracy": accuracy,
+                        "train_loss": loss / (n_batches * B), "seconds": round(elapsed, 3)})
+        log(f"epoch {epoch + 1:3d}/{opts.epochs}  loss {loss / (n_batches * B):8.4f}  "
+            f"test accuracy {accuracy:.4f}  ({elapsed:.1f} s)")
+        state = {"dataset": opts.dataset, "mode": opts.mode, "seed": opts.seed,
+                 "encoder": opts.encoder, "epochs_done": epoch + 1, "history": history,
+                 "seconds": elapsed}
+        save_weights(ckpt_path, engine.weights, cfg, opts.mode,
+                     extra={"state": json.dumps(state)})
+
+    seconds = seconds_before + time.perf_counter() - t0
+    final_accuracy = history[-1]["test_accuracy"] if history else evaluate(engine, x_test,
+                                                                             data.y_test)
+    save_weights(os.path.join(opts.out, WEIGHTS), engine.weights, cfg, opts.mode)
+    per_step = None
+    if stats_total is not None:
+        per_step = [{k: v / steps for k, v in layer.items()} for layer in stats_total]
+    metrics = {
+        "test_accuracy": final_accuracy,
+        "mode": opts.mode,
+        "dataset": opts.dataset,
+        "engine": opts.engine_name,
+        "encoder": opts.encoder,
+        "epochs": opts.epochs,
+        "seed": opts.seed,
+        "seconds": round(seconds, 3),
+        "train_samples": int(n_batches * B),
+        "test_samples": int(len(data.y_test)),
+        "history": history,
+        "config": cfg.to_dict(),
+        "events_per_step": per_step,
+    }
+    metrics.update(opts.extra_metrics)
+    atomic_write_text(os.path.join(opts.out, METRICS), json.dumps(metrics, indent=2) + "\n")
+    return metrics

@@ -1,0 +1,140 @@
+"""Weight files and checkpoints: atomic writes, and loads that reject corrupt or mismatched files.
+
+A weights file is an ``.npz`` with ``format = "spikeforge-weights-v1"``, the ``mode`` its values are
+in (``fixed``: int64 codes with ``w_frac`` fraction bits; ``float``: float64), the ``config`` (JSON)
+it was trained with, and one array ``w<l>`` of shape ``(n_out, n_in)`` per layer.
+"""
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from .fixedpoint import smax, smin
+
+__all__ = ["WeightsError", "atomic_write_bytes", "atomic_write_text", "save_weights",
+           "load_weights", "convert_weights", "FORMAT"]
+
+FORMAT = "spikeforge-weights-v1"
+
+
+class WeightsError(ValueError):
+    """A weights or checkpoint file that cannot be used; the message says why and what to do."""
+
+
+def atomic_write_bytes(path, data):
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path, text):
+    atomic_write_bytes(path, text.encode())
+
+
+def _npz_bytes(arrays):
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def save_weights(path, weights, cfg, mode, extra=None):
+    """Atomically write ``weights`` (a list of arrays in ``mode``'s representation)."""
+    arrays = {"format": np.array(FORMAT), "mode": np.array(mode),
+              "config": np.array(cfg.to_json())}
+    for i, w in enumerate(weights):
+        arrays[f"w{i}"] = np.asarray(w)
+    for key, value in (extra or {}).items():
+        arrays[key] = np.asarray(value)
+    atomic_write_bytes(path, _npz_bytes(arrays))
+
+
+def _read(path):
+    if not os.path.exists(path):
+        raise WeightsError(f"{path}: no such weights file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise WeightsError(f"{path}: not a readable spikeforge weights file ({exc}); "
+                           f"it may be truncated or corrupt: retrain or restore it") from None
+
+
+def load_weights(path, cfg, mode):
+    """Load weights for ``cfg`` in ``mode``, converting between modes where exact.
+
+    Returns ``(weights, arrays)`` where ``arrays`` holds every stored entry (for checkpoints).
+    """
+    from .arith import make_arith
+    from .config import Config, ConfigError
+
+    arrays = _read(path)
+    if "format" not in arrays or str(arrays["format"]) != FORMAT:
+        raise WeightsError(f"{path}: missing or unknown format tag (expected {FORMAT!r}); "
+                           f"is this a spikeforge weights file?")
+    stored_mode = str(arrays.get("mode", ""))
+    if stored_mode not in ("fixed", "float"):
+        raise WeightsError(f"{path}: unknown mode {stored_mode!r} (expected fixed or float)")
+    try:
+        stored_cfg = Config.from_dict(json.loads(str(arrays["config"])))
+    except (KeyError, json.JSONDecodeError, ConfigError, TypeError) as exc:
+        raise WeightsError(f"{path}: its stored config is missing or invalid ({exc})") from None
+    n = cfg.n_layers
+    weights = []
+    for i in range(n):
+        key = f"w{i}"
+        if key not in arrays:
+            raise WeightsError(f"{path}: has no layer {i} ({key}); the config has {n} layers "
+                               f"{list(cfg.layers)}")
+        w = arrays[key]
+        want = (cfg.layers[i + 1], cfg.layers[i])
+        if w.shape != want:
+            raise WeightsError(f"{path}: layer {i} has shape {w.shape}, the config "
+                               f"{list(cfg.layers)} needs {want}; use a file trained for "
+                               f"these layer sizes")
+        weights.append(w)
+    if f"w{n}" in arrays:
+        raise WeightsError(f"{path}: has more layers than the config {list(cfg.layers)}")
+    if stored_mode == "fixed":
+        for i, w in enumerate(weights):
+            if not np.issubdtype(w.dtype, np.integer):
+                raise WeightsError(f"{path}: layer {i} is {w.dtype}, fixed-mode weights are ints")
+            lo, hi = smin(stored_cfg.w_bits), smax(stored_cfg.w_bits)
+            if w.size and (w.min() < lo or w.max() > hi):
+                raise WeightsError(f"{path}: layer {i} has values outside the {stored_cfg.w_bits}"
+                                   f"-bit range [{lo}, {hi}]: the file is corrupt")
+    else:
+        for i, w in enumerate(weights):
+            if not np.issubdtype(w.dtype, np.floating) or not np.all(np.isfinite(w)):
+                raise WeightsError(f"{path}: layer {i} is not finite float data")
+    weights = convert_weights(weights, stored_cfg, stored_mode, cfg, mode, path)
+    return weights, arrays
+
+
+def convert_weights(weights, src_cfg, src_mode, cfg, mode, where="weights"):
+    """Convert weights between modes/formats; fixed-to-fixed must keep the format."""
+    from .arith import make_arith
+    if src_mode == mode == "fixed":
+        if (src_cfg.w_bits, src_cfg.w_frac) != (cfg.w_bits, cfg.w_frac):
+            raise WeightsError(f"{where}: weights are {src_cfg.w_bits}-bit with {src_cfg.w_frac} "
+                               f"fraction bits but the config wants {cfg.w_bits}/{cfg.w_frac}; "
+                               f"use the same w_bits/w_frac")
+        return [np.asarray(w, dtype=np.int64) for w in weights]
+    floats = [make_arith(src_cfg, src_mode).weights_to_float(np.asarray(w)) for w in weights]
+    dst = make_arith(cfg, mode)
+    return [dst.weights_from_float(w) for w in floats]
