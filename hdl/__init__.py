@@ -1,0 +1,1 @@
+"""Amaranth HDL of the spikeforge engines and accelerator."""

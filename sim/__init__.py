@@ -1,0 +1,1 @@
+"""Simulation of the generated Verilog (cocotb with Verilator or Icarus) and host drivers."""
