@@ -56,6 +56,48 @@ def cmd_train(args):
 
 DEFAULT_EPOCHS = {"digits": 20, "mnist16": 30}
 
+# bench target -> module exposing run(cfg, simulator=...) -> dict of measured figures
+BENCHES = {
+    "fe": "spikeforge.sim.bench_fe",
+    "wue": "spikeforge.sim.bench_wue",
+    "be": "spikeforge.sim.bench_be",
+    "top": "spikeforge.sim.bench_top",
+}
+
+
+def cmd_verilog(args):
+    from spikeforge.hdl.generate import write_all
+
+    cfg = config_from_args(args.preset, args.set)
+    paths = write_all(cfg, args.out)
+    for path in paths:
+        print(path)
+    if args.lint:
+        from spikeforge.sim.lint import lint
+        report = lint(paths)
+        print(report.text)
+        return 0 if report.clean else 1
+    return 0
+
+
+def cmd_bench(args):
+    import importlib
+
+    from spikeforge.model.weights import atomic_write_text
+
+    cfg = config_from_args(args.preset, args.set)
+    try:
+        module = importlib.import_module(BENCHES[args.target])
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"bench {args.target} is not available in this build ({exc})") from None
+    result = module.run(cfg, simulator=args.simulator)
+    result = {"bench": args.target, "preset": args.preset, **result}
+    text = json.dumps(result, indent=2, default=float)
+    print(text)
+    if args.json:
+        atomic_write_text(args.json, text + "\n")
+    return 0
+
 
 def build_parser():
     parser = argparse.ArgumentParser(
@@ -90,6 +132,30 @@ def build_parser():
                    help="override a config field, e.g. --set w_bits=12 (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "verilog", help="write the Verilog of every engine for a preset",
+        description="Generate the Amaranth engines for a preset and write one .v file per engine "
+                    "into OUT; --lint also runs verilator --lint-only -Wall on them.")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="digits")
+    p.add_argument("-o", "--out", required=True, help="output directory")
+    p.add_argument("--lint", action="store_true", help="run verilator --lint-only -Wall")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="override a config field (repeatable)")
+    p.set_defaults(func=cmd_verilog)
+
+    p = sub.add_parser(
+        "bench", help="measure an engine's cycles in RTL simulation on real data",
+        description="Run an engine (fe: Forward Engine, wue: Weight Update Engine, be: Backward "
+                    "Engine, top: whole accelerator) in RTL simulation on real data, print what "
+                    "was measured and how, and optionally write it as JSON.")
+    p.add_argument("target", choices=sorted(BENCHES))
+    p.add_argument("--preset", choices=sorted(PRESETS), default="digits")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the result here")
+    p.add_argument("--simulator", choices=("verilator", "icarus", "amaranth"), default="verilator")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="override a config field (repeatable)")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

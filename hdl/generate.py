@@ -1,0 +1,26 @@
+"""Generate the Verilog of every engine for a configuration (``spikeforge verilog``).
+
+Each engine module listed in :data:`ENGINE_MODULES` exposes ``verilog_units(cfg)``, returning
+``[(module_name, component), ...]`` sized for ``cfg``.
+"""
+
+import importlib
+
+from .export import write_verilog
+
+__all__ = ["ENGINE_MODULES", "units", "write_all"]
+
+ENGINE_MODULES = [
+]
+
+
+def units(cfg):
+    found = []
+    for name in ENGINE_MODULES:
+        found.extend(importlib.import_module(name).verilog_units(cfg))
+    return found
+
+
+def write_all(cfg, directory):
+    """Write one ``.v`` per unit into ``directory``; return the paths."""
+    return [write_verilog(component, name, directory) for name, component in units(cfg)]
