@@ -174,17 +174,19 @@ class Config:
         need(self.window > 0 and self.window / 2 * scale == self.half_window_int,
              f"window/2={self.window / 2} is not a multiple of the weight LSB 2**-{self.w_frac}")
         need(self.init_gain > 0, f"init_gain must be > 0, got {self.init_gain}")
-        for layer in range(self.n_layers):
-            needed = self.fwd_acc_needed(layer)
-            need(self.fwd_acc_bits >= needed,
-                 f"fwd_acc_bits={self.fwd_acc_bits} cannot hold layer {layer}'s worst-case sum "
-                 f"({self.layers[layer]} inputs x |W| <= 2**{self.w_bits - 1}); set "
-                 f"fwd_acc_bits >= {needed}, or narrow w_bits")
-            needed = self.bwd_acc_needed(layer)
-            need(self.bwd_acc_bits >= needed,
-                 f"bwd_acc_bits={self.bwd_acc_bits} cannot hold layer {layer}'s worst-case "
-                 f"W^T eps ({self.layers[layer + 1]} outputs x 2**{self.w_bits - 1} x "
-                 f"2**{self.e_bits - 1}); set bwd_acc_bits >= {needed}, or narrow w_bits/e_bits")
+        layers = range(self.n_layers)
+        worst = max(layers, key=self.fwd_acc_needed)
+        needed = self.fwd_acc_needed(worst)
+        need(self.fwd_acc_bits >= needed,
+             f"fwd_acc_bits={self.fwd_acc_bits} cannot hold layer {worst}'s worst-case sum "
+             f"({self.layers[worst]} inputs x |W| <= 2**{self.w_bits - 1}); set "
+             f"fwd_acc_bits >= {needed}, or narrow w_bits")
+        worst = max(layers, key=self.bwd_acc_needed)
+        needed = self.bwd_acc_needed(worst)
+        need(self.bwd_acc_bits >= needed,
+             f"bwd_acc_bits={self.bwd_acc_bits} cannot hold layer {worst}'s worst-case "
+             f"W^T eps ({self.layers[worst + 1]} outputs x 2**{self.w_bits - 1} x "
+             f"2**{self.e_bits - 1}); set bwd_acc_bits >= {needed}, or narrow w_bits/e_bits")
         needed = self.wgrad_acc_needed()
         need(self.wgrad_acc_bits >= needed,
              f"wgrad_acc_bits={self.wgrad_acc_bits} cannot hold the worst-case weight gradient "
