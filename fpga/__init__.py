@@ -1,0 +1,1 @@
+"""FPGA flows: board builds with the yowasp toolchain, area and Fmax reports."""

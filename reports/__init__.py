@@ -1,0 +1,1 @@
+"""Measured results, baselines and the generated report (`spikeforge report`)."""
