@@ -1,0 +1,114 @@
+"""Host driver of the accelerator's byte protocol (see :mod:`spikeforge.hdl.host`).
+
+The driver is transport-agnostic: it needs an object with ``async send(data: bytes)`` and
+``async recv(n) -> bytes``. Transports exist for the Amaranth simulator, for cocotb (the generated
+Verilog under Verilator or Icarus) and for a serial port (a real board behind a UART).
+"""
+
+import struct
+
+import numpy as np
+
+from spikeforge.hdl.host import (ACK_DONE, IDENT_MAGIC, OP_COUNT, OP_IDENT, OP_READ, OP_START,
+                                 OP_WAIT, OP_WRITE)
+
+__all__ = ["Host", "ProtocolError", "pack_words", "unpack_words"]
+
+
+class ProtocolError(RuntimeError):
+    pass
+
+
+def pack_words(words, nbytes):
+    """Little-endian bytes of integer ``words`` (two's complement for negatives)."""
+    mask = (1 << (8 * nbytes)) - 1
+    return b"".join((int(w) & mask).to_bytes(nbytes, "little") for w in np.asarray(words).ravel())
+
+
+def unpack_words(data, nbytes, width, signed=False):
+    """Integers from little-endian bytes, masked to ``width`` bits (sign-extended if ``signed``)."""
+    n = len(data) // nbytes
+    raw = np.frombuffer(data, dtype=np.uint8).reshape(n, nbytes).astype(object)
+    values = [sum(int(b) << (8 * k) for k, b in enumerate(row)) & ((1 << width) - 1)
+              for row in raw]
+    if signed:
+        values = [v - (1 << width) if v >> (width - 1) else v for v in values]
+    return np.array(values, dtype=np.int64)
+
+
+class Host:
+    """High-level operations over a byte transport.
+
+    Parameters
+    ----------
+    transport : object with async ``send(bytes)`` and ``recv(n)``
+    targets : list of :class:`spikeforge.hdl.host.MemTarget`, in the bridge's order
+    """
+
+    def __init__(self, transport, targets):
+        self.transport = transport
+        self.targets = {t.name: (index, t) for index, t in enumerate(targets)}
+
+    def _target(self, name):
+        try:
+            return self.targets[name]
+        except KeyError:
+            raise ProtocolError(f"unknown memory {name!r}; have {sorted(self.targets)}") from None
+
+    async def write(self, name, words, addr=0):
+        index, t = self._target(name)
+        words = np.asarray(words).ravel()
+        if addr + len(words) > t.depth:
+            raise ProtocolError(f"write of {len(words)} words at {addr} overflows {name} "
+                                f"(depth {t.depth})")
+        await self.transport.send(struct.pack("<BBII", OP_WRITE, index, addr, len(words)) +
+                                  pack_words(words, t.nbytes))
+
+    async def read(self, name, count, addr=0, signed=False):
+        index, t = self._target(name)
+        await self.transport.send(struct.pack("<BBII", OP_READ, index, addr, count))
+        data = await self.transport.recv(count * t.nbytes)
+        return unpack_words(data, t.nbytes, t.width, signed)
+
+    async def start(self, op):
+        await self.transport.send(bytes([OP_START, op]))
+
+    async def wait(self):
+        await self.transport.send(bytes([OP_WAIT]))
+        reply = await self.transport.recv(1)
+        if reply[0] != ACK_DONE:
+            raise ProtocolError(f"WAIT answered {reply[0]:#x}, expected {ACK_DONE:#x}")
+
+    async def counters(self, n):
+        await self.transport.send(bytes([OP_COUNT]))
+        return list(struct.unpack(f"<{n}I", await self.transport.recv(4 * n)))
+
+    async def ident(self):
+        await self.transport.send(bytes([OP_IDENT]))
+        reply = await self.transport.recv(6)
+        if reply[:4] != IDENT_MAGIC:
+            raise ProtocolError(f"not a spikeforge accelerator: IDENT answered {reply!r}")
+        return {"memories": reply[4], "counters": reply[5]}
+
+
+class AmaranthTransport:
+    """Byte transport over the bridge's streams inside an Amaranth async testbench."""
+
+    def __init__(self, ctx, rx, tx):
+        self.ctx, self.rx, self.tx = ctx, rx, tx
+
+    async def send(self, data):
+        for byte in data:
+            self.ctx.set(self.rx.valid, 1)
+            self.ctx.set(self.rx.payload, byte)
+            await self.ctx.tick().until(self.rx.ready)
+        self.ctx.set(self.rx.valid, 0)
+
+    async def recv(self, n):
+        out = bytearray()
+        self.ctx.set(self.tx.ready, 1)
+        while len(out) < n:
+            payload, = await self.ctx.tick().sample(self.tx.payload).until(self.tx.valid)
+            out.append(payload)
+        self.ctx.set(self.tx.ready, 0)
+        return bytes(out)
