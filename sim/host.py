@@ -112,3 +112,48 @@ class AmaranthTransport:
             out.append(payload)
         self.ctx.set(self.tx.ready, 0)
         return bytes(out)
+
+
+class AmaranthUartTransport:
+    """Byte transport over UART pins inside an Amaranth simulation (bit-level, 8N1).
+
+    ``send`` drives the ``rx`` pin bit by bit; a background process (:meth:`monitor`, add it
+    with ``sim.add_process``) decodes the ``tx`` pin into a queue that ``recv`` drains.
+    """
+
+    def __init__(self, rx_pin, tx_pin, divisor):
+        self.rx_pin, self.tx_pin, self.divisor = rx_pin, tx_pin, divisor
+        self.received = bytearray()
+        self.ctx = None
+
+    async def monitor(self, ctx):
+        d = self.divisor
+
+        async def level_after(cycles):
+            for _ in range(cycles):
+                _clk, _rst, level = await ctx.tick().sample(self.tx_pin)
+            return level
+
+        while True:
+            await ctx.tick().until(self.tx_pin == 0)        # start bit
+            await level_after(d // 2)
+            byte = 0
+            for bit in range(8):
+                byte |= await level_after(d) << bit
+            if await level_after(d) != 1:
+                raise ProtocolError("UART frame error on the device's tx pin")
+            self.received.append(byte)
+
+    async def send(self, data):
+        ctx, d = self.ctx, self.divisor
+        for byte in data:
+            for level in [0] + [(byte >> k) & 1 for k in range(8)] + [1]:
+                ctx.set(self.rx_pin, level)
+                await ctx.tick().repeat(d)
+
+    async def recv(self, n):
+        while len(self.received) < n:
+            await self.ctx.tick()
+        out = bytes(self.received[:n])
+        del self.received[:n]
+        return out

