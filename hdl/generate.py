@@ -11,6 +11,8 @@ from .export import write_verilog
 __all__ = ["ENGINE_MODULES", "units", "write_all"]
 
 ENGINE_MODULES = [
+    "spikeforge.hdl.forward",
+    "spikeforge.hdl.wupdate",
 ]
 
 

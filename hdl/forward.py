@@ -1,0 +1,321 @@
+"""Forward Engine: LUT-based synaptic integration and the LIF update of one layer.
+
+``P`` processing elements (PEs) work on ``P`` consecutive postsynaptic neurons (a *block*). For each
+group of ``G`` presynaptic neurons, every PE builds once the ``2**G`` subset sums of its ``G``
+weights (:mod:`spikeforge.hdl.lut`), then, for each of the ``T * B`` points, the G-bit spike pattern
+of the group at that point selects one entry: one look-up and one addition into the point's partial
+sum replace up to ``G`` additions, and the table is reused for all ``T * B`` points. Tables are
+double-buffered, so the next group's table is built while the current one is looked up.
+
+The forward accumulator of ``model/SPEC.md`` is validated never to overflow, so summing group by
+group (in any order) equals the golden ``I = W x`` exactly. During the look-ups of the last group
+the complete ``I[p]`` goes straight into the LIF stage (decay by shifts and adds, reset, saturation,
+strict threshold), which writes ``u`` and ``o``: the LIF pass costs no extra cycles.
+
+Cycle behaviour (per run, one layer): after ``start`` the engine processes tasks
+``(block, group)``, block-major; a task takes ``T * B`` look-up cycles plus one hand-over cycle.
+The first table costs ``G + 2**G + 1`` cycles before the first look-up, and a task stalls only when
+``T * B < G + 2**G``. A 4-stage pipeline (issue, look-up + add, LIF, write) drains at the end. So a
+layer takes about ``ceil(n_out / P) * ceil(n_in / G) * (T*B + 1) + G + 2**G + 5`` cycles;
+``cycles`` reports the measured count.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory, ReadPort, WritePort
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from spikeforge.model.config import Config
+
+from .fxp import csd, saturate
+from .layout import EngineLayout
+from .lut import LutBuildControl, SubsetSumLut
+from .params import DEFAULT_HW, HwParams
+
+__all__ = ["ForwardEngine", "verilog_units"]
+
+
+class ForwardEngine(wiring.Component):
+    """LUT-based Forward Engine for the layers of ``cfg`` (``hw.fe_pes`` PEs, ``hw.fe_group`` inputs
+    per look-up).
+
+    Memory layouts: :mod:`spikeforge.hdl.layout` (``EngineLayout(cfg, hw.fe_pes)``). All memory
+    ports are synchronous (one cycle read latency), so each memory maps to block RAM.
+
+    Members
+    -------
+    start : In(1)
+        Pulse (while ``busy`` is 0) to run one layer with the current ``n_in``/``n_out``.
+    n_in : In(range(n_in_max + 1))
+    n_out : In(range(n_out_max + 1))
+        Layer dimensions (>= 1), sampled at ``start``.
+    busy : Out(1)
+        1 from the cycle after ``start`` until the last word is written.
+    done : Out(1)
+        One-cycle pulse after the run.
+    cycles : Out(32)
+        Cycles of the last (or current) run, counted while ``busy``.
+    x_rd : In(ReadPort.Signature(spike depth, spike_width))
+        Input spikes, word ``p`` = spikes of all inputs at point ``p``.
+    w_rd : In(ReadPort.Signature(weight depth, P * w_bits))
+        Weights, read only while building tables.
+    u_wr : In(WritePort.Signature(state depth, P * u_bits))
+        Membrane potential ``u`` (saturated) of block ``nb`` at point ``p``, address ``nb*T*B + p``;
+        lanes of neurons ``>= n_out`` are written 0.
+    o_wr : In(WritePort.Signature(spike depth, spike_width, granularity=P))
+        Output spikes: word ``p``, block ``nb`` (write enable bit ``nb``); spikes of neurons
+        ``>= n_out`` are written 0.
+    """
+
+    def __init__(self, cfg, hw=DEFAULT_HW):
+        if not isinstance(cfg, Config):
+            raise TypeError(f"cfg must be a Config, got {type(cfg).__name__}")
+        if not isinstance(hw, HwParams):
+            raise TypeError(f"hw must be HwParams, got {type(hw).__name__}")
+        self.cfg = cfg.validate()
+        self.hw = hw.validate()
+        self.layout = lay = EngineLayout(cfg, hw.fe_pes)
+        P = hw.fe_pes
+        super().__init__({
+            "start": In(1),
+            "n_in": In(range(lay.n_in_max + 1)),
+            "n_out": In(range(lay.n_out_max + 1)),
+            "busy": Out(1),
+            "done": Out(1),
+            "cycles": Out(32),
+            "x_rd": In(ReadPort.Signature(addr_width=ceil_log2(lay.spike_depth),
+                                          shape=lay.spike_width)),
+            "w_rd": In(ReadPort.Signature(addr_width=ceil_log2(lay.weight_depth),
+                                          shape=P * cfg.w_bits)),
+            "u_wr": In(WritePort.Signature(addr_width=ceil_log2(lay.state_depth),
+                                           shape=P * cfg.u_bits)),
+            "o_wr": In(WritePort.Signature(addr_width=ceil_log2(lay.spike_depth),
+                                           shape=lay.spike_width, granularity=P)),
+        })
+
+    @property
+    def pes(self):
+        return self.hw.fe_pes
+
+    @property
+    def group(self):
+        return self.hw.fe_group
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, lay = self.cfg, self.layout
+        P, G, B, TB = self.pes, self.group, cfg.batch, lay.points
+        A = cfg.fwd_acc_bits
+        n_groups_max = -(-lay.spike_width // G)
+        padded = n_groups_max * G
+        blocks_max = lay.out_blocks_max
+
+        m.submodules.ctl = ctl = LutBuildControl(G)
+        luts = []
+        for k in range(P):
+            lut = SubsetSumLut(G, cfg.w_bits)
+            m.submodules[f"lut{k}"] = lut
+            luts.append(lut)
+
+        # ---- run control -----------------------------------------------------------------------
+        n_in = Signal.like(self.n_in)
+        n_out = Signal.like(self.n_out)
+        running = Signal()
+        bank = Signal()                     # bank being looked up; tables are built in ~bank
+
+        # builder task: the (block, group) whose table is being built or is ready
+        pending = Signal()
+        b_nb = Signal(range(blocks_max + 1))
+        b_nbase = Signal(range(lay.n_out_max + P + 1))
+        b_g = Signal(range(n_groups_max + 1))
+        b_gbase = Signal(range(padded + G + 1))
+        b_wbase = Signal(range(lay.weight_depth + lay.n_in_max + 1))
+        b_ubase = Signal(range(lay.state_depth + TB + 1))
+        b_last_group = Signal()
+        b_last_block = Signal()
+        m.d.comb += [
+            b_last_group.eq(b_gbase + G >= n_in),
+            b_last_block.eq(b_nbase + P >= n_out),
+        ]
+
+        # look-up task
+        lk_active = Signal()
+        lk_p = Signal(range(max(TB, 2)))
+        lk_g = Signal.like(b_g)
+        lk_mask = Signal(G)
+        lk_first = Signal()
+        lk_last = Signal()
+        lk_nb = Signal.like(b_nb)
+        lk_nbase = Signal.like(b_nbase)
+        lk_ubase = Signal.like(b_ubase)
+
+        take = Signal()
+        m.d.comb += take.eq(running & pending & ctl.ready & ~ctl.busy & ~lk_active)
+        start_ok = Signal()
+        m.d.comb += start_ok.eq(self.start & ~running)
+
+        with m.If(start_ok):
+            m.d.sync += [
+                n_in.eq(self.n_in), n_out.eq(self.n_out), running.eq(1), pending.eq(1),
+                b_nb.eq(0), b_nbase.eq(0), b_g.eq(0), b_gbase.eq(0), b_wbase.eq(0), b_ubase.eq(0),
+                self.cycles.eq(0),
+            ]
+        m.d.comb += ctl.start.eq(start_ok | (take & ~(b_last_group & b_last_block)))
+
+        with m.If(take):
+            m.d.sync += [
+                bank.eq(~bank), lk_active.eq(1), lk_p.eq(0),
+                lk_g.eq(b_g), lk_first.eq(b_g == 0), lk_last.eq(b_last_group),
+                lk_nb.eq(b_nb), lk_nbase.eq(b_nbase), lk_ubase.eq(b_ubase),
+                lk_mask.eq(Cat(*[(b_gbase + s) < n_in for s in range(G)])),
+            ]
+            with m.If(b_last_group):
+                m.d.sync += [
+                    b_g.eq(0), b_gbase.eq(0), b_nb.eq(b_nb + 1), b_nbase.eq(b_nbase + P),
+                    b_wbase.eq(b_wbase + n_in), b_ubase.eq(b_ubase + TB),
+                ]
+                with m.If(b_last_block):
+                    m.d.sync += pending.eq(0)
+            with m.Else():
+                m.d.sync += [b_g.eq(b_g + 1), b_gbase.eq(b_gbase + G)]
+
+        # ---- table build: fetch G weights of each PE, then build into ~bank --------------------
+        fetch_ok = Signal()
+        m.d.comb += [
+            self.w_rd.addr.eq(b_wbase + b_gbase + ctl.fetch_idx),
+            self.w_rd.en.eq(ctl.fetch_en),
+        ]
+        m.d.sync += fetch_ok.eq(b_gbase + ctl.fetch_idx < n_in)
+        for k, lut in enumerate(luts):
+            weight = self.w_rd.data[k * cfg.w_bits:(k + 1) * cfg.w_bits].as_signed()
+            m.d.comb += [
+                lut.load_en.eq(ctl.load_en),
+                lut.load_idx.eq(ctl.load_idx),
+                lut.load_val.eq(Mux(fetch_ok, weight, 0)),
+                lut.build_en.eq(ctl.build_en),
+                lut.build_idx.eq(ctl.build_idx),
+                lut.build_src.eq(ctl.build_src),
+                lut.build_step.eq(ctl.build_step),
+                lut.build_bank.eq(~bank),
+            ]
+
+        # ---- stage 0: issue reads of the input spikes and the partial sums ----------------------
+        psum_rd, psum_wr = [], []
+        for k in range(P):
+            mem = Memory(shape=signed(A), depth=max(TB, 2), init=[])
+            m.submodules[f"psum{k}"] = mem
+            wr = mem.write_port()
+            rd = mem.read_port(transparent_for=(wr,))
+            psum_rd.append(rd)
+            psum_wr.append(wr)
+
+        s1_valid, s1_first, s1_last, s1_bank = Signal(), Signal(), Signal(), Signal()
+        s1_p = Signal.like(lk_p)
+        s1_g = Signal.like(lk_g)
+        s1_mask = Signal(G)
+        s1_nb = Signal.like(lk_nb)
+        s1_nbase = Signal.like(lk_nbase)
+        s1_uaddr = Signal(range(lay.state_depth + 2 * TB + 1))
+
+        m.d.comb += [self.x_rd.addr.eq(lk_p), self.x_rd.en.eq(lk_active)]
+        for rd in psum_rd:
+            m.d.comb += [rd.addr.eq(lk_p), rd.en.eq(lk_active)]
+        m.d.sync += s1_valid.eq(lk_active)
+        with m.If(lk_active):
+            m.d.sync += [
+                s1_p.eq(lk_p), s1_g.eq(lk_g), s1_mask.eq(lk_mask), s1_first.eq(lk_first),
+                s1_last.eq(lk_last), s1_bank.eq(bank), s1_nb.eq(lk_nb), s1_nbase.eq(lk_nbase),
+                s1_uaddr.eq(lk_ubase + lk_p),
+                lk_p.eq(lk_p + 1),
+            ]
+            with m.If(lk_p == TB - 1):
+                m.d.sync += lk_active.eq(0)
+
+        # ---- stage 1: look-up and accumulate -------------------------------------------------
+        spikes = Cat(self.x_rd.data, Const(0, padded - lay.spike_width)) \
+            if padded > lay.spike_width else self.x_rd.data
+        pattern = Signal(G)
+        m.d.comb += pattern.eq(spikes.word_select(s1_g, G) & s1_mask)
+
+        s2_valid = Signal()
+        s2_p = Signal.like(s1_p)
+        s2_nb = Signal.like(s1_nb)
+        s2_nbase = Signal.like(s1_nbase)
+        s2_uaddr = Signal.like(s1_uaddr)
+        s2_cur = [Signal(signed(A), name=f"s2_cur{k}") for k in range(P)]
+        m.d.sync += s2_valid.eq(s1_valid & s1_last)
+        with m.If(s1_valid):
+            m.d.sync += [s2_p.eq(s1_p), s2_nb.eq(s1_nb), s2_nbase.eq(s1_nbase),
+                         s2_uaddr.eq(s1_uaddr)]
+        for k in range(P):
+            lut = luts[k]
+            total = Signal(signed(A), name=f"sum{k}")
+            # exact: the accumulator is validated to hold every partial sum of the layer
+            m.d.comb += [
+                lut.sel.eq(pattern), lut.sel_bank.eq(s1_bank),
+                total.eq(Mux(s1_first, 0, psum_rd[k].data) + lut.out),
+                psum_wr[k].addr.eq(s1_p), psum_wr[k].data.eq(total),
+                psum_wr[k].en.eq(s1_valid & ~s1_last),
+            ]
+            with m.If(s1_valid):
+                m.d.sync += s2_cur[k].eq(total)
+
+        # ---- stage 2: LIF (decay, reset, saturate, threshold) ---------------------------------
+        # the state of sample b at t-1 comes out of a B-deep shift register per PE
+        s3_valid = Signal()
+        s3_p = Signal.like(s2_p)
+        s3_nb = Signal.like(s2_nb)
+        s3_uaddr = Signal.like(s2_uaddr)
+        s3_u = [Signal(signed(cfg.u_bits), name=f"s3_u{k}") for k in range(P)]
+        s3_o = Signal(P)
+        m.d.sync += s3_valid.eq(s2_valid)
+        with m.If(s2_valid):
+            m.d.sync += [s3_p.eq(s2_p), s3_nb.eq(s2_nb), s3_uaddr.eq(s2_uaddr)]
+        first_step = Signal()
+        m.d.comb += first_step.eq(s2_p < B)
+        for k in range(P):
+            hist_u = [Signal(signed(cfg.u_bits), name=f"hist_u{k}_{i}") for i in range(B)]
+            hist_o = [Signal(name=f"hist_o{k}_{i}") for i in range(B)]
+            kept = Signal(signed(cfg.u_bits), name=f"kept{k}")
+            m.d.comb += kept.eq(Mux(first_step | hist_o[0], 0, hist_u[0]))
+            u_new = Signal(signed(cfg.u_bits), name=f"u{k}")
+            o_new = Signal(name=f"o{k}")
+            m.d.comb += [
+                u_new.eq(saturate(csd(kept, cfg.alpha_terms) + s2_cur[k], cfg.u_bits)),
+                o_new.eq(u_new > cfg.vth_int),
+            ]
+            alive = Signal(name=f"alive{k}")
+            m.d.comb += alive.eq(s2_nbase + k < n_out)
+            with m.If(s2_valid):
+                m.d.sync += [hist_u[i].eq(hist_u[i + 1]) for i in range(B - 1)]
+                m.d.sync += [hist_o[i].eq(hist_o[i + 1]) for i in range(B - 1)]
+                m.d.sync += [hist_u[B - 1].eq(u_new), hist_o[B - 1].eq(o_new),
+                             s3_u[k].eq(Mux(alive, u_new, 0)), s3_o[k].eq(alive & o_new)]
+
+        # ---- stage 3: write u and o ----------------------------------------------------------
+        m.d.comb += [
+            self.u_wr.addr.eq(s3_uaddr), self.u_wr.data.eq(Cat(*s3_u)),
+            self.u_wr.en.eq(s3_valid),
+            self.o_wr.addr.eq(s3_p), self.o_wr.data.eq(Cat(*([s3_o] * blocks_for(lay, P)))),
+            self.o_wr.en.eq(Mux(s3_valid, Const(1, len(self.o_wr.en)) << s3_nb, 0)),
+        ]
+
+        # ---- completion -----------------------------------------------------------------------
+        m.d.comb += self.busy.eq(running)
+        m.d.sync += self.done.eq(0)
+        with m.If(running):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+            with m.If(~(pending | lk_active | s1_valid | s2_valid | s3_valid | start_ok)):
+                m.d.sync += [running.eq(0), self.done.eq(1)]
+        return m
+
+
+def blocks_for(lay, pes):
+    """Blocks of ``pes`` lanes in a spike word."""
+    return lay.spike_width // pes
+
+
+def verilog_units(cfg, hw=DEFAULT_HW):
+    """``[(module name, component)]`` for ``spikeforge verilog``."""
+    return [("sf_forward_engine", ForwardEngine(cfg, hw))]

@@ -1,0 +1,281 @@
+"""Weight Update Engine: LUT-based weight gradient and the SGD update of one layer.
+
+``dW[i, j] = sum over points p of eps[p, i] * x[p, j]`` with binary ``x``. ``P`` PEs work on ``P``
+consecutive postsynaptic neurons ``i`` (a block). For a group of ``G`` points, every PE builds once
+the ``2**G`` partial sums of its neuron's ``eps`` over those points (:mod:`spikeforge.hdl.lut`); the
+spike pattern of presynaptic neuron ``j`` over the same ``G`` points then selects one entry, for
+``j = 0 .. n_in-1``: one look-up and one addition replace up to ``G`` additions, and the table is
+reused for all ``n_in`` inputs. Tables (and the ``G`` spike words of the group) are double-buffered.
+
+The weight-gradient accumulator is validated never to overflow (``model/SPEC.md``), so summing group
+by group equals the golden ``dW`` exactly. On the last point group the complete ``dW`` goes straight
+into the update stage, ``W' = sat_w(W - csd(dW, lr, e_frac - w_frac))``, which writes ``W'`` in place
+and ``dW``: the update write-back costs no extra pass.
+
+Cycle behaviour (per run, one layer): tasks ``(block, point group)``, block-major; a task takes
+``n_in`` look-up cycles plus one hand-over cycle; the first table costs ``G + 2**G + 1`` cycles, and
+a task stalls only when ``n_in < G + 2**G``. A 4-stage pipeline (issue + look-up, accumulate,
+update, write) drains at the end: about ``ceil(n_out / P) * ceil(T*B / G) * (n_in + 1) + G + 2**G
++ 5`` cycles; ``cycles`` reports the measured count.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory, ReadPort, WritePort
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from spikeforge.model.config import Config
+
+from .fxp import csd, saturate
+from .layout import EngineLayout
+from .lut import LutBuildControl, SubsetSumLut
+from .params import DEFAULT_HW, HwParams
+
+__all__ = ["WeightUpdateEngine", "verilog_units"]
+
+
+class WeightUpdateEngine(wiring.Component):
+    """LUT-based Weight Update Engine for the layers of ``cfg`` (``hw.wue_pes`` PEs, ``hw.wue_group``
+    points per look-up).
+
+    Memory layouts: :mod:`spikeforge.hdl.layout` (``EngineLayout(cfg, hw.wue_pes)``); with
+    ``wue_pes == fe_pes`` the weight and spike memories are the Forward Engine's. All memory ports
+    are synchronous (one cycle read latency).
+
+    Members
+    -------
+    start : In(1)
+        Pulse (while ``busy`` is 0) to update one layer with the current ``n_in``/``n_out``.
+    n_in : In(range(n_in_max + 1))
+    n_out : In(range(n_out_max + 1))
+        Layer dimensions (>= 1), sampled at ``start``.
+    busy : Out(1)
+    done : Out(1)
+        One-cycle pulse after the run.
+    cycles : Out(32)
+        Cycles of the last (or current) run, counted while ``busy``.
+    x_rd : In(ReadPort.Signature(spike depth, spike_width))
+        The layer's input spikes (word ``p``).
+    eps_rd : In(ReadPort.Signature(state depth, P * e_bits))
+        ``eps`` of block ``nb`` at point ``p``, address ``nb*T*B + p``.
+    w_rd : In(ReadPort.Signature(weight depth, P * w_bits))
+    w_wr : In(WritePort.Signature(weight depth, P * w_bits))
+        Weights, read and updated in place (address ``nb*n_in + j``; lanes of neurons ``>= n_out``
+        are written back unchanged).
+    dw_wr : In(WritePort.Signature(weight depth, P * wgrad_acc_bits))
+        The weight gradient ``dW`` (same layout; lanes of neurons ``>= n_out`` are 0).
+    """
+
+    def __init__(self, cfg, hw=DEFAULT_HW):
+        if not isinstance(cfg, Config):
+            raise TypeError(f"cfg must be a Config, got {type(cfg).__name__}")
+        if not isinstance(hw, HwParams):
+            raise TypeError(f"hw must be HwParams, got {type(hw).__name__}")
+        self.cfg = cfg.validate()
+        self.hw = hw.validate()
+        self.layout = lay = EngineLayout(cfg, hw.wue_pes)
+        P = hw.wue_pes
+        waw = ceil_log2(lay.weight_depth)
+        super().__init__({
+            "start": In(1),
+            "n_in": In(range(lay.n_in_max + 1)),
+            "n_out": In(range(lay.n_out_max + 1)),
+            "busy": Out(1),
+            "done": Out(1),
+            "cycles": Out(32),
+            "x_rd": In(ReadPort.Signature(addr_width=ceil_log2(lay.spike_depth),
+                                          shape=lay.spike_width)),
+            "eps_rd": In(ReadPort.Signature(addr_width=ceil_log2(lay.state_depth),
+                                            shape=P * cfg.e_bits)),
+            "w_rd": In(ReadPort.Signature(addr_width=waw, shape=P * cfg.w_bits)),
+            "w_wr": In(WritePort.Signature(addr_width=waw, shape=P * cfg.w_bits)),
+            "dw_wr": In(WritePort.Signature(addr_width=waw, shape=P * cfg.wgrad_acc_bits)),
+        })
+
+    @property
+    def pes(self):
+        return self.hw.wue_pes
+
+    @property
+    def group(self):
+        return self.hw.wue_group
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, lay = self.cfg, self.layout
+        P, G, TB = self.pes, self.group, lay.points
+        A, S = cfg.wgrad_acc_bits, lay.spike_width
+        blocks_max = lay.out_blocks_max
+
+        m.submodules.ctl = ctl = LutBuildControl(G)
+        luts = []
+        for k in range(P):
+            lut = SubsetSumLut(G, cfg.e_bits)
+            m.submodules[f"lut{k}"] = lut
+            luts.append(lut)
+
+        n_in = Signal.like(self.n_in)
+        n_out = Signal.like(self.n_out)
+        running = Signal()
+        bank = Signal()
+
+        # builder task: (block, point group)
+        pending = Signal()
+        b_nbase = Signal(range(lay.n_out_max + P + 1))
+        b_qbase = Signal(range(TB + G + 1))
+        b_ebase = Signal(range(lay.state_depth + TB + 1))
+        b_wbase = Signal(range(lay.weight_depth + lay.n_in_max + 1))
+        b_last_group = Signal()
+        b_last_block = Signal()
+        m.d.comb += [b_last_group.eq(b_qbase + G >= TB), b_last_block.eq(b_nbase + P >= n_out)]
+
+        lk_active = Signal()
+        lk_j = Signal(range(max(lay.n_in_max, 2)))
+        lk_first = Signal()
+        lk_last = Signal()
+        lk_wbase = Signal.like(b_wbase)
+        x_shadow = [Signal(S, name=f"x_shadow{s}") for s in range(G)]
+        x_active = [Signal(S, name=f"x_active{s}") for s in range(G)]
+
+        take = Signal()
+        start_ok = Signal()
+        m.d.comb += [
+            take.eq(running & pending & ctl.ready & ~ctl.busy & ~lk_active),
+            start_ok.eq(self.start & ~running),
+            ctl.start.eq(start_ok | (take & ~(b_last_group & b_last_block))),
+        ]
+        with m.If(start_ok):
+            m.d.sync += [
+                n_in.eq(self.n_in), n_out.eq(self.n_out), running.eq(1), pending.eq(1),
+                b_nbase.eq(0), b_qbase.eq(0), b_ebase.eq(0), b_wbase.eq(0), self.cycles.eq(0),
+            ]
+        with m.If(take):
+            m.d.sync += [
+                bank.eq(~bank), lk_active.eq(1), lk_j.eq(0),
+                lk_first.eq(b_qbase == 0), lk_last.eq(b_last_group), lk_wbase.eq(b_wbase),
+            ]
+            m.d.sync += [a.eq(s) for a, s in zip(x_active, x_shadow)]
+            with m.If(b_last_group):
+                m.d.sync += [
+                    b_qbase.eq(0), b_nbase.eq(b_nbase + P), b_ebase.eq(b_ebase + TB),
+                    b_wbase.eq(b_wbase + n_in),
+                ]
+                with m.If(b_last_block):
+                    m.d.sync += pending.eq(0)
+            with m.Else():
+                m.d.sync += b_qbase.eq(b_qbase + G)
+
+        # ---- table build: fetch G eps words and G spike words, then build into ~bank -----------
+        point_ok = Signal()
+        m.d.comb += [
+            self.eps_rd.addr.eq(b_ebase + b_qbase + ctl.fetch_idx),
+            self.eps_rd.en.eq(ctl.fetch_en),
+            self.x_rd.addr.eq(b_qbase + ctl.fetch_idx),
+            self.x_rd.en.eq(ctl.fetch_en),
+        ]
+        m.d.sync += point_ok.eq(b_qbase + ctl.fetch_idx < TB)
+        with m.If(ctl.load_en):
+            m.d.sync += Cat(*x_shadow).word_select(ctl.load_idx, S).eq(
+                Mux(point_ok, self.x_rd.data, 0))
+        for k, lut in enumerate(luts):
+            eps = self.eps_rd.data[k * cfg.e_bits:(k + 1) * cfg.e_bits].as_signed()
+            alive = Signal(name=f"alive{k}")
+            m.d.comb += alive.eq(b_nbase + k < n_out)
+            m.d.comb += [
+                lut.load_en.eq(ctl.load_en),
+                lut.load_idx.eq(ctl.load_idx),
+                lut.load_val.eq(Mux(point_ok & alive, eps, 0)),
+                lut.build_en.eq(ctl.build_en),
+                lut.build_idx.eq(ctl.build_idx),
+                lut.build_src.eq(ctl.build_src),
+                lut.build_step.eq(ctl.build_step),
+                lut.build_bank.eq(~bank),
+            ]
+
+        # ---- stage 0: pattern of input j over the G points, look-up, issue reads ---------------
+        acc_rd, acc_wr = [], []
+        for k in range(P):
+            mem = Memory(shape=signed(A), depth=max(lay.n_in_max, 2), init=[])
+            m.submodules[f"acc{k}"] = mem
+            wr = mem.write_port()
+            acc_rd.append(mem.read_port(transparent_for=(wr,)))
+            acc_wr.append(wr)
+
+        pattern = Signal(G)
+        m.d.comb += pattern.eq(Cat(*[x[0] for x in x_active]))
+        s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
+        s1_j = Signal.like(lk_j)
+        s1_waddr = Signal(range(lay.weight_depth + 2 * lay.n_in_max + 1))
+        s1_lut = [Signal(signed(luts[0].out.shape().width), name=f"s1_lut{k}") for k in range(P)]
+
+        m.d.comb += [self.w_rd.addr.eq(lk_wbase + lk_j), self.w_rd.en.eq(lk_active)]
+        for k in range(P):
+            m.d.comb += [
+                acc_rd[k].addr.eq(lk_j), acc_rd[k].en.eq(lk_active),
+                luts[k].sel.eq(pattern), luts[k].sel_bank.eq(bank),
+            ]
+        m.d.sync += s1_valid.eq(lk_active)
+        with m.If(lk_active):
+            m.d.sync += [
+                s1_j.eq(lk_j), s1_first.eq(lk_first), s1_last.eq(lk_last),
+                s1_waddr.eq(lk_wbase + lk_j), lk_j.eq(lk_j + 1),
+            ]
+            m.d.sync += [s1_lut[k].eq(luts[k].out) for k in range(P)]
+            m.d.sync += [x.eq(x >> 1) for x in x_active]
+            with m.If(lk_j == n_in - 1):
+                m.d.sync += lk_active.eq(0)
+
+        # ---- stage 1: accumulate ---------------------------------------------------------------
+        s2_valid = Signal()
+        s2_waddr = Signal.like(s1_waddr)
+        s2_dw = [Signal(signed(A), name=f"s2_dw{k}") for k in range(P)]
+        s2_w = [Signal(signed(cfg.w_bits), name=f"s2_w{k}") for k in range(P)]
+        m.d.sync += s2_valid.eq(s1_valid & s1_last)
+        with m.If(s1_valid):
+            m.d.sync += s2_waddr.eq(s1_waddr)
+        for k in range(P):
+            total = Signal(signed(A), name=f"sum{k}")
+            m.d.comb += [
+                total.eq(Mux(s1_first, 0, acc_rd[k].data) + s1_lut[k]),
+                acc_wr[k].addr.eq(s1_j), acc_wr[k].data.eq(total),
+                acc_wr[k].en.eq(s1_valid & ~s1_last),
+            ]
+            with m.If(s1_valid):
+                m.d.sync += [
+                    s2_dw[k].eq(total),
+                    s2_w[k].eq(self.w_rd.data[k * cfg.w_bits:(k + 1) * cfg.w_bits].as_signed()),
+                ]
+
+        # ---- stage 2: SGD update, exactly the golden rounding and saturation ---------------------
+        s3_valid = Signal()
+        s3_waddr = Signal.like(s2_waddr)
+        s3_dw = [Signal(signed(A), name=f"s3_dw{k}") for k in range(P)]
+        s3_w = [Signal(signed(cfg.w_bits), name=f"s3_w{k}") for k in range(P)]
+        m.d.sync += s3_valid.eq(s2_valid)
+        with m.If(s2_valid):
+            m.d.sync += s3_waddr.eq(s2_waddr)
+            for k in range(P):
+                delta = csd(s2_dw[k], cfg.lr_terms, cfg.e_frac - cfg.w_frac)
+                m.d.sync += [s3_dw[k].eq(s2_dw[k]),
+                             s3_w[k].eq(saturate(s2_w[k] - delta, cfg.w_bits))]
+
+        # ---- stage 3: write W' and dW ------------------------------------------------------------
+        m.d.comb += [
+            self.w_wr.addr.eq(s3_waddr), self.w_wr.data.eq(Cat(*s3_w)), self.w_wr.en.eq(s3_valid),
+            self.dw_wr.addr.eq(s3_waddr), self.dw_wr.data.eq(Cat(*s3_dw)),
+            self.dw_wr.en.eq(s3_valid),
+        ]
+
+        m.d.comb += self.busy.eq(running)
+        m.d.sync += self.done.eq(0)
+        with m.If(running):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+            with m.If(~(pending | lk_active | s1_valid | s2_valid | s3_valid | start_ok)):
+                m.d.sync += [running.eq(0), self.done.eq(1)]
+        return m
+
+
+def verilog_units(cfg, hw=DEFAULT_HW):
+    """``[(module name, component)]`` for ``spikeforge verilog``."""
+    return [("sf_weight_update_engine", WeightUpdateEngine(cfg, hw))]

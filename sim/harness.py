@@ -1,0 +1,239 @@
+"""Test harness for engines that work on shared memories, and host drivers that load and read them.
+
+An engine (e.g. :class:`~spikeforge.hdl.forward.ForwardEngine`) owns no data memory: it has
+``lib.memory`` read/write port interfaces. :class:`MemoryHarness` instantiates the memories,
+connects the engine's ports to them, forwards the engine's control members unchanged and adds,
+per memory, a host write port ``<mem>_hw`` and a host read port ``<mem>_hr``. One build of the
+harness (one Verilator model) then serves any number of test vectors: the host loads memories,
+pulses ``start``, waits for ``done`` and reads results back, all through ports.
+
+Two host drivers expose the same async API (``write``, ``read``, ``run``), so one procedure drives
+either simulator:
+
+- :class:`AmaranthHost` over an Amaranth simulator testbench context;
+- :class:`CocotbHost` over a cocotb ``dut`` (generated Verilog under Verilator or Icarus).
+
+Host port timing: writes and reads take one cycle per word; a read's data is sampled one cycle
+after its address (synchronous read ports).
+"""
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory, ReadPort, WritePort
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+__all__ = ["MemorySpec", "MemoryHarness", "AmaranthHost", "CocotbHost", "build_harness_verilog"]
+
+
+@dataclass(frozen=True)
+class MemorySpec:
+    """One memory of the harness.
+
+    ``width`` bits per word, ``depth`` words; ``reads``/``writes`` name the engine members (read
+    and write port interfaces) connected to it; ``granularity`` of the engine's write ports.
+    """
+    width: int
+    depth: int
+    reads: tuple = ()
+    writes: tuple = ()
+    granularity: int = None
+
+
+class MemoryHarness(wiring.Component):
+    """An engine plus the memories it works on, with host ports.
+
+    Members
+    -------
+    <every engine member not bound to a memory> : same direction as on the engine
+    <mem>_hw : Out(WritePort.Signature(addr_width, width))
+        Host write port (inputs of the harness: ``addr``, ``data``, ``en``).
+    <mem>_hr : Out(ReadPort.Signature(addr_width, width))
+        Host read port (``addr``, ``en`` in, ``data`` out, one cycle latency).
+    """
+
+    def __init__(self, engine, memories):
+        self.engine = engine
+        self.memories = dict(memories)
+        bound = set()
+        for spec in self.memories.values():
+            bound.update(spec.reads)
+            bound.update(spec.writes)
+        members = {}
+        for name, member in engine.signature.members.items():
+            if name not in bound:
+                members[name] = member
+        for name, spec in self.memories.items():
+            aw = ceil_log2(spec.depth)
+            members[f"{name}_hw"] = Out(WritePort.Signature(addr_width=aw, shape=spec.width))
+            members[f"{name}_hr"] = Out(ReadPort.Signature(addr_width=aw, shape=spec.width))
+        self._control = [n for n in engine.signature.members if n not in bound]
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.engine = eng = self.engine
+        for name in self._control:
+            member = eng.signature.members[name]
+            if member.flow == In:
+                m.d.comb += getattr(eng, name).eq(getattr(self, name))
+            else:
+                m.d.comb += getattr(self, name).eq(getattr(eng, name))
+        for name, spec in self.memories.items():
+            mem = Memory(shape=spec.width, depth=spec.depth, init=[])
+            m.submodules[f"mem_{name}"] = mem
+            host_w = mem.write_port()
+            engine_w = [mem.write_port(granularity=spec.granularity) for _ in spec.writes]
+            for port_name, port in zip(spec.writes, engine_w):
+                ep = getattr(eng, port_name)
+                m.d.comb += [port.addr.eq(ep.addr), port.data.eq(ep.data), port.en.eq(ep.en)]
+            for port_name in spec.reads:
+                ep = getattr(eng, port_name)
+                port = mem.read_port()
+                m.d.comb += [port.addr.eq(ep.addr), port.en.eq(ep.en), ep.data.eq(port.data)]
+            hw = getattr(self, f"{name}_hw")
+            m.d.comb += [host_w.addr.eq(hw.addr), host_w.data.eq(hw.data), host_w.en.eq(hw.en)]
+            host_r = mem.read_port()
+            hr = getattr(self, f"{name}_hr")
+            m.d.comb += [host_r.addr.eq(hr.addr), host_r.en.eq(hr.en), hr.data.eq(host_r.data)]
+        return m
+
+
+def build_harness_verilog(harness, name, build_root, key):
+    """Write ``harness`` as ``<build_root>/<name>_<hash(key)>/<name>.v`` once; return (path, dir).
+
+    ``key`` is any string that identifies the parameter set (config JSON, hardware parameters).
+    An existing file with the same key is reused, so repeated test runs skip Verilog export.
+    """
+    from spikeforge.hdl.export import to_verilog
+    from spikeforge.model.weights import atomic_write_text
+
+    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+    directory = os.path.join(build_root, f"{name}_{digest}")
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"{name}.v")
+    stamp = os.path.join(directory, "key.txt")
+    if not (os.path.exists(path) and os.path.exists(stamp) and open(stamp).read() == key):
+        atomic_write_text(path, to_verilog(harness(), name) if callable(harness)
+                          else to_verilog(harness, name))
+        atomic_write_text(stamp, key)
+    return path, directory
+
+
+class AmaranthHost:
+    """Host driver over an Amaranth simulator testbench (``ctx``) and a :class:`MemoryHarness`."""
+
+    def __init__(self, ctx, harness):
+        self.ctx = ctx
+        self.h = harness
+
+    async def write(self, mem, words, base=0):
+        port = getattr(self.h, f"{mem}_hw")
+        self.ctx.set(port.en, 1)
+        for addr, word in enumerate(words):
+            self.ctx.set(port.addr, base + addr)
+            self.ctx.set(port.data, int(word))
+            await self.ctx.tick()
+        self.ctx.set(port.en, 0)
+
+    async def read(self, mem, count, base=0):
+        port = getattr(self.h, f"{mem}_hr")
+        out = []
+        for addr in range(count):
+            self.ctx.set(port.addr, base + addr)
+            await self.ctx.tick()
+            out.append(int(self.ctx.get(port.data)))
+        return out
+
+    async def run(self, max_cycles=10_000_000, **dims):
+        for name, value in dims.items():
+            self.ctx.set(getattr(self.h, name), value)
+        self.ctx.set(self.h.start, 1)
+        await self.ctx.tick()
+        self.ctx.set(self.h.start, 0)
+        for _ in range(max_cycles):
+            await self.ctx.tick()
+            if self.ctx.get(self.h.done):
+                return int(self.ctx.get(self.h.cycles))
+        raise TimeoutError(f"engine not done after {max_cycles} cycles")
+
+
+class CocotbHost:
+    """Host driver over a cocotb ``dut`` of a :class:`MemoryHarness` exported to Verilog.
+
+    Inputs are driven and outputs sampled at falling edges, half a cycle away from the active
+    (rising) edge, so there is no race with the design's registers.
+    """
+
+    def __init__(self, dut):
+        self.dut = dut
+
+    async def setup(self):
+        import cocotb
+        from cocotb.clock import Clock
+        from cocotb.triggers import FallingEdge
+
+        cocotb.start_soon(Clock(self.dut.clk, 10, unit="ns").start())
+        self.dut.rst.value = 1
+        self.dut.start.value = 0
+        for name in ("hw", "hr"):
+            for port in self._ports(name):
+                getattr(self.dut, f"{port}__en").value = 0
+        await FallingEdge(self.dut.clk)
+        await FallingEdge(self.dut.clk)
+        self.dut.rst.value = 0
+        await FallingEdge(self.dut.clk)
+
+    def _ports(self, suffix):
+        names = set()
+        for handle in self.dut:
+            n = handle._name
+            if n.endswith(f"_{suffix}__en"):
+                names.add(n[:-len("__en")])
+        return sorted(names)
+
+    async def write(self, mem, words, base=0):
+        from cocotb.triggers import FallingEdge
+
+        addr_h = getattr(self.dut, f"{mem}_hw__addr")
+        data_h = getattr(self.dut, f"{mem}_hw__data")
+        en_h = getattr(self.dut, f"{mem}_hw__en")
+        en_h.value = 1
+        for addr, word in enumerate(words):
+            addr_h.value = base + addr
+            data_h.value = int(word)
+            await FallingEdge(self.dut.clk)
+        en_h.value = 0
+
+    async def read(self, mem, count, base=0):
+        from cocotb.triggers import FallingEdge
+
+        addr_h = getattr(self.dut, f"{mem}_hr__addr")
+        data_h = getattr(self.dut, f"{mem}_hr__data")
+        getattr(self.dut, f"{mem}_hr__en").value = 1
+        out = []
+        for addr in range(count):
+            addr_h.value = base + addr
+            await FallingEdge(self.dut.clk)
+            out.append(data_h.value.to_unsigned())
+        return out
+
+    async def run(self, max_cycles=10_000_000, **dims):
+        from cocotb.triggers import ClockCycles, FallingEdge, First, RisingEdge
+
+        for name, value in dims.items():
+            getattr(self.dut, name).value = value
+        self.dut.start.value = 1
+        await FallingEdge(self.dut.clk)
+        self.dut.start.value = 0
+        if not self.dut.done.value:
+            timeout = ClockCycles(self.dut.clk, max_cycles)
+            fired = await First(RisingEdge(self.dut.done), timeout)
+            if fired is timeout:
+                raise TimeoutError(f"engine not done after {max_cycles} cycles")
+        await FallingEdge(self.dut.clk)
+        return self.dut.cycles.value.to_unsigned()
