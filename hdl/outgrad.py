@@ -1,0 +1,173 @@
+"""Output unit: spike counts, class read-out and the output-layer gradient from the labels.
+
+For every sample ``b`` of the batch the unit reads the ``T`` spike words of the output layer
+(word ``p = t*B + b``), counts each output neuron's spikes, writes the predicted class (the most
+spikes, the lowest index on ties, ``model/SPEC.md`` section 7) and, in training runs, writes the
+output gradient of ``model/SPEC.md`` section 4 for every time step::
+
+    g[t, b, i] = sat_e((count_i - target_i) << e_frac)     target = target_true for the label
+
+into the gradient memory in the Backward Engine's layout (word ``p*S + k`` holds the ``P`` lanes of
+neurons ``k*P .. k*P+P-1``; lanes ``>= n_out`` are 0).
+
+Cycle behaviour: per sample ``T`` read cycles (+1 latency), one cycle to latch the counts, one
+arg-max cycle, then (training) ``T * ceil(n_out / P)`` write cycles: about
+``B * (T + 3 + T * ceil(n_out / P))`` per run.
+"""
+
+from amaranth import *
+from amaranth.lib import wiring
+from amaranth.lib.memory import ReadPort, WritePort
+from amaranth.lib.wiring import In, Out
+
+from spikeforge.model.fixedpoint import smax, smin
+
+__all__ = ["OutputUnit"]
+
+
+class OutputUnit(wiring.Component):
+    """Spike counts, predictions and ``dL/do`` of the output layer.
+
+    Parameters
+    ----------
+    cfg : Config
+    pes : int
+        Lanes ``P`` of a gradient word (the Backward Engine's ``be_pes``).
+    spike_width, spike_depth : int
+        Geometry of the spike memory (word ``p`` = one point).
+    g_depth : int
+        Depth of the gradient memory; ``S = ceil(max(cfg.layers) / P)`` words per point.
+
+    Members
+    -------
+    start : In(1)
+        Pulse to run on the current batch; ``train`` sampled with it.
+    train : In(1)
+        Also write the gradient (else only counts and predictions).
+    busy : Out(1)
+    done : Out(1)
+    x_rd : In(ReadPort.Signature(spike_depth, spike_width))
+        Output-layer spikes.
+    label_rd : In(ReadPort.Signature(batch, 8))
+        Label of sample ``b`` at address ``b``.
+    pred_wr : In(WritePort.Signature(batch, 8))
+        Predicted class of sample ``b``.
+    g_wr : In(WritePort.Signature(g_depth, P * e_bits))
+        Output gradient, word ``p*S + k``.
+    """
+
+    def __init__(self, cfg, pes, spike_width, spike_depth, g_depth):
+        self.cfg = cfg.validate()
+        self.pes = pes
+        self.n_out = cfg.layers[-1]
+        self.S = -(-max(cfg.layers) // pes)
+        if spike_width < self.n_out:
+            raise ValueError(f"spike_width {spike_width} < output layer {self.n_out}")
+        aw = lambda depth: max(1, (depth - 1).bit_length())
+        self._aw = aw
+        super().__init__({
+            "start": In(1), "train": In(1), "busy": Out(1), "done": Out(1),
+            "x_rd": In(ReadPort.Signature(addr_width=aw(spike_depth), shape=spike_width)),
+            "label_rd": In(ReadPort.Signature(addr_width=aw(max(cfg.batch, 2)), shape=8)),
+            "pred_wr": In(WritePort.Signature(addr_width=aw(max(cfg.batch, 2)), shape=8)),
+            "g_wr": In(WritePort.Signature(addr_width=aw(g_depth), shape=pes * cfg.e_bits)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, P, n_out = self.cfg, self.pes, self.n_out
+        T, B = cfg.timesteps, cfg.batch
+        e_bits, e_frac = cfg.e_bits, cfg.e_frac
+        blocks = -(-n_out // P)
+
+        b = Signal(range(max(B, 2)))
+        t = Signal(range(T + 1))
+        k = Signal(range(blocks + 1))
+        train = Signal()
+        counts = Array(Signal(range(T + 1), name=f"count{i}") for i in range(n_out))
+        label = Signal(8)
+        reading = Signal()           # a spike word arrives this cycle (sync read latency)
+
+        m.d.comb += [self.x_rd.addr.eq(t * B + b), self.label_rd.addr.eq(b),
+                     self.pred_wr.addr.eq(b)]
+
+        # gradient lanes of block k
+        lanes = []
+        for q in range(P):
+            value = Signal(signed(e_bits), name=f"g{q}")
+            diff = Signal(range(-T - 1, T + 2), name=f"d{q}")
+            i = k * P + q
+            cnt = Signal(range(T + 1), name=f"c{q}")
+            with m.Switch(i):
+                for n in range(n_out):
+                    with m.Case(n):
+                        m.d.comb += cnt.eq(counts[n])
+            target = Mux(i == label, cfg.target_true, cfg.target_false)
+            m.d.comb += diff.eq(cnt - target)
+            shifted = diff << e_frac
+            m.d.comb += value.eq(Mux(i >= n_out, 0,
+                                     Mux(shifted > smax(e_bits), smax(e_bits),
+                                         Mux(shifted < smin(e_bits), smin(e_bits), shifted))))
+            lanes.append(value)
+        m.d.comb += [self.g_wr.data.eq(Cat(*lanes)),
+                     self.g_wr.addr.eq((t * B + b) * self.S + k)]
+
+        # arg-max, lowest index on ties
+        best = Signal(range(max(n_out, 2)))
+        best_count = [Signal(range(T + 1), name=f"best_count{i}") for i in range(n_out)]
+        best_index = [Signal(range(max(n_out, 2)), name=f"best_index{i}") for i in range(n_out)]
+        m.d.comb += [best_count[0].eq(counts[0]), best_index[0].eq(0)]
+        for i in range(1, n_out):
+            better = counts[i] > best_count[i - 1]
+            m.d.comb += [best_count[i].eq(Mux(better, counts[i], best_count[i - 1])),
+                         best_index[i].eq(Mux(better, i, best_index[i - 1]))]
+        m.d.comb += [best.eq(best_index[-1]), self.pred_wr.data.eq(best)]
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [b.eq(0), t.eq(0), train.eq(self.train)]
+                    m.next = "CLEAR"
+            with m.State("CLEAR"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [c.eq(0) for c in counts]
+                m.d.sync += [t.eq(0), reading.eq(0)]
+                m.next = "COUNT"
+            with m.State("COUNT"):
+                # issue the read of word (t, b); count the word read in the previous cycle
+                m.d.comb += [self.busy.eq(1), self.x_rd.en.eq(1), self.label_rd.en.eq(1)]
+                with m.If(reading):
+                    for i in range(n_out):
+                        m.d.sync += counts[i].eq(counts[i] + self.x_rd.data[i])
+                m.d.sync += reading.eq(t < T)
+                with m.If(t < T):
+                    m.d.sync += t.eq(t + 1)
+                with m.Else():
+                    m.d.sync += label.eq(self.label_rd.data)
+                    m.next = "PREDICT"
+            with m.State("PREDICT"):
+                m.d.comb += [self.busy.eq(1), self.pred_wr.en.eq(1)]
+                m.d.sync += [t.eq(0), k.eq(0)]
+                with m.If(train):
+                    m.next = "GRAD"
+                with m.Else():
+                    m.next = "NEXT"
+            with m.State("GRAD"):
+                m.d.comb += [self.busy.eq(1), self.g_wr.en.eq(1)]
+                with m.If(k == blocks - 1):
+                    m.d.sync += k.eq(0)
+                    with m.If(t == T - 1):
+                        m.next = "NEXT"
+                    with m.Else():
+                        m.d.sync += t.eq(t + 1)
+                with m.Else():
+                    m.d.sync += k.eq(k + 1)
+            with m.State("NEXT"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(b == B - 1):
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += b.eq(b + 1)
+                    m.next = "CLEAR"
+        return m
