@@ -42,26 +42,32 @@ Dense mode (input ``sparse = 0``): the list holds every word with all valid neur
 lane walks every ``j < n_in``: the same datapath does all ``n_out x n_in`` products, so both modes are
 measured on the same data with the same hardware.
 
-Memory layouts (``S = ceil(n_max / P)`` words per point, ``n_max = max(cfg.layers)``, point
-``p = t * B + b`` with the run-time ``B``):
+Memory layouts: those of :mod:`spikeforge.hdl.layout` (shared with the Forward and Weight Update
+Engines). ``P`` lanes; point ``p = t * B + b``; ``NP = cfg.timesteps * cfg.batch`` (the maximum,
+a constant stride); a block ``nb`` holds neurons ``nb*P .. nb*P + P-1`` (lane ``q`` = neuron
+``nb*P + q``, lane 0 in the low bits); ``n_out``/``n_in`` are this run's dimensions.
 
-========  ==========================  ============  ===================================================
-port      word                        address       content
-========  ==========================  ============  ===================================================
-u_rd      ``P x u_bits``              ``p*S + k``   lane ``q``: ``u[t, b, k*P + q]`` of this layer
-g_rd      ``P x e_bits``              ``p*S + k``   ``dL/do`` of this layer (``g``)
-eps_rd/wr ``P x e_bits``              ``p*S + k``   ``eps`` of this layer (written; read back for t+1)
-nz_wr     ``n_max`` bits              ``p``         bit ``i``: ``eps[t, b, i] != 0``
-hb_rd     ``n_max`` bits              ``p``         bit ``j``: ``h_below[t, b, j]`` (surrogate of layer below)
-w_rd[k]   ``w_bits``                  ``i*S + r``   bank ``k``: ``W[i, r*P + k]``
-gb_wr[k]  ``e_bits``                  ``p*S + r``   bank ``k``: ``g_below[t, b, r*P + k]``
-========  ==========================  ============  ===================================================
+=========  =========================  ================  ============================================
+port       word                       address           content
+=========  =========================  ================  ============================================
+u_rd       ``P x u_bits`` (state)     ``nb*NP + p``     ``u`` of this layer (``o``, ``h`` derived)
+g_rd       ``P x e_bits`` (eps)       ``nb*NP + p``     ``dL/do`` of this layer (``g``)
+eps_rd/wr  ``P x e_bits`` (eps)       ``nb*NP + p``     ``eps`` of this layer (read back for t+1)
+nz_wr      ``spike_width`` bits       ``p``             bit ``i``: ``eps[t, b, i] != 0``
+hb_rd      ``spike_width`` bits       ``p``             bit ``j``: ``h_below[t, b, j]``
+w_rd[q]    ``w_bits`` (bank ``q``)    ``r*n_out + i``   ``W[i, r*P + q]``: the banks side by side are
+                                                        ``W^T`` in the ``weights`` layout
+gb_wr[q]   ``e_bits`` (bank ``q``)    ``r*NP + p``      ``g_below[t, b, r*P + q]``: the banks side by
+                                                        side are the ``eps`` layout of the layer below
+=========  =========================  ================  ============================================
 
-The ``P`` banks of ``gb_wr`` read side by side at address ``p*S + r`` form exactly the ``g_rd`` word
-layout of the layer below, so the top can back both with the same ``P`` banks. Entries of
-``g_below`` with ``h_below = 0`` are **not written** in sparse mode (the spec defines them as 0 and
-the recurrence of the layer below multiplies them by ``h = 0``); padding lanes (``i >= n_out``) of
-``eps`` words are written as 0. All read ports are synchronous (data the cycle after the address).
+``spike_width = ceil(max(cfg.layers) / P) * P`` (the spike-memory word: the Forward Engine can
+write ``h`` bitmasks exactly as it writes spikes). The ``P`` banks of ``gb_wr`` read side by side
+form the ``g_rd`` word of the layer below, so the top can back both with the same ``P`` banks (one
+write port each). Entries of ``g_below`` with ``h_below = 0`` are **not written** in sparse mode
+(the spec defines them as 0 and the recurrence of the layer below multiplies them by ``h = 0``;
+the dense mode writes them as 0); padding lanes (``i >= n_out``) of ``eps`` words are written as 0.
+All read ports are synchronous (data the cycle after the address).
 
 Cycle behaviour: ``start`` (one cycle, with the run-time dimensions valid) latches the dimensions;
 ``busy`` is high until the cycle ``done`` pulses; ``cycles`` counts the busy cycles of the last run.
@@ -100,11 +106,16 @@ def be_geometry(cfg, hw=DEFAULT_HW):
     n_max = max(cfg.layers)
     S = -(-n_max // P)
     points = cfg.timesteps * cfg.batch
+    n_out_max = max(cfg.layers[1:])
+    n_in_max = max(cfg.layers[:-1])
+    state_depth = max(-(-n_out_max // P) * points, 2)
+    w_depth = max(-(-n_in_max // P) * n_out_max, 2)
     return {
-        "P": P, "n_max": n_max, "S": S, "points": points,
-        "state_depth": points * S, "w_depth": n_max * S,
-        "state_addr": _bits_for(points * S), "point_addr": _bits_for(points),
-        "w_addr": _bits_for(n_max * S),
+        "P": P, "n_max": n_max, "S": S, "points": points, "mask_width": S * P,
+        "state_blocks": -(-n_out_max // P), "state_depth": state_depth, "w_depth": w_depth,
+        "point_depth": max(points, 2),
+        "state_addr": _bits_for(state_depth), "point_addr": _bits_for(max(points, 2)),
+        "w_addr": _bits_for(w_depth),
     }
 
 
@@ -200,8 +211,8 @@ class BackwardEngine(wiring.Component):
             "g_rd": Out(ReadPortSignature(geo["state_addr"], P * cfg.e_bits)),
             "eps_rd": Out(ReadPortSignature(geo["state_addr"], P * cfg.e_bits)),
             "eps_wr": Out(WritePortSignature(geo["state_addr"], P * cfg.e_bits)),
-            "nz_wr": Out(WritePortSignature(geo["point_addr"], n_max)),
-            "hb_rd": Out(ReadPortSignature(geo["point_addr"], n_max)),
+            "nz_wr": Out(WritePortSignature(geo["point_addr"], geo["mask_width"])),
+            "hb_rd": Out(ReadPortSignature(geo["point_addr"], geo["mask_width"])),
             "w_rd": Out(ReadPortSignature(geo["w_addr"], cfg.w_bits)).array(P),
             "gb_wr": Out(WritePortSignature(geo["state_addr"], cfg.e_bits)).array(P),
         })
@@ -228,13 +239,14 @@ class BackwardEngine(wiring.Component):
         prod_run = Signal()
         t = Signal(range(max(2, cfg.timesteps)))
         b = Signal(range(max(2, cfg.batch)))
-        k = Signal(range(max(2, S)))
+        k = Signal(range(max(2, geo["state_blocks"])))
+        NP = geo["points"]
         ps = Signal()                            # slot being produced
 
         # slots of compressed eps
         full = Signal(2)
         count = [Signal(range(S + 1), name=f"count{s}") for s in range(2)]
-        slot_hb = [Signal(n_max, name=f"slot_hb{s}") for s in range(2)]
+        slot_hb = [Signal(S * P, name=f"slot_hb{s}") for s in range(2)]
         slot_p = [Signal(geo["point_addr"], name=f"slot_p{s}") for s in range(2)]
         kw = _bits_for(S)
         entry_w = kw + P + P * eb
@@ -251,9 +263,9 @@ class BackwardEngine(wiring.Component):
         issue = Signal()
         m.d.comb += issue.eq(prod_run & ((k != 0) | ~below | ~full.bit_select(ps, 1)))
         addr = Signal(geo["state_addr"])
-        m.d.comb += addr.eq(p * S + k)
+        m.d.comb += addr.eq(k * NP + p)
         next_addr = Signal(geo["state_addr"] + 1)
-        m.d.comb += next_addr.eq((p + B) * S + k)
+        m.d.comb += next_addr.eq(k * NP + p + B)
         m.d.comb += [
             self.u_rd.addr.eq(addr), self.u_rd.en.eq(issue),
             self.g_rd.addr.eq(addr), self.g_rd.en.eq(issue),
@@ -309,7 +321,7 @@ class BackwardEngine(wiring.Component):
         nz_word = Cat(*nz_bits)
         keep = Cat(*keep_bits)
         m.d.comb += [
-            self.eps_wr.addr.eq(r1_p * S + r1_k),
+            self.eps_wr.addr.eq(r1_k * NP + r1_p),
             self.eps_wr.data.eq(eps_word),
             self.eps_wr.en.eq(r1_valid),
         ]
@@ -317,7 +329,7 @@ class BackwardEngine(wiring.Component):
         nz_next = Signal(S * P)
         m.d.comb += nz_next.eq(Mux(r1_first, 0, nz_acc) | (nz_word << (r1_k * P)))
         m.d.comb += [
-            self.nz_wr.addr.eq(r1_p), self.nz_wr.data.eq(nz_next[:n_max]),
+            self.nz_wr.addr.eq(r1_p), self.nz_wr.data.eq(nz_next),
             self.nz_wr.en.eq(r1_valid & r1_last),
         ]
         cnt_w = Signal(range(S + 1))
@@ -436,7 +448,7 @@ class BackwardEngine(wiring.Component):
             r_q, _ = _lowest(lm[q], S)
             lane_v = emit & (lm[q] != 0)
             m.d.comb += [
-                self.w_rd[q].addr.eq(item_i * S + r_q),
+                self.w_rd[q].addr.eq(r_q * n_out + item_i),
                 self.w_rd[q].en.eq(lane_v),
             ]
             s1_v = Signal(name=f"s1_v{q}")
@@ -451,7 +463,7 @@ class BackwardEngine(wiring.Component):
                 m.d.sync += acc.eq(Mux(s1_first, 0, acc) + prod)
             s2_v = Signal(name=f"s2_v{q}")
             s2_addr = Signal(geo["state_addr"], name=f"s2_addr{q}")
-            m.d.sync += [s2_v.eq(s1_v & s1_last), s2_addr.eq(s1_p * S + s1_r)]
+            m.d.sync += [s2_v.eq(s1_v & s1_last), s2_addr.eq(s1_r * NP + s1_p)]
             m.d.comb += [
                 self.gb_wr[q].en.eq(s2_v),
                 self.gb_wr[q].addr.eq(s2_addr),

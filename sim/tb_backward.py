@@ -11,11 +11,15 @@ import os
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge
+from cocotb.triggers import FallingEdge, RisingEdge
+from cocotb.simtime import get_sim_time
 
 from spikeforge.hdl.params import HwParams
 from spikeforge.model.config import Config
 from spikeforge.sim.harness_backward import npz_to_jobs, results_to_npz, run_job
+
+
+PERIOD_NS = 10
 
 
 class CocotbBus:
@@ -31,13 +35,22 @@ class CocotbBus:
     async def tick(self):
         await FallingEdge(self.dut.clk)
 
+    async def wait_done(self):
+        """Wait for ``done`` without a Python step per cycle; return the cycles waited (the
+        falling edges from the one after ``start`` to the first with ``done`` high)."""
+        t0 = get_sim_time(unit="ns")
+        if not int(self.dut.done.value):
+            await RisingEdge(self.dut.done)
+            await FallingEdge(self.dut.clk)
+        return round((get_sim_time(unit="ns") - t0) / PERIOD_NS)
+
 
 @cocotb.test()
 async def run_jobs(dut):
     cfg = Config.from_dict(json.loads(os.environ["SF_BE_CFG"]))
     hw = HwParams(**json.loads(os.environ["SF_BE_HW"])).validate()
     jobs = npz_to_jobs(os.environ["SF_BE_VECTORS"])
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
     bus = CocotbBus(dut)
     for name in ("start", "host_we", "host_sel", "host_addr", "host_wdata", "n_out", "n_in",
                  "timesteps", "batch", "has_below", "sparse"):
