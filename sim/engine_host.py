@@ -25,7 +25,7 @@ from .harness import MemoryHarness, MemorySpec, build_harness_verilog
 
 __all__ = ["forward_harness", "wupdate_harness", "forward_case", "wupdate_case",
            "golden_forward", "golden_wupdate", "params_key", "params_from_key", "first_mismatch",
-           "simulate_cases", "ENGINES"]
+           "simulate_cases", "simulate_cases_amaranth", "simulate", "ENGINES"]
 
 
 def forward_harness(cfg, hw):
@@ -129,10 +129,6 @@ ENGINES = {
 }
 
 
-WAIVERS = __import__("os").path.join(__import__("os").path.dirname(__file__),
-                                     "verilator_waivers.vlt")
-
-
 def default_build_root():
     import os
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -168,10 +164,44 @@ def simulate_cases(kind, cfg, hw, cases, simulator="verilator", build_root=None)
     if os.path.exists(results):
         os.remove(results)
     importlib.import_module(module)          # so run_cocotb finds its folder
-    build_args = [WAIVERS] if simulator == "verilator" else []
-    run_cocotb([path], top, module, build_dir, simulator=simulator, build_args=build_args,
+    run_cocotb([path], top, module, build_dir, simulator=simulator,
                extra_env={"SF_PARAMS": key, "SF_VECTORS": vectors, "SF_RESULTS": results})
     out = np.load(results)
     names = ("u", "o") if kind == "fe" else ("dw", "w_new")
     return [{**{n: out[f"{n}{c}"] for n in names}, "cycles": int(out[f"cycles{c}"])}
             for c in range(len(cases))]
+
+
+def simulate_cases_amaranth(kind, cfg, hw, cases):
+    """As :func:`simulate_cases`, in the Amaranth simulator (no Verilog; slower)."""
+    from amaranth.sim import Simulator
+
+    from .harness import AmaranthHost
+
+    factory = ENGINES[kind][0]
+    harness = factory(cfg, hw)
+    results = []
+
+    async def testbench(ctx):
+        host = AmaranthHost(ctx, harness)
+        for case in cases:
+            if kind == "fe":
+                u, o, cycles = await forward_case(host, cfg, hw, case["x"], case["w"])
+                results.append({"u": u, "o": o, "cycles": cycles})
+            else:
+                dw, w_new, cycles = await wupdate_case(host, cfg, hw, case["x"], case["eps"],
+                                                       case["w"])
+                results.append({"dw": dw, "w_new": w_new, "cycles": cycles})
+
+    sim = Simulator(harness)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+    return results
+
+
+def simulate(kind, cfg, hw, cases, simulator="verilator", build_root=None):
+    """Dispatch to :func:`simulate_cases` (``verilator``/``icarus``) or the Amaranth simulator."""
+    if simulator == "amaranth":
+        return simulate_cases_amaranth(kind, cfg, hw, cases)
+    return simulate_cases(kind, cfg, hw, cases, simulator=simulator, build_root=build_root)

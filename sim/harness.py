@@ -104,10 +104,12 @@ class MemoryHarness(wiring.Component):
 
 
 def build_harness_verilog(harness, name, build_root, key):
-    """Write ``harness`` as ``<build_root>/<name>_<hash(key)>/<name>.v`` once; return (path, dir).
+    """Export ``harness`` to ``<build_root>/<name>_<hash(key)>/<name>.v``; return (path, dir).
 
-    ``key`` is any string that identifies the parameter set (config JSON, hardware parameters).
-    An existing file with the same key is reused, so repeated test runs skip Verilog export.
+    ``key`` is any string that identifies the parameter set (config JSON, hardware parameters), so
+    each parameter set has its own folder (and simulator build). The Verilog is always regenerated
+    (so RTL edits are never missed) but the file is rewritten only when its text changed, which
+    lets the simulator's build skip work. ``harness`` may be a component or a factory of one.
     """
     from spikeforge.hdl.export import to_verilog
     from spikeforge.model.weights import atomic_write_text
@@ -116,11 +118,14 @@ def build_harness_verilog(harness, name, build_root, key):
     directory = os.path.join(build_root, f"{name}_{digest}")
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, f"{name}.v")
-    stamp = os.path.join(directory, "key.txt")
-    if not (os.path.exists(path) and os.path.exists(stamp) and open(stamp).read() == key):
-        atomic_write_text(path, to_verilog(harness(), name) if callable(harness)
-                          else to_verilog(harness, name))
-        atomic_write_text(stamp, key)
+    text = to_verilog(harness() if callable(harness) else harness, name)
+    old = None
+    if os.path.exists(path):
+        with open(path) as f:
+            old = f.read()
+    if old != text:
+        atomic_write_text(path, text)
+        atomic_write_text(os.path.join(directory, "key.txt"), key)
     return path, directory
 
 

