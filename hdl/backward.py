@@ -55,8 +55,8 @@ g_rd       ``P x e_bits`` (eps)       ``nb*NP + p``     ``dL/do`` of this layer 
 eps_rd/wr  ``P x e_bits`` (eps)       ``nb*NP + p``     ``eps`` of this layer (read back for t+1)
 nz_wr      ``spike_width`` bits       ``p``             bit ``i``: ``eps[t, b, i] != 0``
 hb_rd      ``spike_width`` bits       ``p``             bit ``j``: ``h_below[t, b, j]``
-w_rd[q]    ``w_bits`` (bank ``q``)    ``r*n_out + i``   ``W[i, r*P + q]``: the banks side by side are
-                                                        ``W^T`` in the ``weights`` layout
+w_rd[q]    ``w_bits`` (bank ``q``)    ``i*S + r``       ``W[i, r*P + q]``, ``S = ceil(n_max / P)``
+                                                        (filled by ``hdl/mirror.py``)
 gb_wr[q]   ``e_bits`` (bank ``q``)    ``r*NP + p``      ``g_below[t, b, r*P + q]``: the banks side by
                                                         side are the ``eps`` layout of the layer below
 =========  =========================  ================  ============================================
@@ -107,9 +107,8 @@ def be_geometry(cfg, hw=DEFAULT_HW):
     S = -(-n_max // P)
     points = cfg.timesteps * cfg.batch
     n_out_max = max(cfg.layers[1:])
-    n_in_max = max(cfg.layers[:-1])
     state_depth = max(-(-n_out_max // P) * points, 2)
-    w_depth = max(-(-n_in_max // P) * n_out_max, 2)
+    w_depth = max(n_max * S, 2)
     return {
         "P": P, "n_max": n_max, "S": S, "points": points, "mask_width": S * P,
         "state_blocks": -(-n_out_max // P), "state_depth": state_depth, "w_depth": w_depth,
@@ -448,7 +447,7 @@ class BackwardEngine(wiring.Component):
             r_q, _ = _lowest(lm[q], S)
             lane_v = emit & (lm[q] != 0)
             m.d.comb += [
-                self.w_rd[q].addr.eq(r_q * n_out + item_i),
+                self.w_rd[q].addr.eq(item_i * S + r_q),
                 self.w_rd[q].en.eq(lane_v),
             ]
             s1_v = Signal(name=f"s1_v{q}")

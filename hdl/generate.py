@@ -13,6 +13,7 @@ __all__ = ["ENGINE_MODULES", "units", "write_all"]
 ENGINE_MODULES = [
     "spikeforge.hdl.forward",
     "spikeforge.hdl.wupdate",
+    "spikeforge.hdl.backward",
 ]
 
 

@@ -243,7 +243,7 @@ async def _read(bus, sel, addrs):
 async def run_job(bus, cfg, hw, job, max_cycles=10_000_000):
     """Load ``job``, run the engine, read the results; returns arrays and the cycle counts."""
     geo = be_geometry(cfg, hw)
-    P, NP = geo["P"], geo["points"]
+    P, NP, S = geo["P"], geo["points"], geo["S"]
     u, g = job["u"], job["g"]
     T, B, n_out = u.shape
     n_in = int(job["n_in"])
@@ -261,7 +261,7 @@ async def run_job(bus, cfg, hw, job, max_cycles=10_000_000):
     if job["has_below"]:
         w = np.zeros((n_out, nwb * P), dtype=np.int64)
         w[:, :n_in] = job["w"]
-        await _write(bus, "w", [(r * n_out + i, _pack(w[i, r * P:(r + 1) * P], cfg.w_bits))
+        await _write(bus, "w", [(i * S + r, _pack(w[i, r * P:(r + 1) * P], cfg.w_bits))
                                 for i in range(n_out) for r in range(nwb)])
         hb = job["h_below"]
         await _write(bus, "hb", [(p, sum(int(hb[t, b, j]) << j for j in range(n_in)))
@@ -425,10 +425,15 @@ def build_verilog(cfg, hw, build_dir):
     """Write the harness Verilog into ``build_dir`` (once per parameter set); return its path."""
     import os
 
-    from spikeforge.hdl.export import write_verilog
+    from spikeforge.hdl.export import to_verilog, write_verilog
     os.makedirs(build_dir, exist_ok=True)
     path = os.path.join(build_dir, "sf_be_harness.v")
-    if not os.path.exists(path):
+    text = to_verilog(BackwardHarness(cfg, hw), "sf_be_harness")
+    old = None
+    if os.path.exists(path):
+        with open(path) as f:
+            old = f.read()
+    if old != text:             # rewrite (and so rebuild) only when the design changed
         write_verilog(BackwardHarness(cfg, hw), "sf_be_harness", build_dir)
     return path
 
