@@ -7,8 +7,9 @@ output gradient of ``model/SPEC.md`` section 4 for every time step::
 
     g[t, b, i] = sat_e((count_i - target_i) << e_frac)     target = target_true for the label
 
-into the gradient memory in the Backward Engine's layout (word ``p*S + k`` holds the ``P`` lanes of
-neurons ``k*P .. k*P+P-1``; lanes ``>= n_out`` are 0).
+into the gradient memory in the shared state layout of :mod:`spikeforge.hdl.layout` (word
+``k*T*B + p`` holds the ``P`` lanes of neurons ``k*P .. k*P+P-1`` at point ``p``; lanes ``>= n_out``
+are 0).
 
 Cycle behaviour: per sample ``T`` read cycles (+1 latency), one cycle to latch the counts, one
 arg-max cycle, then (training) ``T * ceil(n_out / P)`` write cycles: about
@@ -36,7 +37,7 @@ class OutputUnit(wiring.Component):
     spike_width, spike_depth : int
         Geometry of the spike memory (word ``p`` = one point).
     g_depth : int
-        Depth of the gradient memory; ``S = ceil(max(cfg.layers) / P)`` words per point.
+        Depth of the gradient memory (``ceil(n_out / P) * T * B`` words at least).
 
     Members
     -------
@@ -53,7 +54,7 @@ class OutputUnit(wiring.Component):
     pred_wr : In(WritePort.Signature(batch, 8))
         Predicted class of sample ``b``.
     g_wr : In(WritePort.Signature(g_depth, P * e_bits))
-        Output gradient, word ``p*S + k``.
+        Output gradient, word ``k*T*B + p``.
     """
 
     def __init__(self, cfg, pes, spike_width, spike_depth, g_depth):
@@ -110,7 +111,7 @@ class OutputUnit(wiring.Component):
                                          Mux(shifted < smin(e_bits), smin(e_bits), shifted))))
             lanes.append(value)
         m.d.comb += [self.g_wr.data.eq(Cat(*lanes)),
-                     self.g_wr.addr.eq((t * B + b) * self.S + k)]
+                     self.g_wr.addr.eq(k * (T * B) + t * B + b)]
 
         # arg-max, lowest index on ties
         best = Signal(range(max(n_out, 2)))

@@ -63,7 +63,7 @@ def run(cfg, pes, spikes, labels, train=True):
         for t in range(T):
             for b in range(B):
                 for k in range(h.S):
-                    ctx.set(h.g_rd.addr, (t * B + b) * h.S + k)
+                    ctx.set(h.g_rd.addr, k * T * B + t * B + b)
                     word = ctx.get(h.g_rd.data)
                     for q in range(pes):
                         v = (word >> (q * cfg.e_bits)) & ((1 << cfg.e_bits) - 1)
