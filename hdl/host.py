@@ -8,7 +8,8 @@ Protocol (all integers little-endian)::
     0x01 WRITE  mem:u8 addr:u32 count:u32 data[count]    words of ceil(width/8) bytes; no reply
     0x02 READ   mem:u8 addr:u32 count:u32                 reply: data[count]
     0x03 START  op:u8                                     pulse ``start`` with ``op``; no reply
-    0x04 WAIT                                             reply 0xD0 once ``busy`` is low
+    0x04 WAIT   cond:u8                                   reply 0xD0 once condition ``cond`` holds:
+                                                          0 = ``busy`` low, k = ``wait_ok[k-1]``
     0x05 COUNT                                            reply: every counter as u32
     0x06 IDENT                                            reply: b"SFG1", n_mems:u8, n_counters:u8
     other                                                 reply 0xEE (error), then idle
@@ -71,11 +72,13 @@ class HostBridge(wiring.Component):
         One-cycle pulse on START, with ``op`` valid in the same cycle.
     op : Out(8)
     busy : In(1)
-        The accelerator is running; WAIT replies once it is low.
+        The accelerator is running; ``WAIT 0`` replies once it is low.
+    wait_ok : In(n_conditions)
+        Further conditions ``WAIT k`` waits for (``k = 1 .. n_conditions``).
     counters : In(32).array(n_counters)
     """
 
-    def __init__(self, targets, n_counters):
+    def __init__(self, targets, n_counters, n_conditions=1):
         names = [t.name for t in targets]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate memory target names in {names}")
@@ -83,12 +86,14 @@ class HostBridge(wiring.Component):
             raise ValueError(f"need 1..255 memory targets, got {len(targets)}")
         self.targets = list(targets)
         self.n_counters = n_counters
+        self.n_conditions = n_conditions
         members = {
             "rx": In(stream.Signature(8)),
             "tx": Out(stream.Signature(8)),
             "start": Out(1),
             "op": Out(8),
             "busy": In(1),
+            "wait_ok": In(max(1, n_conditions)),
             "counters": In(32).array(max(1, n_counters)),
         }
         for t in self.targets:
@@ -137,7 +142,7 @@ class HostBridge(wiring.Component):
                         with m.Case(OP_START):
                             m.next = "START"
                         with m.Case(OP_WAIT):
-                            m.next = "WAIT"
+                            m.next = "WAIT_ARG"
                         with m.Case(OP_COUNT):
                             m.d.sync += counter_i.eq(0)
                             m.next = "COUNT_LOAD"
@@ -221,8 +226,15 @@ class HostBridge(wiring.Component):
                     m.d.comb += [self.start.eq(1), self.op.eq(self.rx.payload)]
                     m.next = "IDLE"
 
+            with m.State("WAIT_ARG"):
+                m.d.comb += self.rx.ready.eq(1)
+                with m.If(self.rx.valid):
+                    m.d.sync += opcode.eq(self.rx.payload)       # the condition number
+                    m.next = "WAIT"
+
             with m.State("WAIT"):
-                with m.If(~self.busy):
+                ok = Cat(~self.busy, self.wait_ok).bit_select(opcode[:4], 1)
+                with m.If((opcode <= self.n_conditions) & ok):
                     m.d.sync += word.eq(ACK_DONE)
                     m.next = "REPLY_BYTE"
 

@@ -73,8 +73,9 @@ class Host:
     async def start(self, op):
         await self.transport.send(bytes([OP_START, op]))
 
-    async def wait(self):
-        await self.transport.send(bytes([OP_WAIT]))
+    async def wait(self, condition=0):
+        """Block until the accelerator is idle (0) or until condition ``k`` holds."""
+        await self.transport.send(bytes([OP_WAIT, condition]))
         reply = await self.transport.recv(1)
         if reply[0] != ACK_DONE:
             raise ProtocolError(f"WAIT answered {reply[0]:#x}, expected {ACK_DONE:#x}")
