@@ -67,7 +67,8 @@ class WeightMirror(wiring.Component):
         capture = Signal()
         tile = [Signal(P * wb, name=f"tile{k}") for k in range(P)]
 
-        m.d.comb += self.w_rd.addr.eq(base + rp + c)
+        # read enables idle low (ReadPort.Signature's en defaults to 1)
+        m.d.comb += [self.w_rd.addr.eq(base + rp + c), self.w_rd.en.eq(0)]
         for k in range(P):
             port = self.wb_wr[k]
             lanes = [tile[k].word_select(q, wb) for q in range(P)]

@@ -89,8 +89,9 @@ class OutputUnit(wiring.Component):
         label = Signal(8)
         reading = Signal()           # a spike word arrives this cycle (sync read latency)
 
+        # read enables idle low (ReadPort.Signature's en defaults to 1)
         m.d.comb += [self.x_rd.addr.eq(t * B + b), self.label_rd.addr.eq(b),
-                     self.pred_wr.addr.eq(b)]
+                     self.pred_wr.addr.eq(b), self.x_rd.en.eq(0), self.label_rd.en.eq(0)]
 
         # gradient lanes of block k
         lanes = []
