@@ -51,7 +51,7 @@ def vectors(cfg, seed):
         cases.append({"x": np.ones((T, B, n_in), np.int64), "eps": eps, "w": w})
         cases.append({"x": (rng.random((T, B, n_in)) < 0.8).astype(np.int64),
                       "eps": rng.integers(elo, ehi + 1, (T, B, n_out)),
-                      "w": rng.integers(-64, 65, (n_out, n_in))})
+                      "w": rng.integers(max(-64, wlo), min(64, whi) + 1, (n_out, n_in))})
     return cases
 
 
