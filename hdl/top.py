@@ -45,7 +45,8 @@ pred     B, 8 bits                          output unit / host
 =======  =================================  ===========================================
 
 **Host operations** (``START op``): ``op & 0x7f`` = 1 train step, 2 inference step, 3 mirror every
-layer (after the host wrote weights), 4 clear the counters; bit 7 selects the input buffer. One step
+layer (after the host wrote weights), 4 clear the counters, 5 set the mode (bit 7: pipelining on;
+the reset value is ``hw.pipeline``); for steps, bit 7 selects the input buffer. One step
 may be queued while another runs. ``WAIT 0`` waits until everything is idle; ``WAIT 1``/``WAIT 2``
 until input buffer 0/1 may be rewritten (no queued, running or updating step still reads it).
 Weights may be written or read only while idle. The counters are listed in :data:`COUNTERS`.
@@ -67,10 +68,10 @@ from .outgrad import OutputUnit
 from .params import DEFAULT_HW, HwParams
 from .wupdate import WeightUpdateEngine
 
-__all__ = ["Accelerator", "OP_TRAIN", "OP_INFER", "OP_SYNC", "OP_CLEAR", "BUFFER_BIT",
+__all__ = ["Accelerator", "OP_TRAIN", "OP_INFER", "OP_SYNC", "OP_CLEAR", "OP_MODE", "BUFFER_BIT",
            "counter_names", "verilog_units"]
 
-OP_TRAIN, OP_INFER, OP_SYNC, OP_CLEAR = 1, 2, 3, 4
+OP_TRAIN, OP_INFER, OP_SYNC, OP_CLEAR, OP_MODE = 1, 2, 3, 4, 5
 BUFFER_BIT = 0x80
 
 ENGINE_COUNTERS = [
@@ -205,7 +206,7 @@ class Accelerator(wiring.Component):
         # ---- controller state -------------------------------------------------------------------
         pending = Signal()
         pending_op = Signal(8)
-        pipeline = Const(int(hw.pipeline), 1)
+        pipeline = Signal(init=int(hw.pipeline))
 
         # F thread (forward + output unit)
         f_active = Signal()
@@ -259,6 +260,8 @@ class Accelerator(wiring.Component):
                     m.d.comb += m_set.eq((1 << L) - 1)
                 with m.Case(OP_CLEAR):
                     m.d.comb += clear.eq(1)
+                with m.Case(OP_MODE):
+                    m.d.sync += pipeline.eq(br.op[7])
 
         # ---- F thread ---------------------------------------------------------------------------
         # FE(l, nb) may run when (pipelined) the weights of block nb are final, or (sequential)

@@ -9,7 +9,8 @@ Verilog, and a board over a serial port.
 import numpy as np
 
 from spikeforge.hdl.layout import EngineLayout
-from spikeforge.hdl.top import BUFFER_BIT, OP_CLEAR, OP_INFER, OP_SYNC, OP_TRAIN, counter_names
+from spikeforge.hdl.top import (BUFFER_BIT, OP_CLEAR, OP_INFER, OP_MODE, OP_SYNC, OP_TRAIN,
+                                counter_names)
 
 from .host import Host
 
@@ -102,6 +103,11 @@ class AcceleratorDriver:
     async def counters(self):
         values = await self.host.counters(len(self.geo.counters))
         return dict(zip(self.geo.counters, values))
+
+    async def set_pipeline(self, enabled):
+        """Switch pipelining between the engines on or off (takes effect when idle)."""
+        await self.host.wait(0)
+        await self.host.start(OP_MODE | (BUFFER_BIT if enabled else 0))
 
     async def clear_counters(self):
         await self.host.start(OP_CLEAR)

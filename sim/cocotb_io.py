@@ -1,0 +1,68 @@
+"""cocotb side of the host link: a byte transport over the accelerator's rx/tx stream ports and a
+clock/reset helper. Imported only inside cocotb test processes.
+
+Amaranth flattens the stream members to ``rx__valid``/``rx__ready``/``rx__payload`` (and ``tx__*``).
+A byte moves on a rising edge where valid and ready are both high; ``ready``/``valid`` are sampled
+in the read-only phase before that edge, which is exact on every simulator.
+"""
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ReadOnly, RisingEdge
+
+__all__ = ["CocotbTransport", "start_clock"]
+
+
+async def start_clock(dut, period_ns=10, reset_cycles=2):
+    """Start the clock and pulse ``rst``; returns the clock handle."""
+    cocotb.start_soon(Clock(dut.clk, period_ns, unit="ns").start())
+    dut.rst.value = 1
+    for _ in range(reset_cycles):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
+    await RisingEdge(dut.clk)
+
+
+class CocotbTransport:
+    def __init__(self, dut, rx="rx", tx="tx"):
+        self.clk = dut.clk
+        self.rx_valid = getattr(dut, f"{rx}__valid")
+        self.rx_ready = getattr(dut, f"{rx}__ready")
+        self.rx_payload = getattr(dut, f"{rx}__payload")
+        self.tx_valid = getattr(dut, f"{tx}__valid")
+        self.tx_ready = getattr(dut, f"{tx}__ready")
+        self.tx_payload = getattr(dut, f"{tx}__payload")
+        self.rx_valid.value = 0
+        self.tx_ready.value = 0
+        self.bytes_sent = 0
+        self.bytes_received = 0
+
+    async def send(self, data):
+        for byte in data:
+            self.rx_valid.value = 1
+            self.rx_payload.value = byte
+            while True:
+                await ReadOnly()
+                accepted = int(self.rx_ready.value)
+                await RisingEdge(self.clk)
+                if accepted:
+                    break
+        self.rx_valid.value = 0
+        self.bytes_sent += len(data)
+
+    async def recv(self, n):
+        out = bytearray()
+        self.tx_ready.value = 1
+        while len(out) < n:
+            await ReadOnly()
+            if int(self.tx_valid.value):
+                out.append(int(self.tx_payload.value))
+                await RisingEdge(self.clk)
+            else:
+                # nothing to take: sleep until the device raises valid (no per-cycle wake-ups
+                # while the accelerator computes), then re-align to the clock
+                await RisingEdge(self.tx_valid)
+        # ready may stay high for one more edge only if valid was low then: drop it now
+        self.tx_ready.value = 0
+        self.bytes_received += n
+        return bytes(out)
