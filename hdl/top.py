@@ -179,9 +179,12 @@ class Accelerator(wiring.Component):
         wiring.connect(m, br.tx, wiring.flipped(self.tx))
 
         # ---- memories ---------------------------------------------------------------------------
-        def mem(name, width, depth, granularity=None):
+        self.memories = {}                      # by name, for simulation introspection
+
+        def mem(name, width, depth):
             memory = Memory(shape=width, depth=max(depth, 2), init=[])
             m.submodules[f"mem_{name}"] = memory
+            self.memories[name] = memory
             return memory
 
         x_mem = mem("x", SW, 2 * NP)

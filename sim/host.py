@@ -12,17 +12,28 @@ import numpy as np
 from spikeforge.hdl.host import (ACK_DONE, IDENT_MAGIC, OP_COUNT, OP_IDENT, OP_READ, OP_START,
                                  OP_WAIT, OP_WRITE)
 
-__all__ = ["Host", "ProtocolError", "pack_words", "unpack_words"]
+__all__ = ["Host", "ProtocolError", "as_int_list", "pack_words", "unpack_words"]
 
 
 class ProtocolError(RuntimeError):
     pass
 
 
+def as_int_list(words):
+    """Python ints of ``words`` (a numpy array or any iterable of ints), exactly.
+
+    Never through ``np.asarray`` of Python ints: a list mixing values above and below 2**63
+    becomes float64 there and loses its low bits.
+    """
+    if isinstance(words, np.ndarray):
+        return [int(w) for w in words.ravel()]
+    return [int(w) for w in words]
+
+
 def pack_words(words, nbytes):
     """Little-endian bytes of integer ``words`` (two's complement for negatives)."""
     mask = (1 << (8 * nbytes)) - 1
-    return b"".join((int(w) & mask).to_bytes(nbytes, "little") for w in np.asarray(words).ravel())
+    return b"".join((w & mask).to_bytes(nbytes, "little") for w in as_int_list(words))
 
 
 def unpack_words(data, nbytes, width, signed=False):
@@ -33,7 +44,8 @@ def unpack_words(data, nbytes, width, signed=False):
               for row in raw]
     if signed:
         values = [v - (1 << width) if v >> (width - 1) else v for v in values]
-    return np.array(values, dtype=np.int64)
+    # words wider than 63 bits stay Python ints
+    return np.array(values, dtype=np.int64 if width <= 63 else object)
 
 
 class Host:
@@ -57,7 +69,7 @@ class Host:
 
     async def write(self, name, words, addr=0):
         index, t = self._target(name)
-        words = np.asarray(words).ravel()
+        words = as_int_list(words)
         if addr + len(words) > t.depth:
             raise ProtocolError(f"write of {len(words)} words at {addr} overflows {name} "
                                 f"(depth {t.depth})")

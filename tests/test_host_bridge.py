@@ -78,3 +78,10 @@ def test_bridge_write_read_start_wait_counters():
     assert np.array_equal(seen["b2"], b[3:5])
     assert seen["counters"] == [7, 1007, 2007]
     assert seen["starts"] == [5]
+
+
+def test_pack_words_exact_for_mixed_64_bit_words():
+    # a list mixing values above and below 2**63 must not pass through float64
+    words = [0xB8038000700809CB, 0x0320CC8E23732005, (1 << 127) + 3]
+    data = pack_words(words, 16)
+    assert [int(v) for v in unpack_words(data, 16, 128)] == words

@@ -1,0 +1,129 @@
+"""The whole accelerator: training steps through the host protocol, weights bit for bit equal to
+the golden model after every step, in the Amaranth simulator and under Verilator."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from spikeforge.hdl.params import DEFAULT_HW, HwParams
+from spikeforge.hdl.top import Accelerator
+from spikeforge.model.config import Config, preset
+from spikeforge.model.network import Network
+from spikeforge.sim.accel import AcceleratorDriver, AcceleratorGeometry
+from spikeforge.sim.host import AmaranthTransport
+from spikeforge.sim.runner import available_simulators
+
+TINY = dict(layers=(6, 8, 4), timesteps=3, batch=2, target_true=3, init_gain=3.0, lr=2.0 ** -4)
+TINY_HW = HwParams(fe_group=2, fe_pes=2, wue_group=2, wue_pes=2, be_pes=2)
+
+
+def batches(cfg, steps, seed, density=0.4):
+    rng = np.random.default_rng(seed)
+    T, B, n0 = cfg.timesteps, cfg.batch, cfg.layers[0]
+    xs = (rng.random((steps, T, B, n0)) < density).astype(np.int64)
+    ys = rng.integers(0, cfg.layers[-1], size=(steps, B))
+    return xs, ys
+
+
+def amaranth_run(cfg, hw, weights, xs, ys, pipeline, queue):
+    acc = Accelerator(cfg, hw)
+    geo = AcceleratorGeometry(cfg, hw)
+    res = {"after": []}
+
+    async def tb(ctx):
+        drv = AcceleratorDriver(AmaranthTransport(ctx, acc.rx, acc.tx), geo)
+        await drv.load_weights(weights)
+        await drv.set_pipeline(pipeline)
+        for x, y in zip(xs, ys):
+            if queue:
+                await drv.queue_train(x, y)
+            else:
+                await drv.train_step(x, y)
+                res["after"].append(await drv.read_weights())
+        await drv.wait()
+        res["final"] = await drv.read_weights()
+        res["pred"] = await drv.infer(xs[0])
+        res["counters"] = await drv.counters()
+
+    sim = Simulator(acc)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    return res
+
+
+@pytest.mark.parametrize("pipeline", [True, False])
+@pytest.mark.parametrize("reset_grad", [False, True])
+def test_training_steps_bit_exact_amaranth(pipeline, reset_grad):
+    cfg = Config(**TINY, reset_grad=reset_grad).fit_accumulators().validate()
+    net = Network(cfg, "fixed", seed=1)
+    xs, ys = batches(cfg, 3, seed=2)
+    res = amaranth_run(cfg, TINY_HW, net.weights, xs, ys, pipeline, queue=False)
+    for s in range(3):
+        before = [w.copy() for w in net.weights]
+        net.train_step(xs[s], ys[s])
+        assert any(not np.array_equal(a, b) for a, b in zip(before, net.weights)), "no update"
+        for l in range(cfg.n_layers):
+            assert np.array_equal(res["after"][s][l], net.weights[l]), f"step {s}, layer {l}"
+    assert res["pred"].tolist() == net.predict(xs[0]).tolist()
+    assert res["counters"]["steps"] == 4          # 3 training steps + 1 inference
+
+
+def test_queued_steps_pipeline_across_batches_amaranth():
+    """Steps queued back to back: the FE of batch n+1 chases the WUE of batch n; the final
+    weights must still equal 4 sequential golden steps, and take fewer cycles than sequential."""
+    cfg = Config(**TINY).fit_accumulators().validate()
+    net = Network(cfg, "fixed", seed=3)
+    xs, ys = batches(cfg, 4, seed=4)
+    piped = amaranth_run(cfg, TINY_HW, net.weights, xs, ys, pipeline=True, queue=True)
+    seq = amaranth_run(cfg, TINY_HW, net.weights, xs, ys, pipeline=False, queue=True)
+    for x, y in zip(xs, ys):
+        net.train_step(x, y)
+    for res in (piped, seq):
+        for l in range(cfg.n_layers):
+            assert np.array_equal(res["final"][l], net.weights[l])
+    assert piped["counters"]["active_cycles"] < seq["counters"]["active_cycles"]
+
+
+def test_accelerator_parameter_errors():
+    cfg = Config(**TINY).fit_accumulators().validate()
+    with pytest.raises(ValueError, match="fe_pes == wue_pes == be_pes"):
+        Accelerator(cfg, TINY_HW.replace(be_pes=4))
+    with pytest.raises(TypeError, match="cfg must be a Config"):
+        Accelerator("digits", TINY_HW)
+
+
+@pytest.mark.skipif("verilator" not in available_simulators(), reason="verilator not installed")
+def test_training_steps_bit_exact_verilator_tiny(tmp_path):
+    from spikeforge.sim.top_sim import run_top
+    cfg = Config(**TINY, reset_grad=True).fit_accumulators().validate()
+    net = Network(cfg, "fixed", seed=5)
+    xs, ys = batches(cfg, 3, seed=6)
+    res = run_top(cfg, TINY_HW, net.weights, xs, ys, pipeline=True, check_every=True)
+    for s in range(3):
+        net.train_step(xs[s], ys[s])
+        for l in range(cfg.n_layers):
+            assert np.array_equal(res[f"w_after{s}_{l}"], net.weights[l]), f"step {s} layer {l}"
+    assert res["pred"].tolist() == net.predict(xs[0]).tolist()
+
+
+@pytest.mark.skipif("verilator" not in available_simulators(), reason="verilator not installed")
+def test_digits_training_step_bit_exact_verilator():
+    """One full training step of the digits preset on real digits data, then one queued pair."""
+    from spikeforge.model.data import load_dataset
+    from spikeforge.model.encode import encode
+    from spikeforge.sim.top_sim import run_top
+    cfg = preset("digits")
+    data = load_dataset("digits")
+    B = cfg.batch
+    x = encode(data.x_train[:3 * B], cfg.timesteps, data.vmax, "rate")
+    xs = np.stack([x[:, s * B:(s + 1) * B] for s in range(3)])
+    ys = np.stack([data.y_train[s * B:(s + 1) * B] for s in range(3)])
+    net = Network(cfg, "fixed", seed=0)
+    res = run_top(cfg, DEFAULT_HW, net.weights, xs, ys, pipeline=True, queue=True,
+                  check_every=False)
+    for s in range(3):
+        net.train_step(xs[s], ys[s])
+    for l in range(cfg.n_layers):
+        assert np.array_equal(res[f"w_final_{l}"], net.weights[l]), f"layer {l}"
+    assert res["pred"].tolist() == net.predict(xs[0]).tolist()
