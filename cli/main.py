@@ -37,18 +37,45 @@ def config_from_args(name, overrides):
     return cfg
 
 
+def hw_from_args(overrides):
+    """Hardware parameters: the defaults with ``--hw field=value`` overrides."""
+    from spikeforge.hdl.params import DEFAULT_HW, HwParams
+
+    changes = {}
+    for item in overrides or ():
+        if "=" not in item:
+            raise ConfigError(f"--hw expects FIELD=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        if key not in HwParams.__dataclass_fields__:
+            raise ConfigError(f"unknown hardware field {key!r} in --hw; known: "
+                              f"{sorted(HwParams.__dataclass_fields__)}")
+        changes[key] = _parse_value(value)
+    return DEFAULT_HW.replace(**changes) if changes else DEFAULT_HW
+
+
 def cmd_train(args):
     from spikeforge.model.train import TrainOptions, train
 
-    if args.engine != "golden":
-        raise ConfigError(f"--engine {args.engine} is not available in this build; "
-                          f"use --engine golden")
     cfg = config_from_args(args.dataset, args.set)
     epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS[args.dataset]
     opts = TrainOptions(dataset=args.dataset, mode=args.mode, epochs=epochs, seed=args.seed,
                         encoder=args.encoder, out=args.out, init=args.init, resume=args.resume,
                         progress=not args.quiet, engine_name=args.engine)
-    metrics = train(cfg, opts)
+    if args.engine == "golden":
+        metrics = train(cfg, opts)
+    else:
+        if args.mode != "fixed":
+            raise ConfigError(f"--engine {args.engine} trains in fixed point; drop --mode float")
+        hw = hw_from_args(args.hw)
+        if args.engine == "rtl":
+            from spikeforge.sim.rtl_train import train_rtl
+            metrics = train_rtl(cfg, hw, opts, simulator=args.simulator)
+        else:
+            from spikeforge.sim.board_train import train_board
+            metrics = train_board(cfg, hw, opts, port=args.port, baud=args.baud)
+        print(f"every one of {metrics['weights_checked_steps']} training steps left weights "
+              f"bit-identical to the golden model; {metrics['predictions_checked']} test "
+              f"predictions matched it")
     print(f"test accuracy {metrics['test_accuracy']:.4f} after {epochs} epochs "
           f"({metrics['seconds']:.1f} s); wrote {args.out}/metrics.json and {args.out}/weights.npz")
     return 0
@@ -116,8 +143,16 @@ def build_parser():
                         "mnist16 = 256-256-10)")
     p.add_argument("--mode", choices=("fixed", "float"), default="fixed",
                    help="fixed: the bit-exact integer specification; float: float64 reference")
-    p.add_argument("--engine", choices=("golden",), default="golden",
-                   help="what executes the training steps (default: the golden model)")
+    p.add_argument("--engine", choices=("golden", "rtl", "board"), default="golden",
+                   help="what executes the training steps: golden (numpy model, default), rtl "
+                        "(the accelerator's Verilog under cocotb; every step checked against "
+                        "the golden model), board (a real board over --port)")
+    p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
+                   help="simulator for --engine rtl")
+    p.add_argument("--port", default=None, help="serial port of the board for --engine board")
+    p.add_argument("--baud", type=int, default=115200, help="UART baud rate (--engine board)")
+    p.add_argument("--hw", action="append", metavar="FIELD=VALUE",
+                   help="override a hardware parameter, e.g. --hw fe_pes=4 (repeatable)")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"epochs (default: {DEFAULT_EPOCHS})")
     p.add_argument("--seed", type=int, default=0, help="seed of initial weights and shuffling")

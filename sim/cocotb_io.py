@@ -14,12 +14,16 @@ __all__ = ["CocotbTransport", "start_clock"]
 
 
 async def start_clock(dut, period_ns=10, reset_cycles=2):
-    """Start the clock and pulse ``rst``; returns the clock handle."""
-    cocotb.start_soon(Clock(dut.clk, period_ns, unit="ns").start())
-    dut.rst.value = 1
+    """Start the clock (in the simulator interface, not a Python task) and pulse ``rst`` if the
+    design has one (the simulation top is reset-less)."""
+    Clock(dut.clk, period_ns, unit="ns", impl="gpi").start()
+    has_reset = hasattr(dut, "rst")
+    if has_reset:
+        dut.rst.value = 1
     for _ in range(reset_cycles):
         await RisingEdge(dut.clk)
-    dut.rst.value = 0
+    if has_reset:
+        dut.rst.value = 0
     await RisingEdge(dut.clk)
 
 

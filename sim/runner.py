@@ -45,10 +45,17 @@ def available_simulators():
 
 
 def run_cocotb(sources, toplevel, test_module, build_dir, simulator="verilator",
-               extra_env=None, testcase=None, build_args=(), waves=False):
+               extra_env=None, testcase=None, build_args=(), waves=False, log_to_console=False,
+               public_top_only=False):
     """Build ``sources`` (Verilog paths) and run ``test_module``'s cocotb tests on ``toplevel``.
 
     Raises :class:`SimulationError` when a test fails; returns the results XML path.
+
+    ``public_top_only`` (Verilator): make only the top module's signals VPI-accessible instead of
+    cocotb's ``--public-flat-rw`` on every signal. With every signal writable from outside,
+    Verilator must re-evaluate all combinational logic on every call of ``eval`` (its "input
+    combinational" region); for the accelerator that is about 10x slower. The testbench then
+    sees the top-level ports only.
     """
     from cocotb_tools.runner import get_runner
 
@@ -65,7 +72,20 @@ def run_cocotb(sources, toplevel, test_module, build_dir, simulator="verilator",
         # enough to be split into several C++ files (VM_PARALLEL_BUILDS = 1) fails to compile
         # ("Vtop__pch.h.fast: linker input file not found"); give make the missing flag.
         runner.env["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "")
-                                   + " CFG_CXXFLAGS_PCH_I=-include").strip()
+                                   + " CFG_CXXFLAGS_PCH_I=-include"
+                                   + os.environ.get("SF_VERILATOR_MAKEFLAGS", "")).strip()
+        build_args = [*os.environ.get("SF_VERILATOR_ARGS", "").split(), *build_args]
+    if simulator == "verilator" and public_top_only:
+        vlt = build_dir / "public_top.vlt"
+        vlt.write_text(f'`verilator_config\npublic_flat_rw -module "{toplevel}" -var "*"\n')
+        make_commands = runner._build_command
+
+        def build_command():
+            commands = make_commands()
+            commands[0] = [str(vlt) if arg == "--public-flat-rw" else arg for arg in commands[0]]
+            return commands
+
+        runner._build_command = build_command
     runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel,
                  build_dir=str(build_dir), timescale=("1ns", "1ps"), build_args=build_args,
                  waves=waves, log_file=str(build_dir / "build.log"))
@@ -76,7 +96,7 @@ def run_cocotb(sources, toplevel, test_module, build_dir, simulator="verilator",
         env["PYTHONPATH"] = module_dir + os.pathsep + os.environ.get("PYTHONPATH", "")
     results = runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=str(build_dir),
                           extra_env=env, testcase=testcase, waves=waves,
-                          log_file=str(build_dir / "test.log"))
+                          log_file=None if log_to_console else str(build_dir / "test.log"))
     failures = _failures(results)
     if failures:
         raise SimulationError(f"{simulator}: {len(failures)} cocotb test(s) failed: "

@@ -46,7 +46,7 @@ def run_top(cfg, hw, weights, xs, ys, pipeline=True, queue=False, check_every=Tr
         np.savez(inp, **arrays)
         run_cocotb([path], "sf_accelerator", test_module,
                    os.path.join(directory, simulator), simulator=simulator,
-                   extra_env={"SF_TOP_IN": inp, "SF_TOP_OUT": out})
+                   extra_env={"SF_TOP_IN": inp, "SF_TOP_OUT": out}, public_top_only=True)
         result = dict(np.load(out))
     result["counters"] = json.loads(str(result["counters"]))
     return result
