@@ -9,6 +9,7 @@ after each step). Output (env ``SF_TOP_OUT``): ``w_after<s>_<l>``, ``pred``, cou
 
 import json
 import os
+import time
 
 import cocotb
 import numpy as np
@@ -36,6 +37,7 @@ async def run_steps(dut):
     for l, w in enumerate(loaded):
         out[f"w_loaded_{l}"] = w
     steps = data["x"].shape[0]
+    t0 = time.perf_counter()
     for s in range(steps):
         if int(data["queue"]):
             await drv.queue_train(data["x"][s], data["y"][s])
@@ -45,6 +47,7 @@ async def run_steps(dut):
             for l, w in enumerate(await drv.read_weights()):
                 out[f"w_after{s}_{l}"] = w
     await drv.wait()
+    out["wall_seconds"] = time.perf_counter() - t0
     counters = await drv.counters()
     for l, w in enumerate(await drv.read_weights()):
         out[f"w_final_{l}"] = w
