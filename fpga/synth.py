@@ -60,13 +60,13 @@ def _run(cmd, cwd, env, log_name):
     if proc.returncode != 0:
         with open(log_path) as f:
             tail = f.read()[-3000:]
-        _raise_fit_error(tail)
+        _raise_fit_error(tail, os.path.join(cwd, "stat.json"))
         raise SynthError(f"{log_name.split('.')[0]} failed (exit {proc.returncode}); see "
                          f"{log_path}:\n{tail}")
     return log_path
 
 
-def _raise_fit_error(text):
+def _raise_fit_error(text, stat_path=None, available=None):
     # nextpnr: "Design uses 123 TRELLIS_COMB cells, but device only has 100" (and variants)
     match = re.search(r"(?:Unable to place|uses?)\D*(\d+)\s+(\w+)\s+cells?,?\s+but\s+"
                       r"(?:the\s+)?device\s+(?:only\s+)?has\s+(\d+)", text, re.I)
@@ -74,6 +74,20 @@ def _raise_fit_error(text):
         used, cell, avail = match.groups()
         raise FitError(f"the design does not fit: it needs {used} {cell} but the device has "
                        f"{avail}; choose a smaller preset or fewer PEs (--set / --hw), or a "
+                       f"larger board")
+    match = re.search(r"no BELs remaining to implement cell type '(\w+)'", text)
+    if match:
+        cell = match.group(1)
+        used = "more"
+        try:
+            with open(stat_path) as f:
+                cells = json.load(f)["design"]["num_cells_by_type"]
+            used = str(sum(n for name, n in cells.items() if cell.split("_")[-1] in name.upper()))
+        except (OSError, KeyError, ValueError, TypeError):
+            pass
+        raise FitError(f"the design does not fit: it needs {used} {cell} cells (after "
+                       f"synthesis) but the device has fewer ({available or '?'} by its "
+                       f"datasheet); choose a smaller preset or fewer PEs (--set / --hw), or a "
                        f"larger board")
 
 

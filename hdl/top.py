@@ -31,8 +31,8 @@ layouts of :mod:`spikeforge.hdl.layout`; each layer has its own region):
 =======  =================================  ===========================================
 memory   words                              written by / read by
 =======  =================================  ===========================================
-x        2 buffers x NP, ``S*P`` bits       host / FE(0), WUE(0)
-labels   2 buffers x B, 8 bits              host / output unit
+x        2 buffers x NP, ``S*P`` bits       host (write only) / FE(0), WUE(0)
+labels   2 buffers x B, 8 bits              host (write only) / output unit
 spk      L regions x NP                     FE (output spikes) / FE, WUE, output unit
 hb       L-1 regions x NP                   surrogate bits of hidden layers, taken from the
                                             FE's membrane writes / BE (``h_below``)
@@ -405,22 +405,24 @@ class Accelerator(wiring.Component):
         # ---- memory ports -----------------------------------------------------------------------
         # x: host write/read, FE(0) read, WUE(0) read
         wiring.connect(m, br.w_x, x_mem.write_port())
-        wiring.connect(m, br.r_x, x_mem.read_port())
+        # (the host cannot read x or labels back: each read port costs a block-RAM copy)
         x_fe, x_wue = x_mem.read_port(), x_mem.read_port()
-        spk_fe, spk_wue, spk_out = spk_mem.read_port(), spk_mem.read_port(), spk_mem.read_port()
+        # the output unit runs only while the FE is idle: it shares the FE's read port
+        spk_fe, spk_wue = spk_mem.read_port(), spk_mem.read_port()
+        out_reads = out.busy
         m.d.comb += [
             x_fe.addr.eq(f_buf * NP + fe.x_rd.addr), x_fe.en.eq(fe.x_rd.en),
-            spk_fe.addr.eq((f_layer - 1) * NP + fe.x_rd.addr), spk_fe.en.eq(fe.x_rd.en),
+            spk_fe.addr.eq(Mux(out_reads, (L - 1) * NP + out.x_rd.addr,
+                               (f_layer - 1) * NP + fe.x_rd.addr)),
+            spk_fe.en.eq(Mux(out_reads, out.x_rd.en, fe.x_rd.en)),
             fe.x_rd.data.eq(Mux(f_layer == 0, x_fe.data, spk_fe.data)),
             x_wue.addr.eq(w_buf * NP + wue.x_rd.addr), x_wue.en.eq(wue.x_rd.en),
             spk_wue.addr.eq((w_layer - 1) * NP + wue.x_rd.addr), spk_wue.en.eq(wue.x_rd.en),
             wue.x_rd.data.eq(Mux(w_layer == 0, x_wue.data, spk_wue.data)),
-            spk_out.addr.eq((L - 1) * NP + out.x_rd.addr), spk_out.en.eq(out.x_rd.en),
-            out.x_rd.data.eq(spk_out.data),
+            out.x_rd.data.eq(spk_fe.data),
         ]
         # labels and predictions
         wiring.connect(m, br.w_labels, lab_mem.write_port())
-        wiring.connect(m, br.r_labels, lab_mem.read_port())
         lab_out = lab_mem.read_port()
         m.d.comb += [lab_out.addr.eq(f_buf * max(B, 2) + out.label_rd.addr),
                      lab_out.en.eq(out.label_rd.en), out.label_rd.data.eq(lab_out.data)]
@@ -481,13 +483,15 @@ class Accelerator(wiring.Component):
         with m.Else():
             m.d.comb += [w_wr.addr.eq(br.w_w.addr), w_wr.data.eq(br.w_w.data),
                          w_wr.en.eq(br.w_w.en)]
+        # the host reads weights only while idle: it shares the mirror's read port
         w_fe, w_wue, w_mir = w_mem.read_port(), w_mem.read_port(), w_mem.read_port()
-        wiring.connect(m, br.r_w, w_mem.read_port())
+        m.d.comb += br.r_w.data.eq(w_mir.data)
         m.d.comb += [w_fe.addr.eq(f_woff + fe.w_rd.addr), w_fe.en.eq(fe.w_rd.en),
                      fe.w_rd.data.eq(w_fe.data),
                      w_wue.addr.eq(w_woff + wue.w_rd.addr), w_wue.en.eq(wue.w_rd.en),
                      wue.w_rd.data.eq(w_wue.data),
-                     w_mir.addr.eq(wbase_t[m_layer] + mir.w_rd.addr), w_mir.en.eq(mir.w_rd.en),
+                     w_mir.addr.eq(Mux(mir.busy, wbase_t[m_layer] + mir.w_rd.addr, br.r_w.addr)),
+                     w_mir.en.eq(Mux(mir.busy, mir.w_rd.en, br.r_w.en)),
                      mir.w_rd.data.eq(w_mir.data)]
         # weight banks of the BE: mirror writes, BE reads
         for q, wm in enumerate(wb_mems):

