@@ -11,7 +11,7 @@ import json
 import os
 
 from .runner import run_cocotb
-from .top_sim import DEFAULT_BUILD_ROOT, top_verilog
+from .top_sim import DEFAULT_BUILD_ROOT, VERILATOR_FAST, top_verilog
 
 __all__ = ["train_rtl"]
 
@@ -28,6 +28,6 @@ def train_rtl(cfg, hw, opts, simulator="verilator", build_root=DEFAULT_BUILD_ROO
     run_cocotb([path], "sf_accelerator", "spikeforge.sim.tb_train",
                os.path.join(directory, simulator), simulator=simulator,
                extra_env={"SF_TRAIN_OPTS": json.dumps(spec)}, log_to_console=True,
-               public_top_only=True)
+               public_top_only=True, build_args=VERILATOR_FAST)
     with open(os.path.join(options["out"], "metrics.json")) as f:
         return json.load(f)

