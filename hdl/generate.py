@@ -14,6 +14,7 @@ ENGINE_MODULES = [
     "spikeforge.hdl.forward",
     "spikeforge.hdl.wupdate",
     "spikeforge.hdl.backward",
+    "spikeforge.hdl.top",
 ]
 
 
