@@ -160,6 +160,14 @@ def cmd_synth(args):
     return 0
 
 
+def cmd_report(args):
+    from spikeforge.reports.generate import generate
+
+    path = generate(refresh=tuple(args.refresh or ()))
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="spikeforge",
@@ -229,6 +237,15 @@ def build_parser():
     p.add_argument("--hw", action="append", metavar="FIELD=VALUE",
                    help="override a hardware parameter (repeatable)")
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser(
+        "report", help="measure and regenerate reports/README.md with tables and plots",
+        description="Run every measurement that has no stored result in reports/data/ (benches, "
+                    "board builds, ASIC estimates, CPU/GPU baselines), then render "
+                    "reports/README.md and its PNGs from the stored JSON.")
+    p.add_argument("--refresh", action="append", metavar="ITEM",
+                   help="re-measure ITEM (bench_top, synth_ulx3s-85f, asic, cpu, ... or all)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
         "bench", help="measure an engine's cycles in RTL simulation on real data",

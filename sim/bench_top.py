@@ -94,6 +94,8 @@ def run(cfg, simulator="verilator", hw=DEFAULT_HW, steps=STEPS, dataset=None):
         "sim_cycles_per_second_with_host_io": c["active_cycles"] / wall,
         "sim_wall_seconds": wall,
         "weights_match_golden": True,
+        "counters": c,
+        "counters_sequential": cs,
         "steps": steps, "batch": B, "timesteps": T,
         "hw": dict(hw.__dict__),
         "data": f"{dataset} training set, first {steps * B} samples, rate code, after one golden "

@@ -1,0 +1,115 @@
+"""Energy per training sample from event counts measured in RTL simulation.
+
+Per-event energies are Horowitz, "Computing's energy problem", ISSCC 2014, 45 nm, 0.9 V:
+
+- integer add: 0.03 pJ (8 bit), 0.05 pJ (16 bit), 0.1 pJ (32 bit), linear in width between and
+  beyond those points;
+- integer multiply: 0.2 pJ (8 bit), 3.1 pJ (32 bit), scaled as the square of the width
+  (``0.2 * (w/8)^2``, 0.8 pJ at 16 bit);
+- SRAM: 10 pJ (8 KB), 20 pJ (32 KB), 100 pJ (1 MB) per 64-bit access, interpolated log-log in the
+  memory size and scaled linearly in the word width.
+
+Other nodes: dynamic energy ``C V^2`` with ``C`` proportional to the feature size, so
+``E(node, V) = E45 * (node / 45) * (V / 0.9)^2`` (a first-order rule; leakage is not modelled).
+
+Events come from the accelerator's counters (``hdl/top.py``), read after training steps in RTL
+simulation (``spikeforge bench top``): each counter counts memory-port accesses or lane operations
+of one engine. How each counter is priced is in :func:`energy_breakdown`.
+"""
+
+import math
+
+__all__ = ["add_pj", "mul_pj", "sram_pj", "energy_breakdown", "scale_energy", "SOURCE"]
+
+SOURCE = "Horowitz, ISSCC 2014, 45 nm, 0.9 V"
+
+
+def add_pj(width):
+    return 0.05 * width / 16 if width <= 16 else 0.05 + (0.1 - 0.05) * (width - 16) / 16
+
+
+def mul_pj(width):
+    return 0.2 * (width / 8) ** 2
+
+
+def sram_pj(size_bytes, width_bits):
+    """Energy of one access of ``width_bits`` to an SRAM of ``size_bytes``."""
+    points = [(8 * 1024, 10.0), (32 * 1024, 20.0), (1024 * 1024, 100.0)]
+    x = math.log(max(size_bytes, 1))
+    if size_bytes <= points[1][0]:
+        (s0, e0), (s1, e1) = points[0], points[1]
+    else:
+        (s0, e0), (s1, e1) = points[1], points[2]
+    slope = (math.log(e1) - math.log(e0)) / (math.log(s1) - math.log(s0))
+    e64 = math.exp(math.log(e0) + slope * (x - math.log(s0)))
+    return e64 * width_bits / 64
+
+
+def scale_energy(pj, node_nm, volts=0.9):
+    return pj * (node_nm / 45.0) * (volts / 0.9) ** 2
+
+
+def energy_breakdown(counters, accel, samples):
+    """Picojoules per training sample by engine, from ``counters`` over ``samples`` samples.
+
+    ``accel`` is the :class:`spikeforge.hdl.top.Accelerator` (for memory sizes and widths).
+    """
+    cfg, hw, P = accel.cfg, accel.hw, accel.P
+    NP, SW = accel.NP, accel.SW
+    sizes = {  # bytes of each memory
+        "x": 2 * NP * SW / 8, "spk": accel.L * NP * SW / 8,
+        "u": accel.s_depth * P * cfg.u_bits / 8, "eps": accel.s_depth * P * cfg.e_bits / 8,
+        "g": accel.s_depth * cfg.e_bits / 8, "w": accel.w_depth * P * cfg.w_bits / 8,
+        "wb": accel.wb_depth * cfg.w_bits / 8,
+    }
+    G_fe, G_wue = hw.fe_group, hw.wue_group
+    lut_fe = cfg.w_bits + G_fe
+    lut_wue = cfg.e_bits + G_wue
+    n_alpha = len(cfg.alpha_terms)
+    c = counters
+    fe = {
+        # one x read per look-up cycle: P look-ups, each one addition into the point's partial sum
+        "spike reads": c["fe_x_reads"] * sram_pj(sizes["x"], SW),
+        "look-up adds": c["fe_x_reads"] * P * add_pj(cfg.fwd_acc_bits),
+        # a weight word per input of a group; the 2^G - 1 subset sums per lane per group
+        "weight reads": c["fe_w_reads"] * sram_pj(sizes["w"], P * cfg.w_bits),
+        "LUT builds": c["fe_w_reads"] / G_fe * (2 ** G_fe - 1) * P * add_pj(lut_fe),
+        # LIF: decay (shift-adds) + add + compare per lane, and the u/o writes
+        "LIF": c["fe_writes"] * P * (n_alpha + 2) * add_pj(cfg.u_bits),
+        "state writes": c["fe_writes"] * (sram_pj(sizes["u"], P * cfg.u_bits) +
+                                          sram_pj(sizes["spk"], SW)),
+    }
+    wue = {
+        "spike reads": c["wue_x_reads"] * sram_pj(sizes["spk"], SW),
+        "eps reads": c["wue_eps_reads"] * sram_pj(sizes["eps"], P * cfg.e_bits),
+        "LUT builds": c["wue_eps_reads"] / G_wue * (2 ** G_wue - 1) * P * add_pj(lut_wue),
+        "look-up adds": c["wue_w_reads"] * P * add_pj(cfg.wgrad_acc_bits),
+        "weight reads": c["wue_w_reads"] * sram_pj(sizes["w"], P * cfg.w_bits),
+        "update + writes": c["wue_w_writes"] * (P * 2 * add_pj(cfg.w_bits) +
+                                                sram_pj(sizes["w"], P * cfg.w_bits)),
+    }
+    be = {
+        "state reads": (c["be_u_reads"] * sram_pj(sizes["u"], P * cfg.u_bits) +
+                        c["be_g_reads"] * sram_pj(sizes["g"] * P, P * cfg.e_bits) +
+                        c["be_eps_reads"] * sram_pj(sizes["eps"], P * cfg.e_bits)),
+        "recurrence": c["be_eps_writes"] * P * (n_alpha + 2) * add_pj(cfg.e_bits),
+        "eps writes": c["be_eps_writes"] * sram_pj(sizes["eps"], P * cfg.e_bits),
+        # each bank read is one multiply-accumulate
+        "MACs": c["be_w_reads"] * (mul_pj(max(cfg.w_bits, cfg.e_bits)) +
+                                   add_pj(cfg.bwd_acc_bits) + sram_pj(sizes["wb"], cfg.w_bits)),
+        "g writes": c["be_g_writes"] * sram_pj(sizes["g"], cfg.e_bits),
+    }
+    other = {
+        "mirror": (c["mirror_reads"] * sram_pj(sizes["w"], P * cfg.w_bits) +
+                   c["mirror_writes"] * sram_pj(sizes["wb"], cfg.w_bits)),
+        "output unit": (c["out_reads"] * sram_pj(sizes["spk"], SW) +
+                        c["out_writes"] * sram_pj(sizes["g"] * P, P * cfg.e_bits)),
+    }
+    result = {}
+    for name, parts in (("forward", fe), ("weight update", wue), ("backward", be),
+                        ("mirror + output", other)):
+        result[name] = {k: v / samples for k, v in parts.items()}
+    result["total_pj_per_sample"] = sum(sum(p.values()) for p in result.values())
+    result["memory_bytes"] = sizes
+    result["source"] = SOURCE
+    return result

