@@ -77,8 +77,8 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigne
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.model.fixedpoint import smax, smin
 
+from .fxp import csd, rshr, saturate
 from .params import DEFAULT_HW
 
 __all__ = ["BackwardEngine", "ReadPortSignature", "WritePortSignature", "be_geometry",
@@ -116,32 +116,6 @@ def be_geometry(cfg, hw=DEFAULT_HW):
         "state_addr": _bits_for(state_depth), "point_addr": _bits_for(max(points, 2)),
         "w_addr": _bits_for(w_depth),
     }
-
-
-def rshr(x, s):
-    """Round half up shift right by a constant (``model.fixedpoint.shift_round``)."""
-    if s > 0:
-        return (x + (1 << (s - 1))) >> s
-    if s < 0:
-        return x << -s
-    return x
-
-
-def csd(x, terms):
-    """``sum sign * rshr(x, shift)``, each term rounded on its own (``csd_scale``)."""
-    total = None
-    for sign, shift in terms:
-        part = rshr(x, shift)
-        if total is None:
-            total = part if sign > 0 else -part
-        else:
-            total = total + part if sign > 0 else total - part
-    return total
-
-
-def saturate(x, bits):
-    """Clamp the signed value ``x`` to ``bits`` and return it ``bits`` wide."""
-    return Mux(x > smax(bits), smax(bits), Mux(x < smin(bits), smin(bits), x))[:bits].as_signed()
 
 
 def _lowest(mask, width):

@@ -19,7 +19,8 @@ from spikeforge.model.data import load_dataset
 from spikeforge.model.encode import encode
 from spikeforge.model.network import Network, init_weights
 
-__all__ = ["measure_golden", "measure_snntorch", "measure_cpu"]
+__all__ = ["measure_golden", "measure_snntorch", "measure_cpu", "rectangular_surrogate",
+           "snntorch_step_fn"]
 
 
 def _batches(cfg, dataset, n_steps):
@@ -45,12 +46,10 @@ def measure_golden(cfg, dataset, mode, seconds=3.0, warmup=3):
             "seconds": elapsed, "what": f"golden model, {mode} mode, numpy"}
 
 
-def snntorch_step_fn(cfg, device="cpu"):
-    """A (model, step(x, y)) pair training the preset network with snnTorch BPTT."""
-    import snntorch as snn
+def rectangular_surrogate(window):
+    """snnTorch ``spike_grad``: Heaviside forward, ``[|x| < window/2]`` backward (the golden
+    model's surrogate, with ``x = u - vth``)."""
     import torch
-
-    window = cfg.window
 
     class Rect(torch.autograd.Function):
         @staticmethod
@@ -63,10 +62,20 @@ def snntorch_step_fn(cfg, device="cpu"):
             (x,) = ctx.saved_tensors
             return grad * (x.abs() < window / 2).to(grad.dtype)
 
+    return Rect.apply
+
+
+def snntorch_step_fn(cfg, device="cpu"):
+    """A (model, step(x, y)) pair training the preset network with snnTorch BPTT."""
+    import snntorch as snn
+    import torch
+
+    surrogate = rectangular_surrogate(cfg.window)
+
     weights = [torch.tensor(w, dtype=torch.float32, device=device, requires_grad=True)
                for w in init_weights(cfg, 0)]
     lifs = [snn.Leaky(beta=cfg.alpha, threshold=cfg.vth, reset_mechanism="zero",
-                      spike_grad=Rect.apply) for _ in weights]
+                      spike_grad=surrogate) for _ in weights]
     opt = torch.optim.SGD(weights, lr=cfg.lr)
 
     def step(x, y):

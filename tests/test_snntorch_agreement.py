@@ -5,24 +5,10 @@ import pytest
 
 from spikeforge.model.config import Config
 from spikeforge.model.network import Network, init_weights
+from spikeforge.reports.baselines import rectangular_surrogate as rectangular
 
 torch = pytest.importorskip("torch", reason="the cross-check needs torch==2.13.0 (pip install -e '.[dev]')")
 snn = pytest.importorskip("snntorch", reason="the cross-check needs snntorch (pip install -e '.[dev]')")
-
-
-def rectangular(window):
-    class Rect(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            ctx.save_for_backward(x)
-            return (x > 0).to(x.dtype)
-
-        @staticmethod
-        def backward(ctx, grad):
-            (x,) = ctx.saved_tensors
-            return grad * (x.abs() < window / 2).to(grad.dtype)
-
-    return Rect.apply
 
 
 def snntorch_grads(cfg, weights, x, labels):
