@@ -52,7 +52,11 @@ def run(cfg, simulator="verilator", hw=DEFAULT_HW, steps=STEPS, dataset=None):
 
     from .top_sim import run_top
 
-    dataset = dataset or ("digits" if cfg.layers[0] == 64 else "mnist16")
+    if dataset is None:
+        by_inputs = {64: "digits", 256: "mnist16", 16: "digits4"}
+        if cfg.layers[0] not in by_inputs:
+            raise ValueError(f"no data set with {cfg.layers[0]} inputs; use a preset")
+        dataset = by_inputs[cfg.layers[0]]
     net, data = trained_network(cfg, dataset)
     B, T = cfg.batch, cfg.timesteps
     x = encode(data.x_train[:steps * B], T, data.vmax, "rate")
