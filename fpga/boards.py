@@ -34,7 +34,8 @@ BOARDS = {b.name: b for b in [
           "OrangeCrab r0.2, Lattice ECP5 LFE5U-85F; UART on Feather pins 0 (RX) / 1 (TX)"),
     Board("icebreaker", "icebreaker:ICEBreakerPlatform", "ice40", "digits4",
           "1BitSquared iCEBreaker, Lattice iCE40UP5K",
-          hw=(("fe_group", 2), ("fe_pes", 2), ("wue_group", 2), ("wue_pes", 2), ("be_pes", 2))),
+          hw=(("fe_group", 2), ("fe_pes", 1), ("wue_group", 2), ("wue_pes", 1), ("be_pes", 1),
+              ("counters", False))),
 ]}
 
 

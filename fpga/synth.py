@@ -82,7 +82,8 @@ def _raise_fit_error(text, stat_path=None, available=None):
         try:
             with open(stat_path) as f:
                 cells = json.load(f)["design"]["num_cells_by_type"]
-            used = str(sum(n for name, n in cells.items() if cell.split("_")[-1] in name.upper()))
+            kind = {"ICESTORM_LC": "LUT4", "TRELLIS_COMB": "LUT4"}.get(cell, cell.split("_")[-1])
+            used = str(sum(n for name, n in cells.items() if kind in name.upper()))
         except (OSError, KeyError, ValueError, TypeError):
             pass
         raise FitError(f"the design does not fit: it needs {used} {cell} cells (after "
@@ -119,9 +120,10 @@ def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top"):
     build_dir = os.path.join(out_dir, "build")
     os.makedirs(build_dir, exist_ok=True)
     t0 = time.perf_counter()
+    extra = {"synth_opts": "-dsp"} if board.family == "ice40" else {}   # multipliers -> SB_MAC16
     plan = platform.build(design, name=name, build_dir=build_dir, do_build=False,
                           nextpnr_opts="--timing-allow-fail",
-                          script_after_synth="tee -q -o stat.json stat -json")
+                          script_after_synth="tee -q -o stat.json stat -json", **extra)
     plan.extract(build_dir)
     commands = _script_commands(build_dir, name)
     synth_cmd = [c for c in commands if c.startswith('"$YOSYS"')]

@@ -26,6 +26,9 @@ class HwParams:
         Backward Engine skips zero eps (input sparsity) and masked outputs (output sparsity).
     pipeline : bool
         Overlap the engines of the top level as their dependencies allow.
+    counters : bool
+        All event counters of the top (about 30 x 32 bits); off keeps ``active_cycles`` and
+        ``steps`` only, for the smallest FPGAs.
     """
 
     fe_group: int = 4
@@ -35,6 +38,7 @@ class HwParams:
     be_pes: int = 8
     be_sparse: bool = True
     pipeline: bool = True
+    counters: bool = True
 
     def validate(self):
         for name in ("fe_group", "wue_group"):

@@ -83,8 +83,10 @@ ENGINE_COUNTERS = [
 ]
 
 
-def counter_names(cfg):
+def counter_names(cfg, hw=None):
     """Names of the counters, in the order ``COUNT`` returns them."""
+    if hw is not None and not hw.counters:
+        return ["active_cycles", "steps"]
     L = cfg.n_layers
     return (ENGINE_COUNTERS + [f"spikes{l}" for l in range(L)] +
             [f"eps_nonzero{l}" for l in range(L)])
@@ -151,7 +153,7 @@ class Accelerator(wiring.Component):
         self.targets = [MemTarget("x", 2 * NP, self.SW), MemTarget("labels", 2 * max(B, 2), 8),
                         MemTarget("w", self.w_depth, P * cfg.w_bits),
                         MemTarget("pred", max(B, 2), 8)]
-        self.counters = counter_names(cfg)
+        self.counters = counter_names(cfg, hw)
         self.fe = ForwardEngine(cfg, hw)
         self.wue = WeightUpdateEngine(cfg, hw)
         self.be = BackwardEngine(cfg, hw)

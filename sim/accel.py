@@ -38,7 +38,7 @@ class AcceleratorGeometry:
                         MemTarget("labels", 2 * self.label_stride, 8),
                         MemTarget("w", w_depth, P * cfg.w_bits),
                         MemTarget("pred", self.label_stride, 8)]
-        self.counters = counter_names(cfg)
+        self.counters = counter_names(cfg, hw)
 
 
 class AcceleratorDriver:
