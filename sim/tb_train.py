@@ -14,6 +14,7 @@ from cocotb.task import bridge, resume
 from spikeforge.hdl.params import HwParams
 from spikeforge.model.config import Config
 from spikeforge.model.train import TrainOptions, train
+from spikeforge.model.weights import atomic_write_text
 from spikeforge.sim.accel import AcceleratorDriver, AcceleratorGeometry
 from spikeforge.sim.cocotb_io import CocotbTransport, start_clock
 from spikeforge.sim.rtl_engine import RtlEngine
@@ -35,19 +36,12 @@ async def train_on_rtl(dut):
 
     def job():
         engine = RtlEngine(driver, cfg, run, seed=opts.seed)
-
-        def extra():
-            counters = run(driver.counters())
-            return {"weights_checked_steps": engine.steps_checked,
-                    "predictions_checked": engine.predictions_checked,
-                    "all_weights_matched_golden": True,
-                    "rtl_counters": counters}
-
-        opts.extra_metrics = {}
         metrics = train(cfg, opts, engine=engine)
         # the run completed: every step was compared (an RtlMismatch would have stopped it)
-        metrics.update(extra())
-        from spikeforge.model.weights import atomic_write_text
+        metrics.update({"weights_checked_steps": engine.steps_checked,
+                        "predictions_checked": engine.predictions_checked,
+                        "all_weights_matched_golden": True,
+                        "rtl_counters": run(driver.counters())})
         atomic_write_text(os.path.join(opts.out, "metrics.json"),
                           json.dumps(metrics, indent=2) + "\n")
         return metrics
