@@ -27,38 +27,35 @@ def _parse_value(text):
         return text
 
 
+def parse_overrides(items, flag, known, kind):
+    """``FIELD=VALUE`` options (``--set``/``--hw``) as a dict, values parsed as JSON if possible."""
+    changes = {}
+    for item in items or ():
+        if "=" not in item:
+            raise ConfigError(f"{flag} expects FIELD=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        changes[key.strip()] = _parse_value(value.strip())
+    unknown = sorted(set(changes) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown {kind} field(s) {unknown} in {flag}; known: {sorted(known)}")
+    return changes
+
+
 def config_from_args(name, overrides):
     """The preset ``name`` with ``--set field=value`` overrides applied and validated."""
     cfg = preset(name)
-    changes = {}
-    for item in overrides or ():
-        if "=" not in item:
-            raise ConfigError(f"--set expects FIELD=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        changes[key.strip()] = _parse_value(value.strip())
-    if changes:
-        known = set(Config.__dataclass_fields__)
-        unknown = sorted(set(changes) - known)
-        if unknown:
-            raise ConfigError(f"unknown config field(s) {unknown} in --set; known: {sorted(known)}")
-        cfg = cfg.replace(**changes)
-    return cfg
+    changes = parse_overrides(overrides, "--set", Config.__dataclass_fields__, "config")
+    return cfg.replace(**changes) if changes else cfg
 
 
-def hw_from_args(overrides):
-    """Hardware parameters: the defaults with ``--hw field=value`` overrides."""
+def hw_from_args(overrides, base=None):
+    """Hardware parameters: ``base`` (default ``DEFAULT_HW``) with ``--hw field=value``
+    overrides."""
     from spikeforge.hdl.params import DEFAULT_HW, HwParams
 
-    changes = {}
-    for item in overrides or ():
-        if "=" not in item:
-            raise ConfigError(f"--hw expects FIELD=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        if key not in HwParams.__dataclass_fields__:
-            raise ConfigError(f"unknown hardware field {key!r} in --hw; known: "
-                              f"{sorted(HwParams.__dataclass_fields__)}")
-        changes[key] = _parse_value(value)
-    return DEFAULT_HW.replace(**changes) if changes else DEFAULT_HW
+    base = base or DEFAULT_HW
+    changes = parse_overrides(overrides, "--hw", HwParams.__dataclass_fields__, "hardware")
+    return base.replace(**changes) if changes else base
 
 
 def cmd_train(args):
@@ -144,7 +141,7 @@ def cmd_synth(args):
     target = board(args.board)
     preset_name = args.preset or target.preset
     cfg = config_from_args(preset_name, args.set)
-    hw = hw_from_args([f"{k}={v}" for k, v in target.hw] + list(args.hw or []))
+    hw = hw_from_args(args.hw, base=target.hw_params())
     platform = target.make_platform()
     divisor = divisor_for(platform.default_clk_frequency, args.baud)
     print(f"synthesising the {preset_name} accelerator for {target.description} "

@@ -14,6 +14,11 @@ class Board:
     description: str
     hw: tuple = ()         # HwParams overrides that fit it, as (field, value) pairs
 
+    def hw_params(self):
+        """The default hardware parameters with this board's overrides."""
+        from spikeforge.hdl.params import DEFAULT_HW
+        return DEFAULT_HW.replace(**dict(self.hw)) if self.hw else DEFAULT_HW
+
     def make_platform(self):
         import importlib
         module, cls = self.platform.split(":")

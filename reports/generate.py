@@ -45,12 +45,11 @@ def _synth(board_name):
         from spikeforge.fpga.boards import board
         from spikeforge.fpga.synth import FitError, build_board
         from spikeforge.hdl.board import BoardTop
-        from spikeforge.hdl.params import DEFAULT_HW
         from spikeforge.hdl.top import Accelerator
         from spikeforge.hdl.uart import divisor_for
         b = board(board_name)
         cfg = _preset(b.preset)
-        hw = DEFAULT_HW.replace(**dict(b.hw)) if b.hw else DEFAULT_HW
+        hw = b.hw_params()
         divisor = divisor_for(b.make_platform().default_clk_frequency, 115200)
         out = os.path.join("/tmp", "spikeforge_report_synth", board_name)
         try:
