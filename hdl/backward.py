@@ -226,7 +226,9 @@ class BackwardEngine(wiring.Component):
         lists = memory.Memory(shape=unsigned(entry_w), depth=2 << kw, init=[])
         m.submodules.lists = lists
         list_wp = lists.write_port()
-        list_rp = lists.read_port(domain="comb")
+        # synchronous (block RAM on every FPGA): addressed with the walker's next state, so its
+        # data always belongs to the current state, exactly as an asynchronous read would
+        list_rp = lists.read_port(transparent_for=(list_wp,))
 
         # ---- producer stage R0: issue reads ------------------------------------------------
         p = Signal(geo["point_addr"])
@@ -333,7 +335,11 @@ class BackwardEngine(wiring.Component):
         rem = Signal(P)
         started = Signal()
         lm = [Signal(S, name=f"lm{q}") for q in range(P)]
-        m.d.comb += list_rp.addr.eq(Cat(n[:kw], cs))
+        n_next = Signal.like(n)
+        cs_next = Signal()
+        m.d.comb += [n_next.eq(n), cs_next.eq(cs)]
+        m.d.sync += [n.eq(n_next), cs.eq(cs_next)]
+        m.d.comb += list_rp.addr.eq(Cat(n_next[:kw], cs_next))
         e_k = list_rp.data[:kw]
         e_mask = list_rp.data[kw:kw + P]
         e_vals = Array(list_rp.data[kw + P + q * eb:kw + P + (q + 1) * eb].as_signed()
@@ -386,8 +392,7 @@ class BackwardEngine(wiring.Component):
         load_slot = Signal()
         load = Signal()
         with m.If(point_end):
-            m.d.comb += clr_full.eq(1 << cs)
-            m.d.sync += cs.eq(~cs)
+            m.d.comb += [clr_full.eq(1 << cs), cs_next.eq(~cs)]
             m.d.comb += [load_slot.eq(~cs), load.eq(full.bit_select(~cs, 1))]
             m.d.sync += active.eq(full.bit_select(~cs, 1))
         with m.Elif(~active & busy):
@@ -398,13 +403,16 @@ class BackwardEngine(wiring.Component):
         with m.If(load):
             m.d.sync += [lm[q].eq(new_masks[q]) for q in range(P)]
             m.d.sync += [lh[q].eq(new_need[q]) for q in range(P)]
-            m.d.sync += [n.eq(0), started.eq(0)]
+            m.d.sync += started.eq(0)
+            m.d.comb += n_next.eq(0)
         with m.Elif(emit):
             m.d.sync += [lm[q].eq(lm_after[q]) for q in range(P)]
             with m.If(item_last):
-                m.d.sync += [n.eq(0), started.eq(0)]
+                m.d.sync += started.eq(0)
+                m.d.comb += n_next.eq(0)
             with m.Elif(eff_rest == 0):
-                m.d.sync += [n.eq(n + 1), started.eq(0)]
+                m.d.sync += started.eq(0)
+                m.d.comb += n_next.eq(n + 1)
             with m.Else():
                 m.d.sync += [rem.eq(eff_rest), started.eq(1)]
         m.d.sync += full.eq((full | set_full) & ~clr_full)
@@ -462,8 +470,9 @@ class BackwardEngine(wiring.Component):
                 B.eq(self.batch), below.eq(self.has_below), sparse.eq(self.sparse),
                 n_words.eq(ceil_words),
                 busy.eq(1), cycles.eq(0), prod_run.eq(1), t.eq(self.timesteps - 1), b.eq(0),
-                k.eq(0), ps.eq(0), cs.eq(0), active.eq(0), full.eq(0),
+                k.eq(0), ps.eq(0), active.eq(0), full.eq(0),
             ]
+            m.d.comb += cs_next.eq(0)
         return m
 
 

@@ -114,16 +114,24 @@ class OutputUnit(wiring.Component):
         m.d.comb += [self.g_wr.data.eq(Cat(*lanes)),
                      self.g_wr.addr.eq(k * (T * B) + t * B + b)]
 
-        # arg-max, lowest index on ties
+        # arg-max, lowest index on ties: a balanced tree (log2(n_out) comparators deep); the
+        # right half wins a pair only when strictly greater, so ties keep the lower index
         best = Signal(range(max(n_out, 2)))
-        best_count = [Signal(range(T + 1), name=f"best_count{i}") for i in range(n_out)]
-        best_index = [Signal(range(max(n_out, 2)), name=f"best_index{i}") for i in range(n_out)]
-        m.d.comb += [best_count[0].eq(counts[0]), best_index[0].eq(0)]
-        for i in range(1, n_out):
-            better = counts[i] > best_count[i - 1]
-            m.d.comb += [best_count[i].eq(Mux(better, counts[i], best_count[i - 1])),
-                         best_index[i].eq(Mux(better, i, best_index[i - 1]))]
-        m.d.comb += [best.eq(best_index[-1]), self.pred_wr.data.eq(best)]
+        level = [(counts[i], Const(i, range(max(n_out, 2)))) for i in range(n_out)]
+        depth = 0
+        while len(level) > 1:
+            merged = []
+            for j in range(0, len(level) - 1, 2):
+                (c_lo, i_lo), (c_hi, i_hi) = level[j], level[j + 1]
+                c = Signal(range(T + 1), name=f"best_count_{depth}_{j // 2}")
+                i = Signal(range(max(n_out, 2)), name=f"best_index_{depth}_{j // 2}")
+                better = c_hi > c_lo
+                m.d.comb += [c.eq(Mux(better, c_hi, c_lo)), i.eq(Mux(better, i_hi, i_lo))]
+                merged.append((c, i))
+            if len(level) % 2:
+                merged.append(level[-1])
+            level, depth = merged, depth + 1
+        m.d.comb += [best.eq(level[0][1]), self.pred_wr.data.eq(best)]
 
         with m.FSM():
             with m.State("IDLE"):

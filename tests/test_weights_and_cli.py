@@ -111,3 +111,13 @@ def test_cli_unknown_dataset_and_help():
     assert r.returncode == 0
     for command in ("train", "verilog", "bench"):
         assert command in r.stdout
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("layers=64,96,10", (64, 96, 10)), ("layers=[16, 32, 10]", (16, 32, 10)),
+    ("alpha=0.25", 0.25), ("reset_grad=true", True),
+])
+def test_cli_overrides_parse(text, expected):
+    from spikeforge.cli.main import config_from_args
+    field = text.split("=")[0]
+    assert getattr(config_from_args("digits", [text]), field) == expected
