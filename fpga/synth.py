@@ -113,11 +113,12 @@ def _script_commands(build_dir, name):
     return [line for line in script.splitlines() if line.startswith('"$')]
 
 
-def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None):
+def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, meta=None):
     """Synthesise, place and route ``design`` for ``board`` (a :class:`fpga.boards.Board`).
 
-    Seeds run in parallel, ``jobs`` at a time (default: one per CPU core). Returns the dict
-    written to ``out_dir/synth.json``.
+    Seeds run in parallel, ``jobs`` at a time (default: one per CPU core). ``meta`` (a dict, e.g.
+    the preset and hardware parameters) is stored with the results. Returns the dict written to
+    ``out_dir/synth.json``.
     """
     if not seeds:
         raise ValueError("need at least one nextpnr seed")
@@ -200,5 +201,6 @@ def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None):
                   f" ({NEXTPNR_OPTS[board.family]}) --report, best of seeds {list(seeds)}, "
                   f"{workers} in parallel",
     }
+    result.update(meta or {})
     atomic_write_text(os.path.join(out_dir, "synth.json"), json.dumps(result, indent=2) + "\n")
     return result

@@ -9,6 +9,9 @@ Per-event energies are Horowitz, "Computing's energy problem", ISSCC 2014, 45 nm
 - SRAM: 10 pJ (8 KB), 20 pJ (32 KB), 100 pJ (1 MB) per 64-bit access, interpolated log-log in the
   memory size and scaled linearly in the word width.
 
+- register write: no Horowitz figure; SATA_Sim's unit energies put a 16-bit register write at
+  0.0301 / 0.00967 = 3.1 times a 16-bit add, so 3.1 x 0.05 pJ / 16 = 0.0097 pJ per bit written.
+
 Other nodes: dynamic energy ``C V^2`` with ``C`` proportional to the feature size, so
 ``E(node, V) = E45 * (node / 45) * (V / 0.9)^2`` (a first-order rule; leakage is not modelled).
 
@@ -19,9 +22,11 @@ of one engine. How each counter is priced is in :func:`energy_breakdown`.
 
 import math
 
-__all__ = ["add_pj", "mul_pj", "sram_pj", "energy_breakdown", "scale_energy", "SOURCE"]
+__all__ = ["add_pj", "mul_pj", "sram_pj", "register_pj", "energy_breakdown", "scale_energy",
+           "SOURCE"]
 
 SOURCE = "Horowitz, ISSCC 2014, 45 nm, 0.9 V"
+REGISTER_PER_ADD16 = 0.0301 / 0.00967        # SATA_Sim: 16-bit register write / 16-bit add
 
 
 def add_pj(width):
@@ -45,6 +50,11 @@ def sram_pj(size_bytes, width_bits):
     return e64 * width_bits / 64
 
 
+def register_pj(bits):
+    """Energy of writing ``bits`` flip-flops (see the module docstring)."""
+    return REGISTER_PER_ADD16 * add_pj(16) * bits / 16
+
+
 def scale_energy(pj, node_nm, volts=0.9):
     return pj * (node_nm / 45.0) * (volts / 0.9) ** 2
 
@@ -61,6 +71,8 @@ def energy_breakdown(counters, accel, samples):
         "u": accel.s_depth * P * cfg.u_bits / 8, "eps": accel.s_depth * P * cfg.e_bits / 8,
         "g": accel.s_depth * cfg.e_bits / 8, "w": accel.w_depth * P * cfg.w_bits / 8,
         "wb": accel.wb_depth * cfg.w_bits / 8,
+        # per-PE accumulators inside the engines: FE partial sums per point, WUE dW per input
+        "fe psum": NP * cfg.fwd_acc_bits / 8, "wue acc": max(cfg.layers) * cfg.wgrad_acc_bits / 8,
     }
     G_fe, G_wue = hw.fe_group, hw.wue_group
     lut_fe = cfg.w_bits + G_fe
@@ -74,6 +86,10 @@ def energy_breakdown(counters, accel, samples):
         # a weight word per input of a group; the 2^G - 1 subset sums per lane per group
         "weight reads": c["fe_w_reads"] * sram_pj(sizes["w"], P * cfg.w_bits),
         "LUT builds": c["fe_w_reads"] / G_fe * (2 ** G_fe - 1) * P * add_pj(lut_fe),
+        "LUT register writes": c["fe_w_reads"] / G_fe * 2 ** G_fe * P * register_pj(lut_fe),
+        # each look-up reads and writes its point's partial sum (one SRAM per PE)
+        "partial-sum SRAM": c["fe_x_reads"] * P * 2 * sram_pj(sizes["fe psum"],
+                                                               cfg.fwd_acc_bits),
         # LIF: decay (shift-adds) + add + compare per lane, and the u/o writes
         "LIF": c["fe_writes"] * P * (n_alpha + 2) * add_pj(cfg.u_bits),
         "state writes": c["fe_writes"] * (sram_pj(sizes["u"], P * cfg.u_bits) +
@@ -83,6 +99,10 @@ def energy_breakdown(counters, accel, samples):
         "spike reads": c["wue_x_reads"] * sram_pj(sizes["spk"], SW),
         "eps reads": c["wue_eps_reads"] * sram_pj(sizes["eps"], P * cfg.e_bits),
         "LUT builds": c["wue_eps_reads"] / G_wue * (2 ** G_wue - 1) * P * add_pj(lut_wue),
+        "LUT register writes": c["wue_eps_reads"] / G_wue * 2 ** G_wue * P * register_pj(lut_wue),
+        # each look-up (one weight word read per look-up cycle) reads and writes its input's dW
+        "accumulator SRAM": c["wue_w_reads"] * P * 2 * sram_pj(sizes["wue acc"],
+                                                                cfg.wgrad_acc_bits),
         "look-up adds": c["wue_w_reads"] * P * add_pj(cfg.wgrad_acc_bits),
         "weight reads": c["wue_w_reads"] * sram_pj(sizes["w"], P * cfg.w_bits),
         "update + writes": c["wue_w_writes"] * (P * 2 * add_pj(cfg.w_bits) +

