@@ -82,7 +82,7 @@ from .fxp import csd, rshr, saturate
 from .params import DEFAULT_HW
 
 __all__ = ["BackwardEngine", "ReadPortSignature", "WritePortSignature", "be_geometry",
-           "verilog_units"]
+           "control_members", "verilog_units"]
 
 
 def ReadPortSignature(addr_width, data_width):
@@ -115,6 +115,24 @@ def be_geometry(cfg, hw=DEFAULT_HW):
         "point_depth": max(points, 2),
         "state_addr": _bits_for(state_depth), "point_addr": _bits_for(max(points, 2)),
         "w_addr": _bits_for(w_depth),
+    }
+
+
+def control_members(cfg, hw=DEFAULT_HW):
+    """The engine's run-control members (start, dimensions, switches, busy/done/cycles), also
+    re-exported by wrappers such as the test harness."""
+    n_max = max(cfg.layers)
+    return {
+        "start": In(1),
+        "n_out": In(range(n_max + 1)),
+        "n_in": In(range(n_max + 1)),
+        "timesteps": In(range(cfg.timesteps + 1)),
+        "batch": In(range(cfg.batch + 1)),
+        "has_below": In(1),
+        "sparse": In(1),
+        "busy": Out(1),
+        "done": Out(1),
+        "cycles": Out(32),
     }
 
 
@@ -168,18 +186,9 @@ class BackwardEngine(wiring.Component):
         self.cfg, self.hw = cfg, hw
         geo = be_geometry(cfg, hw)
         self.geometry = geo
-        P, n_max = geo["P"], geo["n_max"]
+        P = geo["P"]
         super().__init__({
-            "start": In(1),
-            "n_out": In(range(n_max + 1)),
-            "n_in": In(range(n_max + 1)),
-            "timesteps": In(range(cfg.timesteps + 1)),
-            "batch": In(range(cfg.batch + 1)),
-            "has_below": In(1),
-            "sparse": In(1),
-            "busy": Out(1),
-            "done": Out(1),
-            "cycles": Out(32),
+            **control_members(cfg, hw),
             "u_rd": Out(ReadPortSignature(geo["state_addr"], P * cfg.u_bits)),
             "g_rd": Out(ReadPortSignature(geo["state_addr"], P * cfg.e_bits)),
             "eps_rd": Out(ReadPortSignature(geo["state_addr"], P * cfg.e_bits)),

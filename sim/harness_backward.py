@@ -17,7 +17,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hdl.backward import BackwardEngine, be_geometry
+from spikeforge.hdl.backward import BackwardEngine, be_geometry, control_members
 from spikeforge.hdl.params import DEFAULT_HW
 from spikeforge.model.network import LayerTrace, Network
 
@@ -51,18 +51,8 @@ class BackwardHarness(wiring.Component):
         P = geo["P"]
         self.data_width = max(P * cfg.u_bits, P * cfg.e_bits, P * cfg.w_bits, geo["mask_width"])
         addr_width = max(geo["state_addr"], geo["w_addr"], geo["point_addr"])
-        n_max = geo["n_max"]
         super().__init__({
-            "start": In(1),
-            "n_out": In(range(n_max + 1)),
-            "n_in": In(range(n_max + 1)),
-            "timesteps": In(range(cfg.timesteps + 1)),
-            "batch": In(range(cfg.batch + 1)),
-            "has_below": In(1),
-            "sparse": In(1),
-            "busy": Out(1),
-            "done": Out(1),
-            "cycles": Out(32),
+            **control_members(cfg, hw),
             "host_sel": In(3),
             "host_addr": In(addr_width),
             "host_wdata": In(self.data_width),
