@@ -57,7 +57,7 @@ def toolchain_env():
     return env
 
 
-def _run(cmd, cwd, env, log_name):
+def _run(cmd, cwd, env, log_name, detail_log=None):
     log_path = os.path.join(cwd, log_name)
     with open(log_path, "w") as log:
         proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -65,13 +65,23 @@ def _run(cmd, cwd, env, log_name):
     if proc.returncode != 0:
         with open(log_path) as f:
             tail = f.read()[-3000:]
-        _raise_fit_error(tail, os.path.join(cwd, "stat.json"))
+        detail = ""
+        if detail_log and os.path.exists(os.path.join(cwd, detail_log)):
+            with open(os.path.join(cwd, detail_log)) as f:
+                detail = f.read()
+        _raise_fit_error(detail + tail, os.path.join(cwd, "stat.json"))
         raise SynthError(f"{log_name.split('.')[0]} failed (exit {proc.returncode}); see "
                          f"{log_path}:\n{tail}")
     return log_path
 
 
 def _raise_fit_error(text, stat_path=None, available=None):
+    # nextpnr's utilisation table after packing: "ICESTORM_LC:  6285/  5280   119%"
+    for cell, used, avail in re.findall(r"(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", text):
+        if int(used) > int(avail):
+            raise FitError(f"the design does not fit: it needs {used} {cell} after packing but "
+                           f"the device has {avail}; choose a smaller preset or fewer PEs "
+                           f"(--set / --hw), or a larger board")
     # nextpnr: "Design uses 123 TRELLIS_COMB cells, but device only has 100" (and variants)
     match = re.search(r"(?:Unable to place|uses?)\D*(\d+)\s+(\w+)\s+cells?,?\s+but\s+"
                       r"(?:the\s+)?device\s+(?:only\s+)?has\s+(\d+)", text, re.I)
@@ -147,7 +157,7 @@ def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, 
         cmd = re.sub(rf"{out_cfg} (\S+)", lambda m: f"{out_cfg} seed{seed}_{m.group(1)}", cmd)
         cmd = cmd.replace("--log ", f"--log seed{seed}_")
         cmd += f" --seed {seed} --report report_seed{seed}.json"
-        _run(cmd, build_dir, env, f"nextpnr_seed{seed}.log")
+        _run(cmd, build_dir, env, f"nextpnr_seed{seed}.log", detail_log=f"seed{seed}_{name}.tim")
         with open(os.path.join(build_dir, f"report_seed{seed}.json")) as f:
             report = json.load(f)
         fmax = min((c["achieved"] for c in report["fmax"].values()), default=0.0)
