@@ -30,7 +30,7 @@ from spikeforge.model.config import Config
 
 from .fxp import csd, saturate
 from .layout import EngineLayout
-from .lut import LutBuildControl, SubsetSumLut
+from .lut import drive_lut, lut_bank
 from .params import DEFAULT_HW, HwParams
 
 __all__ = ["ForwardEngine", "verilog_units"]
@@ -111,12 +111,7 @@ class ForwardEngine(wiring.Component):
         padded = n_groups_max * G
         blocks_max = lay.out_blocks_max
 
-        m.submodules.ctl = ctl = LutBuildControl(G)
-        luts = []
-        for k in range(P):
-            lut = SubsetSumLut(G, cfg.w_bits)
-            m.submodules[f"lut{k}"] = lut
-            luts.append(lut)
+        ctl, luts = lut_bank(m, G, cfg.w_bits, P)
 
         # ---- run control -----------------------------------------------------------------------
         n_in = Signal.like(self.n_in)
@@ -189,16 +184,7 @@ class ForwardEngine(wiring.Component):
         m.d.sync += fetch_ok.eq(b_gbase + ctl.fetch_idx < n_in)
         for k, lut in enumerate(luts):
             weight = self.w_rd.data[k * cfg.w_bits:(k + 1) * cfg.w_bits].as_signed()
-            m.d.comb += [
-                lut.load_en.eq(ctl.load_en),
-                lut.load_idx.eq(ctl.load_idx),
-                lut.load_val.eq(Mux(fetch_ok, weight, 0)),
-                lut.build_en.eq(ctl.build_en),
-                lut.build_idx.eq(ctl.build_idx),
-                lut.build_src.eq(ctl.build_src),
-                lut.build_step.eq(ctl.build_step),
-                lut.build_bank.eq(~bank),
-            ]
+            drive_lut(m, lut, ctl, Mux(fetch_ok, weight, 0), ~bank)
 
         # ---- stage 0: issue reads of the input spikes and the partial sums ----------------------
         psum_rd, psum_wr = [], []

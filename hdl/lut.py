@@ -23,7 +23,7 @@ from amaranth.lib.wiring import In, Out
 
 from spikeforge.model.fixedpoint import signed_bits, smax, smin
 
-__all__ = ["SubsetSumLut", "LutBuildControl", "entry_bits"]
+__all__ = ["SubsetSumLut", "LutBuildControl", "entry_bits", "lut_bank", "drive_lut"]
 
 MAX_GROUP = 8
 
@@ -188,3 +188,30 @@ class LutBuildControl(wiring.Component):
                     m.d.sync += self.ready.eq(1)
                     m.next = "IDLE"
         return m
+
+
+def lut_bank(m, group, value_bits, pes):
+    """Add one :class:`LutBuildControl` and ``pes`` :class:`SubsetSumLut` to module ``m``
+    (submodules ``ctl``, ``lut0`` ...); returns ``(ctl, luts)``."""
+    m.submodules.ctl = ctl = LutBuildControl(group)
+    luts = []
+    for k in range(pes):
+        lut = SubsetSumLut(group, value_bits)
+        m.submodules[f"lut{k}"] = lut
+        luts.append(lut)
+    return ctl, luts
+
+
+def drive_lut(m, lut, ctl, load_val, bank):
+    """Connect ``lut`` to the build sequence of ``ctl``: it loads ``load_val`` and builds into
+    ``bank`` (the bank not being looked up)."""
+    m.d.comb += [
+        lut.load_en.eq(ctl.load_en),
+        lut.load_idx.eq(ctl.load_idx),
+        lut.load_val.eq(load_val),
+        lut.build_en.eq(ctl.build_en),
+        lut.build_idx.eq(ctl.build_idx),
+        lut.build_src.eq(ctl.build_src),
+        lut.build_step.eq(ctl.build_step),
+        lut.build_bank.eq(bank),
+    ]

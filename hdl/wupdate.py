@@ -29,7 +29,7 @@ from spikeforge.model.config import Config
 
 from .fxp import csd, saturate
 from .layout import EngineLayout
-from .lut import LutBuildControl, SubsetSumLut
+from .lut import drive_lut, lut_bank
 from .params import DEFAULT_HW, HwParams
 
 __all__ = ["WeightUpdateEngine", "verilog_units"]
@@ -108,12 +108,7 @@ class WeightUpdateEngine(wiring.Component):
         A, S = cfg.wgrad_acc_bits, lay.spike_width
         blocks_max = lay.out_blocks_max
 
-        m.submodules.ctl = ctl = LutBuildControl(G)
-        luts = []
-        for k in range(P):
-            lut = SubsetSumLut(G, cfg.e_bits)
-            m.submodules[f"lut{k}"] = lut
-            luts.append(lut)
+        ctl, luts = lut_bank(m, G, cfg.e_bits, P)
 
         n_in = Signal.like(self.n_in)
         n_out = Signal.like(self.n_out)
@@ -182,16 +177,7 @@ class WeightUpdateEngine(wiring.Component):
             eps = self.eps_rd.data[k * cfg.e_bits:(k + 1) * cfg.e_bits].as_signed()
             alive = Signal(name=f"alive{k}")
             m.d.comb += alive.eq(b_nbase + k < n_out)
-            m.d.comb += [
-                lut.load_en.eq(ctl.load_en),
-                lut.load_idx.eq(ctl.load_idx),
-                lut.load_val.eq(Mux(point_ok & alive, eps, 0)),
-                lut.build_en.eq(ctl.build_en),
-                lut.build_idx.eq(ctl.build_idx),
-                lut.build_src.eq(ctl.build_src),
-                lut.build_step.eq(ctl.build_step),
-                lut.build_bank.eq(~bank),
-            ]
+            drive_lut(m, lut, ctl, Mux(point_ok & alive, eps, 0), ~bank)
 
         # ---- stage 0: pattern of input j over the G points, look-up, issue reads ---------------
         acc_rd, acc_wr = [], []

