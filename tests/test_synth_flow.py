@@ -40,3 +40,30 @@ def test_boards():
         board("de10")
     assert board("icebreaker").hw_params().counters is False
     assert board("ulx3s-85f").hw_params() == board("orangecrab-85f").hw_params()
+
+
+@pytest.mark.parametrize("fin,target", [(25e6, 15e6), (48e6, 15e6), (12e6, 40e6), (100e6, 33e6)])
+def test_ecp5_pll_dividers_respect_the_limits(fin, target):
+    from spikeforge.hdl.pll import PFD_HZ, VCO_HZ, ecp5_pll_config
+    c = ecp5_pll_config(fin, target)
+    pfd = fin / c["clki_div"]
+    vco = pfd * c["clkfb_div"]
+    assert PFD_HZ[0] <= pfd <= PFD_HZ[1] and VCO_HZ[0] <= vco <= VCO_HZ[1]
+    assert c["fout_hz"] == pytest.approx(vco / c["clkop_div"]) and c["fout_hz"] <= target
+    assert c["fout_hz"] >= 0.97 * target            # the dividers get close to the target
+
+
+def test_ecp5_pll_impossible_target():
+    from spikeforge.hdl.pll import ecp5_pll_config
+    with pytest.raises(ValueError, match="no ECP5 PLL setting"):
+        ecp5_pll_config(25e6, 1e6)                  # below VCO_min / 128
+
+
+def test_board_tops():
+    from spikeforge.hdl.top import Accelerator
+    b = board("ulx3s-85f")
+    top, clock_hz = b.make_top(Accelerator(b.build_config(), b.hw_params()))
+    assert clock_hz == pytest.approx(15e6) and top.clock is not None
+    small = board("icebreaker")
+    top, clock_hz = small.make_top(Accelerator(small.build_config(), small.hw_params()))
+    assert clock_hz == pytest.approx(12e6) and top.clock is None
