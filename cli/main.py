@@ -152,6 +152,7 @@ def cmd_synth(args):
           f"{list(range(1, args.seeds + 1))})")
     result = build_board(target, top, args.out,
                          seeds=tuple(range(1, args.seeds + 1)), jobs=args.jobs,
+                         seed_timeout=args.seed_timeout * 60 if args.seed_timeout else None,
                          meta={"preset": preset_name, "config": cfg.to_dict(),
                                "hw": dict(hw.__dict__), "core_clock_mhz": clock_hz / 1e6,
                                "baud": args.baud})
@@ -237,6 +238,9 @@ def build_parser():
     p.add_argument("--seeds", type=int, default=3, help="nextpnr seeds to try (default 3)")
     p.add_argument("--jobs", type=int, default=None,
                    help="seeds placed and routed at once (default: one per CPU core)")
+    p.add_argument("--seed-timeout", type=float, default=None, metavar="MIN",
+                   help="give up a seed's place and route after MIN minutes (the best of the "
+                        "others is used)")
     p.add_argument("--baud", type=int, default=115200, help="UART baud rate")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE",
                    help="override a config field (repeatable)")

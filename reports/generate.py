@@ -180,9 +180,10 @@ def render(results, out_dir=HERE):
                      f"{'' if r['timing_met'] else ' (timing NOT met)'} |")
     lines += ["", "LUT: LUT4 cells on the ECP5 (TRELLIS_COMB), logic cells (LUT4 + flip-flop, "
                   "ICESTORM_LC) on the iCE40; FF: flip-flops after synthesis (yosys `stat`); BRAM: "
-                  "DP16KD (18 Kbit) or ICESTORM_RAM (4 Kbit). The ECP5-85F boards carry 4 PEs per "
-                  "engine (with the default 8, nextpnr does not route the block-RAM-bound design "
-                  "in useful time) and clock them at 15 MHz from a PLL. The iCEBreaker carries "
+                  "DP16KD (18 Kbit) or ICESTORM_RAM (4 Kbit). The ECP5-85F boards carry the digits "
+                  "network with a batch buffer of 8 and 4 PEs per engine (with batch 16 and 8 PEs "
+                  "nextpnr does not route the block-RAM-bound design in useful time) and clock "
+                  "it at 15 MHz from a PLL. The iCEBreaker carries "
                   "the digits4 network (16-32-10, 8-bit weights, batch 1) with 1 PE per engine "
                   "and the event counters off, at its 12 MHz oscillator.", ""]
 
