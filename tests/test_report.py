@@ -10,7 +10,9 @@ from spikeforge.reports import generate
 
 def _committed():
     results = {name: generate._load(name) for name in generate.ITEMS}
-    missing = [name for name, value in results.items() if value is None]
+    # board builds may be absent (the report then says so); every other item must be stored
+    missing = [name for name, value in results.items()
+               if value is None and not name.startswith("synth_")]
     return results, missing
 
 
@@ -38,7 +40,9 @@ def test_report_tables_carry_the_measurements(tmp_path):
     for key in ("synth_ulx3s-85f", "synth_orangecrab-85f", "synth_icebreaker"):
         r = results[key]
         name = key.split("_", 1)[1]
-        if r.get("fits"):
+        if r is None:
+            assert f"| {name} | | | not built for this report" in text
+        elif r.get("fits"):
             assert f"| {name} | {r['preset']} |" in text and f"{r['fmax_mhz']:.1f}" in text
     cpu = results["cpu"]["snntorch"]["samples_per_s"]
     assert f"{cpu:,.0f}" in text
