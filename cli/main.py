@@ -238,9 +238,10 @@ def build_parser():
     p.add_argument("--seeds", type=int, default=3, help="nextpnr seeds to try (default 3)")
     p.add_argument("--jobs", type=int, default=None,
                    help="seeds placed and routed at once (default: one per CPU core)")
-    p.add_argument("--seed-timeout", type=float, default=None, metavar="MIN",
-                   help="give up a seed's place and route after MIN minutes (the best of the "
-                        "others is used)")
+    p.add_argument("--seed-timeout", type=float, default=30, metavar="MIN",
+                   help="give up a seed's place and route after MIN minutes, 0 for never; the "
+                        "best of the routed seeds is used (default 30: router2 sometimes "
+                        "oscillates instead of converging)")
     p.add_argument("--baud", type=int, default=115200, help="UART baud rate")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE",
                    help="override a config field (repeatable)")
