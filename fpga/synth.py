@@ -69,6 +69,8 @@ def _run(cmd, cwd, env, log_name, detail_log=None, timeout=None):
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 shell=isinstance(cmd, str), start_new_session=True)
+        # its own process group, so a timeout stops the tool and the shell around it; an
+        # interrupt (Ctrl-C) must then stop them too
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -76,6 +78,9 @@ def _run(cmd, cwd, env, log_name, detail_log=None, timeout=None):
             proc.wait()
             raise SeedTimeout(f"{log_name.split('.')[0]} ran past {timeout:.0f} s; see "
                               f"{log_path}") from None
+        except BaseException:
+            os.killpg(proc.pid, 15)
+            raise
     if proc.returncode != 0:
         with open(log_path) as f:
             tail = f.read()[-3000:]

@@ -300,11 +300,16 @@ def render(results, out_dir=HERE):
                       json.dumps(energy, indent=2) + "\n")
 
 
-def _savefig(fig, path):
-    """Save atomically: a half-written PNG never replaces a good one."""
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+def _savefig(fig, out_dir, name, title, made):
+    """Lay out, save atomically (a half-written PNG never replaces a good one), close, and
+    list ``(title, name)`` in ``made``."""
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    path = os.path.join(out_dir, name)
+    fig.savefig(f"{path}.tmp.png", dpi=110)
+    os.replace(f"{path}.tmp.png", path)
+    plt.close(fig)
+    made.append((title, name))
 
 
 def _plots(results, energy, rows, out_dir):
@@ -318,10 +323,7 @@ def _plots(results, energy, rows, out_dir):
     ax.bar(names, [sum(energy[n].values()) / 1e3 for n in names], color="#4477aa")
     ax.set_ylabel("nJ per training sample")
     ax.set_title("Energy by engine (45 nm, RTL event counts)")
-    fig.tight_layout()
-    _savefig(fig, os.path.join(out_dir, "energy_by_engine.png"))
-    plt.close(fig)
-    made.append(("energy by engine", "energy_by_engine.png"))
+    _savefig(fig, out_dir, "energy_by_engine.png", "energy by engine", made)
 
     fig, ax = plt.subplots(figsize=(7, 3.8))
     labels = [r[0].split(" (")[0][:38] for r in rows]
@@ -329,10 +331,7 @@ def _plots(results, energy, rows, out_dir):
     ax.set_xscale("log")
     ax.set_xlabel("training samples per second (log)")
     ax.set_title("Training throughput, digits 64-128-10")
-    fig.tight_layout()
-    _savefig(fig, os.path.join(out_dir, "throughput.png"))
-    plt.close(fig)
-    made.append(("throughput", "throughput.png"))
+    _savefig(fig, out_dir, "throughput.png", "throughput", made)
 
     boards = [(k.split("_", 1)[1], v) for k, v in results.items()
               if k.startswith("synth_") and v and v.get("fits")]
@@ -347,10 +346,7 @@ def _plots(results, energy, rows, out_dir):
         ax.set_ylabel("% of the device")
         ax.legend()
         ax.set_title("FPGA utilisation")
-        fig.tight_layout()
-        _savefig(fig, os.path.join(out_dir, "fpga_utilisation.png"))
-        plt.close(fig)
-        made.append(("FPGA utilisation", "fpga_utilisation.png"))
+        _savefig(fig, out_dir, "fpga_utilisation.png", "FPGA utilisation", made)
     return made
 
 
