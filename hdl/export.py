@@ -10,7 +10,7 @@ import os
 
 from amaranth.back import verilog
 
-from spikeforge.model.weights import atomic_write_text
+from spikeforge.model.atomic import atomic_write_text
 
 __all__ = ["to_verilog", "write_verilog", "VERILATOR_WAIVERS", "waiver_header"]
 

@@ -21,41 +21,27 @@ layer takes about ``ceil(n_out / P) * ceil(n_in / G) * (T*B + 1) + G + 2**G + 5`
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import wiring
 from amaranth.lib.memory import Memory, ReadPort, WritePort
-from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2
-
-from spikeforge.model.config import Config
+from amaranth.lib.wiring import In
 
 from .fxp import csd, saturate
-from .layout import EngineLayout
-from .lut import drive_lut, lut_bank
-from .params import DEFAULT_HW, HwParams
+from .lut import LutEngine, drive_lut, lut_bank
+from .memmap import addr_bits
 
 __all__ = ["ForwardEngine", "verilog_units"]
 
 
-class ForwardEngine(wiring.Component):
-    """LUT-based Forward Engine for the layers of ``cfg`` (``hw.fe_pes`` PEs, ``hw.fe_group`` inputs
+class ForwardEngine(LutEngine):
+    """LUT-based Forward Engine for the layers of ``design`` (``hw.pes`` PEs, ``hw.fe_group`` inputs
     per look-up).
 
-    Memory layouts: :mod:`spikeforge.hdl.layout` (``EngineLayout(cfg, hw.fe_pes)``). All memory
-    ports are synchronous (one cycle read latency), so each memory maps to block RAM.
+    Memory layouts and sizes: :mod:`spikeforge.hdl.memmap` (``design.memmap``). All memory ports
+    are synchronous (one cycle read latency), so each memory maps to block RAM.
 
     Members
     -------
-    start : In(1)
-        Pulse (while ``busy`` is 0) to run one layer with the current ``n_in``/``n_out``.
-    n_in : In(range(n_in_max + 1))
-    n_out : In(range(n_out_max + 1))
-        Layer dimensions (>= 1), sampled at ``start``.
-    busy : Out(1)
-        1 from the cycle after ``start`` until the last word is written.
-    done : Out(1)
-        One-cycle pulse after the run.
-    cycles : Out(32)
-        Cycles of the last (or current) run, counted while ``busy``.
+    start, n_in, n_out, busy, done, cycles
+        Run control (:class:`~spikeforge.hdl.lut.LutEngine`).
     x_rd : In(ReadPort.Signature(spike depth, spike_width))
         Input spikes, word ``p`` = spikes of all inputs at point ``p``.
     w_rd : In(ReadPort.Signature(weight depth, P * w_bits))
@@ -68,74 +54,46 @@ class ForwardEngine(wiring.Component):
         ``>= n_out`` are written 0.
     """
 
-    def __init__(self, cfg, hw=DEFAULT_HW):
-        if not isinstance(cfg, Config):
-            raise TypeError(f"cfg must be a Config, got {type(cfg).__name__}")
-        if not isinstance(hw, HwParams):
-            raise TypeError(f"hw must be HwParams, got {type(hw).__name__}")
-        self.cfg = cfg.validate()
-        self.hw = hw.validate()
-        self.layout = lay = EngineLayout(cfg, hw.fe_pes)
-        P = hw.fe_pes
-        super().__init__({
-            "start": In(1),
-            "n_in": In(range(lay.n_in_max + 1)),
-            "n_out": In(range(lay.n_out_max + 1)),
-            "busy": Out(1),
-            "done": Out(1),
-            "cycles": Out(32),
-            "x_rd": In(ReadPort.Signature(addr_width=ceil_log2(lay.spike_depth),
-                                          shape=lay.spike_width)),
-            "w_rd": In(ReadPort.Signature(addr_width=ceil_log2(lay.weight_depth),
+    def __init__(self, design):
+        mm, cfg = design.memmap, design.cfg
+        P = mm.P
+        super().__init__(design, design.hw.fe_group, {
+            "x_rd": In(ReadPort.Signature(addr_width=addr_bits(mm.spike_depth),
+                                          shape=mm.spike_width)),
+            "w_rd": In(ReadPort.Signature(addr_width=addr_bits(mm.weight_depth),
                                           shape=P * cfg.w_bits)),
-            "u_wr": In(WritePort.Signature(addr_width=ceil_log2(lay.state_depth),
+            "u_wr": In(WritePort.Signature(addr_width=addr_bits(mm.state_depth),
                                            shape=P * cfg.u_bits)),
-            "o_wr": In(WritePort.Signature(addr_width=ceil_log2(lay.spike_depth),
-                                           shape=lay.spike_width, granularity=P)),
+            "o_wr": In(WritePort.Signature(addr_width=addr_bits(mm.spike_depth),
+                                           shape=mm.spike_width, granularity=P)),
         })
-
-    @property
-    def pes(self):
-        return self.hw.fe_pes
-
-    @property
-    def group(self):
-        return self.hw.fe_group
 
     def elaborate(self, platform):
         m = Module()
-        cfg, lay = self.cfg, self.layout
-        P, G, B, TB = self.pes, self.group, cfg.batch, lay.points
+        cfg, lay = self.cfg, self.memmap
+        P, G, B, TB = self.pes, self.group, cfg.batch, lay.NP
         A = cfg.fwd_acc_bits
         n_groups_max = -(-lay.spike_width // G)
         padded = n_groups_max * G
         blocks_max = lay.out_blocks_max
 
         ctl, luts = lut_bank(m, G, cfg.w_bits, P)
-
-        # ---- run control -----------------------------------------------------------------------
-        n_in = Signal.like(self.n_in)
-        n_out = Signal.like(self.n_out)
-        running = Signal()
-        bank = Signal()                     # bank being looked up; tables are built in ~bank
+        rc = self.run_control(m, ctl)
+        n_in, n_out, bank, lk_active = rc.n_in, rc.n_out, rc.bank, rc.lk_active
 
         # builder task: the (block, group) whose table is being built or is ready
-        pending = Signal()
         b_nb = Signal(range(blocks_max + 1))
         b_nbase = Signal(range(lay.n_out_max + P + 1))
         b_g = Signal(range(n_groups_max + 1))
         b_gbase = Signal(range(padded + G + 1))
         b_wbase = Signal(range(lay.weight_depth + lay.n_in_max + 1))
         b_ubase = Signal(range(lay.state_depth + TB + 1))
-        b_last_group = Signal()
-        b_last_block = Signal()
         m.d.comb += [
-            b_last_group.eq(b_gbase + G >= n_in),
-            b_last_block.eq(b_nbase + P >= n_out),
+            rc.last_group.eq(b_gbase + G >= n_in),
+            rc.last_block.eq(b_nbase + P >= n_out),
         ]
 
         # look-up task
-        lk_active = Signal()
         lk_p = Signal(range(max(TB, 2)))
         lk_g = Signal.like(b_g)
         lk_mask = Signal(G)
@@ -145,33 +103,20 @@ class ForwardEngine(wiring.Component):
         lk_nbase = Signal.like(b_nbase)
         lk_ubase = Signal.like(b_ubase)
 
-        take = Signal()
-        m.d.comb += take.eq(running & pending & ctl.ready & ~ctl.busy & ~lk_active)
-        start_ok = Signal()
-        m.d.comb += start_ok.eq(self.start & ~running)
-
-        with m.If(start_ok):
+        with m.If(rc.start_ok):
+            m.d.sync += [b_nb.eq(0), b_nbase.eq(0), b_g.eq(0), b_gbase.eq(0), b_wbase.eq(0),
+                         b_ubase.eq(0)]
+        with m.If(rc.take):
             m.d.sync += [
-                n_in.eq(self.n_in), n_out.eq(self.n_out), running.eq(1), pending.eq(1),
-                b_nb.eq(0), b_nbase.eq(0), b_g.eq(0), b_gbase.eq(0), b_wbase.eq(0), b_ubase.eq(0),
-                self.cycles.eq(0),
-            ]
-        m.d.comb += ctl.start.eq(start_ok | (take & ~(b_last_group & b_last_block)))
-
-        with m.If(take):
-            m.d.sync += [
-                bank.eq(~bank), lk_active.eq(1), lk_p.eq(0),
-                lk_g.eq(b_g), lk_first.eq(b_g == 0), lk_last.eq(b_last_group),
+                lk_p.eq(0), lk_g.eq(b_g), lk_first.eq(b_g == 0), lk_last.eq(rc.last_group),
                 lk_nb.eq(b_nb), lk_nbase.eq(b_nbase), lk_ubase.eq(b_ubase),
                 lk_mask.eq(Cat(*[(b_gbase + s) < n_in for s in range(G)])),
             ]
-            with m.If(b_last_group):
+            with m.If(rc.last_group):
                 m.d.sync += [
                     b_g.eq(0), b_gbase.eq(0), b_nb.eq(b_nb + 1), b_nbase.eq(b_nbase + P),
                     b_wbase.eq(b_wbase + n_in), b_ubase.eq(b_ubase + TB),
                 ]
-                with m.If(b_last_block):
-                    m.d.sync += pending.eq(0)
             with m.Else():
                 m.d.sync += [b_g.eq(b_g + 1), b_gbase.eq(b_gbase + G)]
 
@@ -283,25 +228,14 @@ class ForwardEngine(wiring.Component):
         m.d.comb += [
             self.u_wr.addr.eq(s3_uaddr), self.u_wr.data.eq(Cat(*s3_u)),
             self.u_wr.en.eq(s3_valid),
-            self.o_wr.addr.eq(s3_p), self.o_wr.data.eq(Cat(*([s3_o] * blocks_for(lay, P)))),
+            self.o_wr.addr.eq(s3_p), self.o_wr.data.eq(Cat(*([s3_o] * lay.S))),
             self.o_wr.en.eq(Mux(s3_valid, Const(1, len(self.o_wr.en)) << s3_nb, 0)),
         ]
 
-        # ---- completion -----------------------------------------------------------------------
-        m.d.comb += self.busy.eq(running)
-        m.d.sync += self.done.eq(0)
-        with m.If(running):
-            m.d.sync += self.cycles.eq(self.cycles + 1)
-            with m.If(~(pending | lk_active | s1_valid | s2_valid | s3_valid | start_ok)):
-                m.d.sync += [running.eq(0), self.done.eq(1)]
+        self.completion(m, rc, [s1_valid, s2_valid, s3_valid])
         return m
 
 
-def blocks_for(lay, pes):
-    """Blocks of ``pes`` lanes in a spike word."""
-    return lay.spike_width // pes
-
-
-def verilog_units(cfg, hw=DEFAULT_HW):
+def verilog_units(design):
     """``[(module name, component)]`` for ``spikeforge verilog``."""
-    return [("sf_forward_engine", ForwardEngine(cfg, hw))]
+    return [("sf_forward_engine", ForwardEngine(design))]

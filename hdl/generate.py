@@ -1,7 +1,7 @@
 """Generate the Verilog of every engine for a configuration (``spikeforge verilog``).
 
-Each engine module listed in :data:`ENGINE_MODULES` exposes ``verilog_units(cfg)``, returning
-``[(module_name, component), ...]`` sized for ``cfg``.
+Each engine module listed in :data:`ENGINE_MODULES` exposes ``verilog_units(design)``, returning
+``[(module_name, component), ...]`` built from the :class:`~spikeforge.hdl.design.Design`.
 """
 
 import importlib
@@ -18,13 +18,13 @@ ENGINE_MODULES = [
 ]
 
 
-def units(cfg):
+def units(design):
     found = []
     for name in ENGINE_MODULES:
-        found.extend(importlib.import_module(name).verilog_units(cfg))
+        found.extend(importlib.import_module(name).verilog_units(design))
     return found
 
 
-def write_all(cfg, directory):
+def write_all(design, directory):
     """Write one ``.v`` per unit into ``directory``; return the paths."""
-    return [write_verilog(component, name, directory) for name, component in units(cfg)]
+    return [write_verilog(component, name, directory) for name, component in units(design)]

@@ -3,19 +3,9 @@
 The same byte stream is driven by a simulation testbench (cocotb, Amaranth) or, through a UART, by
 a real host, so one host driver (``spikeforge.sim.host``) serves every transport.
 
-Protocol (all integers little-endian)::
-
-    0x01 WRITE  mem:u8 addr:u32 count:u32 data[count]    words of ceil(width/8) bytes; no reply
-    0x02 READ   mem:u8 addr:u32 count:u32                 reply: data[count]
-    0x03 START  op:u8                                     pulse ``start`` with ``op``; no reply
-    0x04 WAIT   cond:u8                                   reply 0xD0 once condition ``cond`` holds:
-                                                          0 = ``busy`` low, k = ``wait_ok[k-1]``
-    0x05 COUNT                                            reply: every counter as u32
-    0x06 IDENT                                            reply: b"SFG1", n_mems:u8, n_counters:u8
-    other                                                 reply 0xEE (error), then idle
-
-``mem`` indexes the ``targets`` list; an index out of range reads zeros and drops writes.
-One byte moves per cycle in each direction when the streams are ready.
+The frames and codes are those of :mod:`spikeforge.hdl.protocol` (one definition for the
+gateware and the driver). ``mem`` indexes the ``targets`` list; an index out of range reads zeros
+and drops writes. One byte moves per cycle in each direction when the streams are ready.
 """
 
 from amaranth import *
@@ -23,31 +13,10 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["HostBridge", "MemTarget", "OP_WRITE", "OP_READ", "OP_START", "OP_WAIT", "OP_COUNT",
-           "OP_IDENT", "ACK_DONE", "ACK_ERROR", "IDENT_MAGIC"]
+from .memmap import HostTarget
+from .protocol import IDENT_BYTES, IDENT_MAGIC, KEY_BYTES, Ack, Cmd
 
-OP_WRITE, OP_READ, OP_START, OP_WAIT, OP_COUNT, OP_IDENT = 1, 2, 3, 4, 5, 6
-ACK_DONE, ACK_ERROR = 0xD0, 0xEE
-IDENT_MAGIC = b"SFG1"
-
-
-class MemTarget:
-    """A memory the host can reach: ``name``, ``depth`` words of ``width`` bits."""
-
-    def __init__(self, name, depth, width):
-        if not isinstance(name, str) or not name.isidentifier():
-            raise ValueError(f"memory target name must be an identifier, got {name!r}")
-        if depth < 1 or width < 1:
-            raise ValueError(f"memory target {name}: depth and width must be >= 1")
-        self.name, self.depth, self.width = name, depth, width
-
-    @property
-    def nbytes(self):
-        return (self.width + 7) // 8
-
-    @property
-    def addr_width(self):
-        return max(1, (self.depth - 1).bit_length())
+__all__ = ["HostBridge"]
 
 
 class HostBridge(wiring.Component):
@@ -55,8 +24,12 @@ class HostBridge(wiring.Component):
 
     Parameters
     ----------
-    targets : list of MemTarget
+    targets : list of :class:`~spikeforge.hdl.memmap.HostTarget`
     n_counters : int
+    n_conditions : int
+        WAIT conditions besides idle.
+    key : bytes
+        The design key (``KEY_BYTES`` bytes) that IDENT reports.
 
     Members
     -------
@@ -78,7 +51,12 @@ class HostBridge(wiring.Component):
     counters : In(32).array(n_counters)
     """
 
-    def __init__(self, targets, n_counters, n_conditions=1):
+    def __init__(self, targets, n_counters, n_conditions=1, key=bytes(KEY_BYTES)):
+        if not all(isinstance(t, HostTarget) for t in targets):
+            raise TypeError("targets must be HostTarget instances")
+        if not isinstance(key, bytes) or len(key) != KEY_BYTES:
+            raise ValueError(f"key must be {KEY_BYTES} bytes, got {key!r}")
+        self.key = key
         names = [t.name for t in targets]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate memory target names in {names}")
@@ -111,12 +89,12 @@ class HostBridge(wiring.Component):
         addr = Signal(32)
         count = Signal(32)
         nbytes = Signal(range(max_bytes + 1))
-        byte_i = Signal(range(max(max_bytes, 5) + 1))
+        byte_i = Signal(range(max(max_bytes, IDENT_BYTES) + 1))
         hdr_i = Signal(range(10))
         word = Signal(max(8 * max_bytes, 32))
         counter_i = Signal(range(max(1, self.n_counters) + 1))
         opcode = Signal(8)
-        ident = Signal(48)
+        ident = Signal(8 * IDENT_BYTES)
 
         m.d.comb += self.tx.payload.eq(word[0:8])
         for t in self.targets:
@@ -137,24 +115,23 @@ class HostBridge(wiring.Component):
                 with m.If(self.rx.valid):
                     m.d.sync += [opcode.eq(self.rx.payload), hdr_i.eq(0)]
                     with m.Switch(self.rx.payload):
-                        with m.Case(OP_WRITE, OP_READ):
+                        with m.Case(Cmd.WRITE, Cmd.READ):
                             m.next = "HEADER"
-                        with m.Case(OP_START):
+                        with m.Case(Cmd.START):
                             m.next = "START"
-                        with m.Case(OP_WAIT):
+                        with m.Case(Cmd.WAIT):
                             m.next = "WAIT_ARG"
-                        with m.Case(OP_COUNT):
+                        with m.Case(Cmd.COUNT):
                             m.d.sync += counter_i.eq(0)
                             m.next = "COUNT_LOAD"
-                        with m.Case(OP_IDENT):
-                            m.d.sync += [
-                                ident.eq(Cat(Const(int.from_bytes(IDENT_MAGIC, "little"), 32),
-                                             Const(len(self.targets), 8),
-                                             Const(self.n_counters, 8))),
-                                byte_i.eq(0)]
+                        with m.Case(Cmd.IDENT):
+                            reply = IDENT_MAGIC + bytes([len(self.targets), self.n_counters]) \
+                                + self.key
+                            m.d.sync += [ident.eq(int.from_bytes(reply, "little")),
+                                         byte_i.eq(0)]
                             m.next = "IDENT"
                         with m.Default():
-                            m.d.sync += word.eq(ACK_ERROR)
+                            m.d.sync += word.eq(Ack.ERROR)
                             m.next = "REPLY_BYTE"
 
             with m.State("HEADER"):
@@ -166,7 +143,7 @@ class HostBridge(wiring.Component):
                         m.d.sync += [addr.eq(Cat(header[16:], self.rx.payload)[0:32]),
                                      count.eq(Cat(header[48:], self.rx.payload)[0:32]),
                                      byte_i.eq(0), word.eq(0)]
-                        with m.If(opcode == OP_WRITE):
+                        with m.If(opcode == Cmd.WRITE):
                             m.next = "WRITE_BYTES"
                         with m.Else():
                             m.next = "READ_ISSUE"
@@ -235,7 +212,7 @@ class HostBridge(wiring.Component):
             with m.State("WAIT"):
                 ok = Cat(~self.busy, self.wait_ok).bit_select(opcode[:4], 1)
                 with m.If((opcode <= self.n_conditions) & ok):
-                    m.d.sync += word.eq(ACK_DONE)
+                    m.d.sync += word.eq(Ack.DONE)
                     m.next = "REPLY_BYTE"
 
             with m.State("REPLY_BYTE"):
@@ -265,6 +242,6 @@ class HostBridge(wiring.Component):
                 m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(ident[0:8])]
                 with m.If(self.tx.ready):
                     m.d.sync += [ident.eq(ident >> 8), byte_i.eq(byte_i + 1)]
-                    with m.If(byte_i == 5):
+                    with m.If(byte_i == IDENT_BYTES - 1):
                         m.next = "IDLE"
         return m

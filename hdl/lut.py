@@ -23,7 +23,8 @@ from amaranth.lib.wiring import In, Out
 
 from spikeforge.model.fixedpoint import signed_bits, smax, smin
 
-__all__ = ["SubsetSumLut", "LutBuildControl", "entry_bits", "lut_bank", "drive_lut"]
+__all__ = ["SubsetSumLut", "LutBuildControl", "LutEngine", "RunControl", "entry_bits", "lut_bank",
+           "drive_lut"]
 
 MAX_GROUP = 8
 
@@ -215,3 +216,97 @@ def drive_lut(m, lut, ctl, load_val, bank):
         lut.build_step.eq(ctl.build_step),
         lut.build_bank.eq(bank),
     ]
+
+
+class RunControl:
+    """The run control and task hand-over shared by the LUT engines (see :class:`LutEngine`).
+
+    Signals: ``n_in``/``n_out`` (latched at start), ``running``, ``pending`` (a task is being
+    built or is ready), ``bank`` (the bank being looked up; the next table is built into
+    ``~bank``), ``lk_active`` (the look-up stage is busy; driven by the engine), ``last_group`` /
+    ``last_block`` (the task being built is the last of its block / of the run; driven by the
+    engine), ``start_ok`` (a start pulse is accepted this cycle) and ``take`` (the built task
+    passes to the look-up stage this cycle).
+    """
+
+    def __init__(self, engine):
+        self.n_in = Signal.like(engine.n_in)
+        self.n_out = Signal.like(engine.n_out)
+        self.running = Signal()
+        self.pending = Signal()
+        self.bank = Signal()
+        self.lk_active = Signal()
+        self.last_group = Signal()
+        self.last_block = Signal()
+        self.start_ok = Signal()
+        self.take = Signal()
+
+
+class LutEngine(wiring.Component):
+    """Base of the Forward and Weight Update Engines: one layer per run, as tasks
+    ``(block, group)``; a task's table is built (:class:`LutBuildControl`) while the previous task
+    is looked up, and passes to the look-up stage when both are ready.
+
+    Subclasses call :meth:`run_control` and :meth:`completion` in ``elaborate`` and add their own
+    statements under ``rc.start_ok`` (reset the task counters) and ``rc.take`` (advance them).
+
+    Members
+    -------
+    start : In(1)
+        Pulse (while ``busy`` is 0) to run one layer with the current ``n_in``/``n_out``.
+    n_in, n_out : In
+        Layer dimensions (>= 1), sampled at ``start``.
+    busy : Out(1)
+        1 from the cycle after ``start`` until the last word is written.
+    done : Out(1)
+        One-cycle pulse after the run.
+    cycles : Out(32)
+        Cycles of the last (or current) run, counted while ``busy``.
+    """
+
+    def __init__(self, design, group, ports):
+        from .design import Design
+        if not isinstance(design, Design):
+            raise TypeError(f"design must be a Design, got {type(design).__name__}")
+        _check_group(group)
+        self.design, self.cfg, self.hw = design, design.cfg, design.hw
+        self.memmap = mm = design.memmap
+        self.group = group
+        super().__init__({
+            "start": In(1),
+            "n_in": In(range(mm.n_in_max + 1)),
+            "n_out": In(range(mm.n_out_max + 1)),
+            "busy": Out(1),
+            "done": Out(1),
+            "cycles": Out(32),
+            **ports,
+        })
+
+    @property
+    def pes(self):
+        return self.memmap.P
+
+    def run_control(self, m, ctl):
+        rc = RunControl(self)
+        m.d.comb += [
+            rc.take.eq(rc.running & rc.pending & ctl.ready & ~ctl.busy & ~rc.lk_active),
+            rc.start_ok.eq(self.start & ~rc.running),
+            ctl.start.eq(rc.start_ok | (rc.take & ~(rc.last_group & rc.last_block))),
+        ]
+        with m.If(rc.start_ok):
+            m.d.sync += [rc.n_in.eq(self.n_in), rc.n_out.eq(self.n_out), rc.running.eq(1),
+                         rc.pending.eq(1), self.cycles.eq(0)]
+        with m.If(rc.take):
+            m.d.sync += [rc.bank.eq(~rc.bank), rc.lk_active.eq(1)]
+            with m.If(rc.last_group & rc.last_block):
+                m.d.sync += rc.pending.eq(0)
+        return rc
+
+    def completion(self, m, rc, stages):
+        """``busy``, ``cycles`` and the ``done`` pulse once no task and no stage is left."""
+        m.d.comb += self.busy.eq(rc.running)
+        m.d.sync += self.done.eq(0)
+        with m.If(rc.running):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+            with m.If(~(rc.pending | rc.lk_active | Cat(*stages).any() | rc.start_ok)):
+                m.d.sync += [rc.running.eq(0), self.done.eq(1)]

@@ -20,11 +20,9 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
 
+from .memmap import addr_bits
+
 __all__ = ["WeightMirror"]
-
-
-def _aw(depth):
-    return max(1, (depth - 1).bit_length())
 
 
 class WeightMirror(wiring.Component):
@@ -40,17 +38,18 @@ class WeightMirror(wiring.Component):
         Destination banks: bank ``k`` word ``i*S + r`` = ``W[i, r*P + k]``.
     """
 
-    def __init__(self, cfg, pes, fe_depth, be_depth):
-        self.cfg = cfg.validate()
-        self.pes = pes
-        self.S = -(-max(cfg.layers) // pes)
-        n_max = max(cfg.layers)
+    def __init__(self, design):
+        mm, cfg = design.memmap, design.cfg
+        self.cfg, self.memmap = cfg, mm
+        self.pes = mm.P
+        self.S = mm.S
         super().__init__({
-            "start": In(1), "n_in": In(range(n_max + 1)), "n_out": In(range(n_max + 1)),
+            "start": In(1), "n_in": In(range(mm.n_max + 1)), "n_out": In(range(mm.n_max + 1)),
             "busy": Out(1), "done": Out(1),
-            "w_rd": In(ReadPort.Signature(addr_width=_aw(fe_depth), shape=pes * cfg.w_bits)),
-            "wb_wr": In(WritePort.Signature(addr_width=_aw(be_depth),
-                                            shape=cfg.w_bits)).array(pes),
+            "w_rd": In(ReadPort.Signature(addr_width=addr_bits(mm.weight_depth),
+                                          shape=mm.P * cfg.w_bits)),
+            "wb_wr": In(WritePort.Signature(addr_width=addr_bits(mm.bank_depth),
+                                            shape=cfg.w_bits)).array(mm.P),
         })
 
     def elaborate(self, platform):

@@ -23,6 +23,8 @@ from amaranth.lib.wiring import In, Out
 
 from spikeforge.model.fixedpoint import smax, smin
 
+from .memmap import addr_bits
+
 __all__ = ["OutputUnit"]
 
 
@@ -31,13 +33,10 @@ class OutputUnit(wiring.Component):
 
     Parameters
     ----------
-    cfg : Config
-    pes : int
-        Lanes ``P`` of a gradient word (the Backward Engine's ``be_pes``).
-    spike_width, spike_depth : int
-        Geometry of the spike memory (word ``p`` = one point).
-    g_depth : int
-        Depth of the gradient memory (``ceil(n_out / P) * T * B`` words at least).
+    design : Design
+        Sizes from ``design.memmap``: the spike memory (word ``p`` = one point), the label and
+        prediction buffers (``label_stride`` words), the gradient memory of the output layer
+        (``blocks[-1] * T * B`` words of ``P`` lanes).
 
     Members
     -------
@@ -57,21 +56,21 @@ class OutputUnit(wiring.Component):
         Output gradient, word ``k*T*B + p``.
     """
 
-    def __init__(self, cfg, pes, spike_width, spike_depth, g_depth):
-        self.cfg = cfg.validate()
-        self.pes = pes
+    def __init__(self, design):
+        mm, cfg = design.memmap, design.cfg
+        self.cfg, self.memmap = cfg, mm
+        self.pes = mm.P
         self.n_out = cfg.layers[-1]
-        self.S = -(-max(cfg.layers) // pes)
-        if spike_width < self.n_out:
-            raise ValueError(f"spike_width {spike_width} < output layer {self.n_out}")
-        aw = lambda depth: max(1, (depth - 1).bit_length())
-        self._aw = aw
+        self.S = mm.S
+        g_depth = max(mm.blocks[-1] * mm.NP, 2)
         super().__init__({
             "start": In(1), "train": In(1), "busy": Out(1), "done": Out(1),
-            "x_rd": In(ReadPort.Signature(addr_width=aw(spike_depth), shape=spike_width)),
-            "label_rd": In(ReadPort.Signature(addr_width=aw(max(cfg.batch, 2)), shape=8)),
-            "pred_wr": In(WritePort.Signature(addr_width=aw(max(cfg.batch, 2)), shape=8)),
-            "g_wr": In(WritePort.Signature(addr_width=aw(g_depth), shape=pes * cfg.e_bits)),
+            "x_rd": In(ReadPort.Signature(addr_width=addr_bits(mm.spike_depth),
+                                          shape=mm.spike_width)),
+            "label_rd": In(ReadPort.Signature(addr_width=addr_bits(mm.label_stride), shape=8)),
+            "pred_wr": In(WritePort.Signature(addr_width=addr_bits(mm.label_stride), shape=8)),
+            "g_wr": In(WritePort.Signature(addr_width=addr_bits(g_depth),
+                                           shape=mm.P * cfg.e_bits)),
         })
 
     def elaborate(self, platform):

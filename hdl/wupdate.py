@@ -20,41 +20,28 @@ update, write) drains at the end: about ``ceil(n_out / P) * ceil(T*B / G) * (n_i
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import wiring
 from amaranth.lib.memory import Memory, ReadPort, WritePort
-from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2
-
-from spikeforge.model.config import Config
+from amaranth.lib.wiring import In
 
 from .fxp import csd, saturate
-from .layout import EngineLayout
-from .lut import drive_lut, lut_bank
-from .params import DEFAULT_HW, HwParams
+from .lut import LutEngine, drive_lut, lut_bank
+from .memmap import addr_bits
 
 __all__ = ["WeightUpdateEngine", "verilog_units"]
 
 
-class WeightUpdateEngine(wiring.Component):
-    """LUT-based Weight Update Engine for the layers of ``cfg`` (``hw.wue_pes`` PEs, ``hw.wue_group``
-    points per look-up).
+class WeightUpdateEngine(LutEngine):
+    """LUT-based Weight Update Engine for the layers of ``design`` (``hw.pes`` PEs,
+    ``hw.wue_group`` points per look-up).
 
-    Memory layouts: :mod:`spikeforge.hdl.layout` (``EngineLayout(cfg, hw.wue_pes)``); with
-    ``wue_pes == fe_pes`` the weight and spike memories are the Forward Engine's. All memory ports
-    are synchronous (one cycle read latency).
+    Memory layouts and sizes: :mod:`spikeforge.hdl.memmap` (``design.memmap``); the weight and
+    spike memories are the Forward Engine's. All memory ports are synchronous (one cycle read
+    latency).
 
     Members
     -------
-    start : In(1)
-        Pulse (while ``busy`` is 0) to update one layer with the current ``n_in``/``n_out``.
-    n_in : In(range(n_in_max + 1))
-    n_out : In(range(n_out_max + 1))
-        Layer dimensions (>= 1), sampled at ``start``.
-    busy : Out(1)
-    done : Out(1)
-        One-cycle pulse after the run.
-    cycles : Out(32)
-        Cycles of the last (or current) run, counted while ``busy``.
+    start, n_in, n_out, busy, done, cycles
+        Run control (:class:`~spikeforge.hdl.lut.LutEngine`).
     x_rd : In(ReadPort.Signature(spike depth, spike_width))
         The layer's input spikes (word ``p``).
     eps_rd : In(ReadPort.Signature(state depth, P * e_bits))
@@ -67,65 +54,37 @@ class WeightUpdateEngine(wiring.Component):
         The weight gradient ``dW`` (same layout; lanes of neurons ``>= n_out`` are 0).
     """
 
-    def __init__(self, cfg, hw=DEFAULT_HW):
-        if not isinstance(cfg, Config):
-            raise TypeError(f"cfg must be a Config, got {type(cfg).__name__}")
-        if not isinstance(hw, HwParams):
-            raise TypeError(f"hw must be HwParams, got {type(hw).__name__}")
-        self.cfg = cfg.validate()
-        self.hw = hw.validate()
-        self.layout = lay = EngineLayout(cfg, hw.wue_pes)
-        P = hw.wue_pes
-        waw = ceil_log2(lay.weight_depth)
-        super().__init__({
-            "start": In(1),
-            "n_in": In(range(lay.n_in_max + 1)),
-            "n_out": In(range(lay.n_out_max + 1)),
-            "busy": Out(1),
-            "done": Out(1),
-            "cycles": Out(32),
-            "x_rd": In(ReadPort.Signature(addr_width=ceil_log2(lay.spike_depth),
-                                          shape=lay.spike_width)),
-            "eps_rd": In(ReadPort.Signature(addr_width=ceil_log2(lay.state_depth),
+    def __init__(self, design):
+        mm, cfg = design.memmap, design.cfg
+        P = mm.P
+        waw = addr_bits(mm.weight_depth)
+        super().__init__(design, design.hw.wue_group, {
+            "x_rd": In(ReadPort.Signature(addr_width=addr_bits(mm.spike_depth),
+                                          shape=mm.spike_width)),
+            "eps_rd": In(ReadPort.Signature(addr_width=addr_bits(mm.state_depth),
                                             shape=P * cfg.e_bits)),
             "w_rd": In(ReadPort.Signature(addr_width=waw, shape=P * cfg.w_bits)),
             "w_wr": In(WritePort.Signature(addr_width=waw, shape=P * cfg.w_bits)),
             "dw_wr": In(WritePort.Signature(addr_width=waw, shape=P * cfg.wgrad_acc_bits)),
         })
 
-    @property
-    def pes(self):
-        return self.hw.wue_pes
-
-    @property
-    def group(self):
-        return self.hw.wue_group
-
     def elaborate(self, platform):
         m = Module()
-        cfg, lay = self.cfg, self.layout
-        P, G, TB = self.pes, self.group, lay.points
+        cfg, lay = self.cfg, self.memmap
+        P, G, TB = self.pes, self.group, lay.NP
         A, S = cfg.wgrad_acc_bits, lay.spike_width
-        blocks_max = lay.out_blocks_max
 
         ctl, luts = lut_bank(m, G, cfg.e_bits, P)
-
-        n_in = Signal.like(self.n_in)
-        n_out = Signal.like(self.n_out)
-        running = Signal()
-        bank = Signal()
+        rc = self.run_control(m, ctl)
+        n_in, n_out, bank, lk_active = rc.n_in, rc.n_out, rc.bank, rc.lk_active
 
         # builder task: (block, point group)
-        pending = Signal()
         b_nbase = Signal(range(lay.n_out_max + P + 1))
         b_qbase = Signal(range(TB + G + 1))
         b_ebase = Signal(range(lay.state_depth + TB + 1))
         b_wbase = Signal(range(lay.weight_depth + lay.n_in_max + 1))
-        b_last_group = Signal()
-        b_last_block = Signal()
-        m.d.comb += [b_last_group.eq(b_qbase + G >= TB), b_last_block.eq(b_nbase + P >= n_out)]
+        m.d.comb += [rc.last_group.eq(b_qbase + G >= TB), rc.last_block.eq(b_nbase + P >= n_out)]
 
-        lk_active = Signal()
         lk_j = Signal(range(max(lay.n_in_max, 2)))
         lk_first = Signal()
         lk_last = Signal()
@@ -133,31 +92,17 @@ class WeightUpdateEngine(wiring.Component):
         x_shadow = [Signal(S, name=f"x_shadow{s}") for s in range(G)]
         x_active = [Signal(S, name=f"x_active{s}") for s in range(G)]
 
-        take = Signal()
-        start_ok = Signal()
-        m.d.comb += [
-            take.eq(running & pending & ctl.ready & ~ctl.busy & ~lk_active),
-            start_ok.eq(self.start & ~running),
-            ctl.start.eq(start_ok | (take & ~(b_last_group & b_last_block))),
-        ]
-        with m.If(start_ok):
-            m.d.sync += [
-                n_in.eq(self.n_in), n_out.eq(self.n_out), running.eq(1), pending.eq(1),
-                b_nbase.eq(0), b_qbase.eq(0), b_ebase.eq(0), b_wbase.eq(0), self.cycles.eq(0),
-            ]
-        with m.If(take):
-            m.d.sync += [
-                bank.eq(~bank), lk_active.eq(1), lk_j.eq(0),
-                lk_first.eq(b_qbase == 0), lk_last.eq(b_last_group), lk_wbase.eq(b_wbase),
-            ]
+        with m.If(rc.start_ok):
+            m.d.sync += [b_nbase.eq(0), b_qbase.eq(0), b_ebase.eq(0), b_wbase.eq(0)]
+        with m.If(rc.take):
+            m.d.sync += [lk_j.eq(0), lk_first.eq(b_qbase == 0), lk_last.eq(rc.last_group),
+                         lk_wbase.eq(b_wbase)]
             m.d.sync += [a.eq(s) for a, s in zip(x_active, x_shadow)]
-            with m.If(b_last_group):
+            with m.If(rc.last_group):
                 m.d.sync += [
                     b_qbase.eq(0), b_nbase.eq(b_nbase + P), b_ebase.eq(b_ebase + TB),
                     b_wbase.eq(b_wbase + n_in),
                 ]
-                with m.If(b_last_block):
-                    m.d.sync += pending.eq(0)
             with m.Else():
                 m.d.sync += b_qbase.eq(b_qbase + G)
 
@@ -253,15 +198,10 @@ class WeightUpdateEngine(wiring.Component):
             self.dw_wr.en.eq(s3_valid),
         ]
 
-        m.d.comb += self.busy.eq(running)
-        m.d.sync += self.done.eq(0)
-        with m.If(running):
-            m.d.sync += self.cycles.eq(self.cycles + 1)
-            with m.If(~(pending | lk_active | s1_valid | s2_valid | s3_valid | start_ok)):
-                m.d.sync += [running.eq(0), self.done.eq(1)]
+        self.completion(m, rc, [s1_valid, s2_valid, s3_valid])
         return m
 
 
-def verilog_units(cfg, hw=DEFAULT_HW):
+def verilog_units(design):
     """``[(module name, component)]`` for ``spikeforge verilog``."""
-    return [("sf_weight_update_engine", WeightUpdateEngine(cfg, hw))]
+    return [("sf_weight_update_engine", WeightUpdateEngine(design))]

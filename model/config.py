@@ -9,15 +9,44 @@ realise exactly, with a message that says what to change.
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 
 from .fixedpoint import csd_terms, signed_bits, smax, smin
 
-__all__ = ["Config", "ConfigError", "PRESETS", "preset"]
+__all__ = ["Config", "ConfigError", "PRESETS", "PRESET_DATASETS", "preset", "preset_dataset",
+           "check_field_types"]
 
 
 class ConfigError(ValueError):
     """A configuration that cannot be realised; the message says what to change."""
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_field_types(obj, error):
+    """Raise ``error`` unless every field of the dataclass ``obj`` has its declared type.
+
+    ``int`` fields take ints (never a bool), ``float`` fields take finite ints or floats (never a
+    bool), ``bool`` fields take ``True``/``False`` only (never a string such as ``"False"``, nor
+    ``0``/``1``/``2``); tuples are checked by the owner.
+    """
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.type in (int, "int"):
+            ok, want = _is_int(value), "an int"
+        elif f.type in (float, "float"):
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                  and math.isfinite(value))
+            want = "a finite number"
+        elif f.type in (bool, "bool"):
+            ok, want = isinstance(value, bool), "true or false"
+        else:
+            continue
+        if not ok:
+            raise error(f"{f.name} must be {want}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -134,14 +163,10 @@ class Config:
                 raise ConfigError(msg)
 
         need(isinstance(self.layers, tuple) and len(self.layers) >= 2
-             and all(isinstance(n, int) and n >= 1 for n in self.layers),
-             f"layers must be a tuple of at least 2 positive ints, got {self.layers!r}")
-        for name in ("timesteps", "batch", "w_bits", "w_frac", "u_bits", "e_bits", "e_frac",
-                     "fwd_acc_bits", "bwd_acc_bits", "wgrad_acc_bits", "target_true",
-                     "target_false"):
-            value = getattr(self, name)
-            need(isinstance(value, int) and not isinstance(value, bool),
-                 f"{name} must be an int, got {value!r}")
+             and all(_is_int(n) and n >= 1 for n in self.layers),
+             f"layers must be at least 2 positive ints, input first (e.g. layers=64,128,10), "
+             f"got {self.layers!r}")
+        check_field_types(self, ConfigError)
         need(self.timesteps >= 1, f"timesteps must be >= 1, got {self.timesteps}")
         need(self.batch >= 1, f"batch must be >= 1, got {self.batch}")
         need(2 <= self.w_bits <= 32, f"w_bits must be in 2..32, got {self.w_bits}")
@@ -197,7 +222,7 @@ class Config:
     # ---- serialisation ------------------------------------------------------------------------
 
     def replace(self, **changes):
-        if "layers" in changes:
+        if isinstance(changes.get("layers"), list):
             changes["layers"] = tuple(changes["layers"])
         return dataclasses.replace(self, **changes).validate()
 
@@ -216,7 +241,7 @@ class Config:
         if unknown:
             raise ConfigError(f"unknown config fields {unknown}; known fields: {sorted(known)}")
         d = dict(d)
-        if "layers" in d:
+        if isinstance(d.get("layers"), list):
             d["layers"] = tuple(d["layers"])
         return cls(**d).validate()
 
@@ -229,6 +254,16 @@ PRESETS = {
     "digits4": Config(layers=(16, 32, 10), timesteps=8, batch=1, w_bits=8, w_frac=5, u_bits=12,
                       e_bits=10, e_frac=4, lr=2.0 ** -8, init_gain=2.0).fit_accumulators(),
 }
+
+
+#: the data set each preset is sized for (its input width and classes)
+PRESET_DATASETS = {"digits": "digits", "mnist16": "mnist16", "digits4": "digits4"}
+
+
+def preset_dataset(name):
+    """The data set of preset ``name``."""
+    preset(name)
+    return PRESET_DATASETS[name]
 
 
 def preset(name):

@@ -8,6 +8,7 @@ Each epoch shuffles the training set with ``default_rng([seed, epoch])``, so a r
 same batches as an uninterrupted one and the same seed gives the same weights bit for bit.
 """
 
+import dataclasses
 import json
 import os
 import time
@@ -15,10 +16,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .atomic import atomic_write_text
 from .data import load_dataset
 from .encode import encode
 from .network import Network
-from .weights import WeightsError, atomic_write_text, load_weights, save_weights
+from .weights import WeightsError, load_weights, save_weights
 
 __all__ = ["TrainOptions", "train", "evaluate", "CHECKPOINT", "WEIGHTS", "METRICS"]
 
@@ -42,6 +44,9 @@ class TrainOptions:
     engine_name: str = "golden"
     extra_metrics: dict = field(default_factory=dict)
 
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
 
 def evaluate(engine, x_spikes, labels, chunk=512):
     """Test accuracy of ``engine`` on encoded spikes ``(T, N, n)``."""
@@ -50,6 +55,11 @@ def evaluate(engine, x_spikes, labels, chunk=512):
         pred = engine.predict(x_spikes[:, i:i + chunk])
         correct += int((np.asarray(pred) == labels[i:i + chunk]).sum())
     return correct / len(labels)
+
+
+def _plain(value):
+    """numpy scalars as Python numbers, for JSON."""
+    return value.item()
 
 
 def _sum_stats(total, stats):
@@ -71,24 +81,41 @@ def train(cfg, opts, engine=None, log=print):
     if data.n_features != cfg.layers[0]:
         raise ValueError(f"dataset {opts.dataset} has {data.n_features} inputs but the network's "
                          f"first layer has {cfg.layers[0]}; use the {opts.dataset} preset")
-    os.makedirs(opts.out, exist_ok=True)
     ckpt_path = os.path.join(opts.out, CHECKPOINT)
+    for name in (CHECKPOINT, WEIGHTS, METRICS):
+        path = os.path.join(opts.out, name)
+        if os.path.isdir(path):
+            raise WeightsError(f"{path} is a directory; remove it or choose another --out")
 
     history, start_epoch, seconds_before = [], 0, 0.0
+    stats_total, steps = None, 0
     weights = None
     if opts.resume and os.path.exists(ckpt_path):
         weights, arrays = load_weights(ckpt_path, cfg, opts.mode)
-        state = json.loads(str(arrays["state"]))
+        try:
+            state = json.loads(str(arrays["state"]))
+        except (KeyError, json.JSONDecodeError):
+            raise WeightsError(f"{ckpt_path}: a weights file, not a checkpoint (no training "
+                               f"state); use --init to start from it") from None
         for key in ("dataset", "mode", "seed", "encoder"):
             if state[key] != getattr(opts, key):
                 raise WeightsError(f"{ckpt_path}: was made with {key}={state[key]!r}, this run "
                                    f"has {key}={getattr(opts, key)!r}; use the same options or "
                                    f"another --out")
+        stored = json.loads(str(arrays["config"]))
+        changed = sorted(k for k, v in cfg.to_dict().items() if stored.get(k) != v)
+        if changed:
+            k = changed[0]
+            raise WeightsError(f"{ckpt_path}: was trained with {k}={stored.get(k)!r}, this run "
+                               f"has {k}={cfg.to_dict()[k]!r} (changed: {', '.join(changed)}); "
+                               f"resume with the same --set options or use another --out")
         start_epoch, history = state["epochs_done"], state["history"]
         seconds_before = state["seconds"]
+        stats_total, steps = state.get("stats_total"), state.get("steps", 0)
         log(f"resuming from {ckpt_path} after epoch {start_epoch}")
     elif opts.init:
         weights, _ = load_weights(opts.init, cfg, opts.mode)
+    os.makedirs(opts.out, exist_ok=True)
 
     if engine is None:
         engine = Network(cfg, opts.mode, weights=weights, seed=opts.seed)
@@ -99,7 +126,6 @@ def train(cfg, opts, engine=None, log=print):
     B = cfg.batch
     n_batches = len(data.x_train) // B
     t0 = time.perf_counter()
-    stats_total, steps = None, 0
     for epoch in range(start_epoch, opts.epochs):
         order = np.random.default_rng([opts.seed, epoch]).permutation(len(data.x_train))
         x_train = encode(data.x_train[order], cfg.timesteps, data.vmax, opts.encoder,
@@ -123,9 +149,9 @@ def train(cfg, opts, engine=None, log=print):
             f"test accuracy {accuracy:.4f}  ({elapsed:.1f} s)")
         state = {"dataset": opts.dataset, "mode": opts.mode, "seed": opts.seed,
                  "encoder": opts.encoder, "epochs_done": epoch + 1, "history": history,
-                 "seconds": elapsed}
+                 "seconds": elapsed, "stats_total": stats_total, "steps": steps}
         save_weights(ckpt_path, engine.weights, cfg, opts.mode,
-                     extra={"state": json.dumps(state)})
+                     extra={"state": json.dumps(state, default=_plain)})
 
     seconds = seconds_before + time.perf_counter() - t0
     final_accuracy = history[-1]["test_accuracy"] if history else evaluate(engine, x_test,

@@ -8,43 +8,21 @@ it was trained with, and one array ``w<l>`` of shape ``(n_out, n_in)`` per layer
 import io
 import json
 import os
-import tempfile
 import zipfile
+import zlib
 
 import numpy as np
 
+from .atomic import atomic_write_bytes
 from .fixedpoint import smax, smin
 
-__all__ = ["WeightsError", "atomic_write_bytes", "atomic_write_text", "save_weights",
-           "load_weights", "convert_weights", "FORMAT"]
+__all__ = ["WeightsError", "save_weights", "load_weights", "convert_weights", "FORMAT"]
 
 FORMAT = "spikeforge-weights-v1"
 
 
 class WeightsError(ValueError):
     """A weights or checkpoint file that cannot be used; the message says why and what to do."""
-
-
-def atomic_write_bytes(path, data):
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path, text):
-    atomic_write_bytes(path, text.encode())
 
 
 def _npz_bytes(arrays):
@@ -70,7 +48,7 @@ def _read(path):
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {key: npz[key] for key in npz.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as exc:
         raise WeightsError(f"{path}: not a readable spikeforge weights file ({exc}); "
                            f"it may be truncated or corrupt: retrain or restore it") from None
 

@@ -59,18 +59,18 @@ def scale_energy(pj, node_nm, volts=0.9):
     return pj * (node_nm / 45.0) * (volts / 0.9) ** 2
 
 
-def energy_breakdown(counters, accel, samples):
+def energy_breakdown(counters, design, samples):
     """Picojoules per training sample by engine, from ``counters`` over ``samples`` samples.
 
-    ``accel`` is the :class:`spikeforge.hdl.top.Accelerator` (for memory sizes and widths).
+    Memory sizes and widths come from ``design.memmap`` (:mod:`spikeforge.hdl.memmap`); a banked
+    memory's access costs that of one bank.
     """
-    cfg, hw, P = accel.cfg, accel.hw, accel.P
-    NP, SW = accel.NP, accel.SW
-    sizes = {  # bytes of each memory
-        "x": 2 * NP * SW / 8, "spk": accel.L * NP * SW / 8,
-        "u": accel.s_depth * P * cfg.u_bits / 8, "eps": accel.s_depth * P * cfg.e_bits / 8,
-        "g": accel.s_depth * cfg.e_bits / 8, "w": accel.w_depth * P * cfg.w_bits / 8,
-        "wb": accel.wb_depth * cfg.w_bits / 8,
+    mm = design.memmap
+    cfg, hw, P = design.cfg, design.hw, mm.P
+    NP, SW = mm.NP, mm.spike_width
+    sizes = {  # bytes of each memory (one bank)
+        **{name: mm.memories[name].width * mm.memories[name].depth / 8
+           for name in ("x", "spk", "u", "eps", "g", "w", "wb")},
         # per-PE accumulators inside the engines: FE partial sums per point, WUE dW per input
         "fe psum": NP * cfg.fwd_acc_bits / 8, "wue acc": max(cfg.layers) * cfg.wgrad_acc_bits / 8,
     }

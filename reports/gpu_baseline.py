@@ -63,7 +63,7 @@ def measure_gpu(cfg, dataset, steps=200, warmup=20, batch=None):
 
 def main(argv=None):
     from spikeforge.model.config import preset
-    from spikeforge.model.weights import atomic_write_text
+    from spikeforge.model.atomic import atomic_write_text
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--preset", default="digits")

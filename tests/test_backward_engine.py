@@ -1,7 +1,7 @@
 """Backward Engine (hdl/backward.py) bit for bit against the golden model.
 
 Every job compares ``eps`` (all entries), the non-zero bitmask and ``g_below`` word for word with
-``Network.backward_layer`` / ``FixedArith.backprop`` (``sim/harness_backward.py: golden_layer``),
+``Network.backward_layer`` / ``FixedArith.backprop`` (``sim/verify/backward.py: golden_layer``),
 and the engine's cycle counter with the testbench's own count. Vectors: random data of controlled
 density, edge cases (no non-zero eps, every eps non-zero, saturating gradients and weights, every or
 no output masked, smaller run-time dimensions than the build), and real digits data after golden
@@ -12,20 +12,20 @@ training; each in sparse and dense mode.
   one build each serving all their vectors; Icarus when installed. Bigger tables: ``-m slow``.
 """
 
-import os
-
 import numpy as np
 import pytest
 
+from spikeforge.hdl.design import Design
 from spikeforge.hdl.params import HwParams
 from spikeforge.model.config import Config, preset
 from spikeforge.model.fixedpoint import smax, smin
-from spikeforge.sim.harness_backward import (cfg_hw_key, check_job, golden_layer, make_job,
-                                              run_amaranth, run_verilog)
-from spikeforge.sim.runner import available_simulators
+from spikeforge.sim.verify.backward import check_job, golden_layer, make_job, run_verilog
+from spikeforge.sim.verify.backward import run_amaranth as _run_amaranth
+from spikeforge.sim.verify.runner import available_simulators
 
-BUILD_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                          "build", "test_backward")
+
+def run_amaranth(cfg, hw, jobs):
+    return _run_amaranth(Design(cfg, hw), jobs)
 
 
 def tiny_cfg(reset_grad, layers=(5, 11, 6), T=3, B=2):
@@ -102,7 +102,7 @@ def real_jobs(cfg, epochs_batches=None):
     from spikeforge.model.data import load_dataset
     from spikeforge.model.encode import encode
     from spikeforge.model.network import Network
-    from spikeforge.sim.bench_be import real_layer_jobs
+    from spikeforge.sim.bench.be import real_layer_jobs
 
     data = load_dataset("digits")
     net = Network(cfg, "fixed", seed=0)
@@ -130,7 +130,7 @@ def check_all(cfg, jobs, results):
 @pytest.mark.parametrize("pes", [4, 3])
 def test_amaranth_random_and_edges(reset_grad, pes):
     cfg = tiny_cfg(reset_grad)
-    hw = HwParams(be_pes=pes)
+    hw = HwParams(pes=pes)
     rng = np.random.default_rng(10 * pes + reset_grad)
     jobs = []
     for sparse in (True, False):
@@ -144,14 +144,14 @@ def test_amaranth_all_eps_nonzero_really():
     cfg = tiny_cfg(False)
     jobs = [j for j in edge_jobs(cfg, np.random.default_rng(3), True) if j["name"].startswith("all")]
     assert np.all(golden_layer(cfg, jobs[0])["eps"] != 0)
-    check_all(cfg, jobs, run_amaranth(cfg, HwParams(be_pes=4), jobs))
+    check_all(cfg, jobs, run_amaranth(cfg, HwParams(pes=4), jobs))
 
 
 def test_amaranth_one_lane_one_point():
     cfg = tiny_cfg(True, layers=(3, 4, 2), T=1, B=1)
     rng = np.random.default_rng(5)
     jobs = [random_job(cfg, rng, 2, 4, 1, 1, s, density=1.0) for s in (True, False)]
-    check_all(cfg, jobs, run_amaranth(cfg, HwParams(be_pes=1), jobs))
+    check_all(cfg, jobs, run_amaranth(cfg, HwParams(pes=1), jobs))
 
 
 def test_amaranth_real_digits_slice():
@@ -159,7 +159,7 @@ def test_amaranth_real_digits_slice():
     the digits geometry (64-128-10, P = 8)."""
     cfg = preset("digits").replace(timesteps=2, batch=2, target_true=2)
     jobs = real_jobs(cfg, epochs_batches=20)
-    check_all(cfg, jobs, run_amaranth(cfg, HwParams(be_pes=8), jobs))
+    check_all(cfg, jobs, run_amaranth(cfg, HwParams(pes=8), jobs))
 
 
 def test_cycles_track_sparsity():
@@ -177,7 +177,7 @@ def test_cycles_track_sparsity():
     jobs = [make_job(cfg, u, g, w, full, sparse=False, name="dense"),
             make_job(cfg, u, np.zeros_like(g), w, none, sparse=True, name="nothing"),
             make_job(cfg, u, g, w, full, sparse=True, name="sparse_full")]
-    res = run_amaranth(cfg, HwParams(be_pes=P), jobs)
+    res = run_amaranth(cfg, HwParams(pes=P), jobs)
     check_all(cfg, jobs, res)
     rounds = T * B * n_out * (n_in // P)
     assert rounds <= res[0]["cycles"] <= rounds + 8
@@ -196,8 +196,7 @@ def _need(simulator):
 
 
 def _run_verilog(cfg, hw, jobs, simulator):
-    build = os.path.join(BUILD_ROOT, f"{cfg_hw_key(cfg, hw)}")
-    return run_verilog(cfg, hw, jobs, build, simulator=simulator)
+    return run_verilog(Design(cfg, hw), jobs, simulator=simulator)
 
 
 @pytest.mark.parametrize("simulator", ["verilator", "icarus"])
@@ -222,7 +221,7 @@ def test_cocotb_digits_real_and_edges(simulator):
 def test_cocotb_reset_grad_small(simulator):
     _need(simulator)
     cfg = tiny_cfg(True, layers=(6, 13, 9), T=4, B=3)
-    hw = HwParams(be_pes=4)
+    hw = HwParams(pes=4)
     rng = np.random.default_rng(12)
     jobs = []
     for sparse in (True, False):
@@ -237,7 +236,7 @@ def test_cocotb_reset_grad_small(simulator):
 def test_cocotb_table(pes, reset_grad):
     _need("verilator")
     cfg = tiny_cfg(reset_grad, layers=(20, 37, 23, 7), T=5, B=3)
-    hw = HwParams(be_pes=pes)
+    hw = HwParams(pes=pes)
     rng = np.random.default_rng(100 * pes + reset_grad)
     jobs = []
     for sparse in (True, False):
@@ -262,6 +261,6 @@ def test_verilog_units_registered():
     assert "spikeforge.hdl.backward" in generate.ENGINE_MODULES
     from spikeforge.hdl.backward import verilog_units
     from amaranth.hdl import Fragment
-    (name, unit), = verilog_units(tiny_cfg(False))
+    (name, unit), = verilog_units(Design(tiny_cfg(False), HwParams()))
     assert name == "sf_backward_engine"
     Fragment.get(unit, None)

@@ -11,17 +11,18 @@ from spikeforge.hdl.params import HwParams
 from spikeforge.hdl.top import Accelerator
 from spikeforge.model.config import Config
 from spikeforge.model.network import Network
-from spikeforge.sim.accel import AcceleratorDriver, AcceleratorGeometry
-from spikeforge.sim.host import AmaranthUartTransport
+from spikeforge.hdl.design import Design
+from spikeforge.sim.host.driver import AcceleratorDriver
+from spikeforge.sim.host.transports import AmaranthUartTransport
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # UART monitor
 def test_training_step_over_simulated_uart():
     cfg = Config(layers=(6, 8, 4), timesteps=3, batch=2, target_true=3, init_gain=3.0,
                  lr=2.0 ** -4).fit_accumulators().validate()
-    hw = HwParams(fe_group=2, fe_pes=2, wue_group=2, wue_pes=2, be_pes=2).validate()
+    design = Design(cfg, HwParams(fe_group=2, pes=2, wue_group=2))
     divisor = 4
-    top = UartCore(Accelerator(cfg, hw), divisor)
+    top = UartCore(Accelerator(design), divisor)
     link = AmaranthUartTransport(top.rx, top.tx, divisor)
     net = Network(cfg, "fixed", seed=7)
     rng = np.random.default_rng(8)
@@ -31,8 +32,8 @@ def test_training_step_over_simulated_uart():
 
     async def testbench(ctx):
         link.ctx = ctx
-        drv = AcceleratorDriver(link, AcceleratorGeometry(cfg, hw))
-        seen["ident"] = await drv.host.ident()
+        drv = AcceleratorDriver(link, design)
+        seen["ident"] = await drv.connect()
         await drv.load_weights(net.weights)
         await drv.train_step(x, y)
         seen["weights"] = await drv.read_weights()
@@ -44,6 +45,7 @@ def test_training_step_over_simulated_uart():
     sim.add_testbench(testbench)
     sim.run()
     assert seen["ident"]["memories"] == 4
+    assert seen["ident"]["key"] == design.key()
     net.train_step(x, y)
     for got, want in zip(seen["weights"], net.weights):
         assert np.array_equal(got, want)

@@ -16,10 +16,19 @@ from spikeforge.hdl.lut import SubsetSumLut
 from spikeforge.hdl.params import HwParams
 from spikeforge.model.config import Config, preset
 from spikeforge.model.fixedpoint import smax, smin
-from spikeforge.sim.bench_common import digits_step
-from spikeforge.sim.engine_host import (first_mismatch, golden_forward, simulate,
-                                        simulate_cases_amaranth)
-from spikeforge.sim.runner import available_simulators
+from spikeforge.hdl.design import Design
+from spikeforge.sim.bench.common import real_step
+from spikeforge.sim.verify.engines import first_mismatch, golden_forward
+from spikeforge.sim.verify.engines import simulate as _simulate
+from spikeforge.sim.verify.runner import available_simulators
+
+
+def simulate(kind, cfg, hw, cases, simulator="verilator"):
+    return _simulate(kind, Design(cfg, hw), cases, simulator=simulator)
+
+
+def simulate_cases_amaranth(kind, cfg, hw, cases):
+    return _simulate(kind, Design(cfg, hw), cases, simulator="amaranth")
 
 
 def small_cfg(layers, T, B, **widths):
@@ -71,7 +80,7 @@ AMARANTH_TABLE = [
 @pytest.mark.parametrize("layers,T,B,widths,G,P", AMARANTH_TABLE)
 def test_forward_amaranth(layers, T, B, widths, G, P):
     cfg = small_cfg(layers, T, B, **widths)
-    hw = HwParams(fe_group=G, fe_pes=P)
+    hw = HwParams(fe_group=G, pes=P)
     cases = vectors(cfg, seed=G * 10 + P)
     check(cfg, cases, simulate_cases_amaranth("fe", cfg, hw, cases))
 
@@ -121,8 +130,10 @@ def test_subset_sum_lut_amaranth():
 def test_forward_rejects_bad_params():
     with pytest.raises(TypeError):
         ForwardEngine({"layers": (3, 2)})
+    with pytest.raises(TypeError):
+        ForwardEngine(preset("digits"))
     with pytest.raises(ValueError):
-        ForwardEngine(preset("digits"), HwParams(fe_group=0))
+        HwParams(fe_group=0).validate()
     gc.collect()     # the half-built components warn when collected; do it under this test's filter
 
 
@@ -148,7 +159,7 @@ RTL_TABLE = [
 def test_forward_rtl(simulator, layers, T, B, widths, G, P):
     _need(simulator)
     cfg = small_cfg(layers, T, B, **widths)
-    hw = HwParams(fe_group=G, fe_pes=P)
+    hw = HwParams(fe_group=G, pes=P)
     cases = vectors(cfg, seed=G + P)
     check(cfg, cases, simulate("fe", cfg, hw, cases, simulator=simulator))
 
@@ -160,7 +171,7 @@ def test_forward_rtl_digits(simulator):
     _need(simulator)
     cfg = preset("digits")
     hw = HwParams()
-    net, traces, _ = digits_step(cfg)
+    net, traces, _ = real_step(cfg, "digits")
     cases = [{"x": tr.x, "w": w} for tr, w in zip(traces, net.weights)]
     assert traces[0].o.sum() > 0 and traces[1].x.sum() > 0, "real data should spike"
     cases += vectors(cfg, seed=3)[2:4]
@@ -187,6 +198,6 @@ SLOW_TABLE = [
 def test_forward_rtl_table(layers, T, B, widths, G, P):
     _need("verilator")
     cfg = small_cfg(layers, T, B, **widths)
-    hw = HwParams(fe_group=G, fe_pes=P)
+    hw = HwParams(fe_group=G, pes=P)
     cases = vectors(cfg, seed=len(layers) + G)
     check(cfg, cases, simulate("fe", cfg, hw, cases))

@@ -7,14 +7,16 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
-from spikeforge.hdl.host import HostBridge, MemTarget
-from spikeforge.sim.host import AmaranthTransport, Host, ProtocolError, pack_words, unpack_words
+from spikeforge.hdl.host import HostBridge
+from spikeforge.hdl.memmap import HostTarget as MemTarget
+from spikeforge.sim.host.protocol import Host, ProtocolError, pack_words, unpack_words
+from spikeforge.sim.host.transports import AmaranthTransport
 
 
 class Harness(Elaboratable):
     def __init__(self, targets, n_counters):
         self.targets = targets
-        self.bridge = HostBridge(targets, n_counters)
+        self.bridge = HostBridge(targets, n_counters, key=bytes(range(1, 9)))
         self.n_counters = n_counters
 
     def elaborate(self, platform):
@@ -45,7 +47,7 @@ def test_bridge_write_read_start_wait_counters():
 
     async def testbench(ctx):
         host = Host(AmaranthTransport(ctx, bridge.rx, bridge.tx), targets)
-        assert await host.ident() == {"memories": 2, "counters": 3}
+        assert await host.ident() == {"memories": 2, "counters": 3, "key": "0102030405060708"}
         await host.write("a", a)
         await host.write("b", b)
         await host.write("a", [77], addr=4)

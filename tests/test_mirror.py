@@ -7,7 +7,9 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
+from spikeforge.hdl.design import Design
 from spikeforge.hdl.mirror import WeightMirror
+from spikeforge.hdl.params import HwParams
 from spikeforge.model.config import Config
 
 
@@ -30,10 +32,10 @@ def test_mirror_transposes_tiles(layers, P, layer):
                 if i < n_out:
                     word |= (int(w[i, j]) & ((1 << wb) - 1)) << (q * wb)
             words.append(word)
-    fe_depth = blocks * n_in + P          # reads may run past the layer into padding
-    be_depth = max(layers) * S
-    unit = WeightMirror(cfg, P, fe_depth, be_depth)
-    src = Memory(shape=P * wb, depth=fe_depth, init=words + [0] * P)
+    design = Design(cfg, HwParams(pes=P))
+    fe_depth, be_depth = design.memmap.weight_depth, design.memmap.bank_depth
+    unit = WeightMirror(design)
+    src = Memory(shape=P * wb, depth=fe_depth, init=words)
     sentinel = 0x5A5A & ((1 << wb) - 1)
     banks = [Memory(shape=wb, depth=be_depth, init=[sentinel] * be_depth) for _ in range(P)]
     reads = [b.read_port(domain="comb") for b in banks]
@@ -70,7 +72,7 @@ def test_mirror_transposes_tiles(layers, P, layer):
     sim.add_testbench(tb)
     sim.run()
     bank_vals = np.array(got["banks"]).reshape(P, be_depth)
-    for i in range(max(layers)):
+    for i in range(be_depth // S):
         for r in range(S):
             for k in range(P):
                 j = r * P + k

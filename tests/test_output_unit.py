@@ -9,21 +9,24 @@ from amaranth.sim import Simulator
 
 from spikeforge.model.config import Config
 from spikeforge.model.network import Network
+from spikeforge.hdl.design import Design
 from spikeforge.hdl.outgrad import OutputUnit
+from spikeforge.hdl.params import HwParams
 
 
 class Harness(Elaboratable):
     def __init__(self, cfg, pes, spikes, labels):
         T, B, n = spikes.shape
-        self.S = -(-max(cfg.layers) // pes)
+        mm = Design(cfg, HwParams(pes=pes)).memmap
+        self.S = mm.blocks[-1]                  # gradient words of the output layer per point
         words = [sum(int(v) << i for i, v in enumerate(spikes[t, b]))
                  for t in range(T) for b in range(B)]
-        self.width = max(n, 8)
-        self.unit = OutputUnit(cfg, pes, self.width, T * B, T * B * self.S)
-        self.x = Memory(shape=self.width, depth=T * B, init=words)
-        self.labels = Memory(shape=8, depth=max(B, 2), init=[int(v) for v in labels])
-        self.pred = Memory(shape=8, depth=max(B, 2), init=[])
-        self.g = Memory(shape=pes * cfg.e_bits, depth=T * B * self.S, init=[])
+        self.width = mm.spike_width
+        self.unit = OutputUnit(Design(cfg, HwParams(pes=pes)))
+        self.x = Memory(shape=self.width, depth=mm.spike_depth, init=words)
+        self.labels = Memory(shape=8, depth=mm.label_stride, init=[int(v) for v in labels])
+        self.pred = Memory(shape=8, depth=mm.label_stride, init=[])
+        self.g = Memory(shape=pes * cfg.e_bits, depth=max(T * B * self.S, 2), init=[])
         self.g_rd = self.g.read_port(domain="comb")
         self.pred_rd = self.pred.read_port(domain="comb")
 

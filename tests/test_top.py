@@ -5,16 +5,14 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from spikeforge.hdl.params import DEFAULT_HW, HwParams
+from conftest import TINY, TINY_HW, require_simulator
+from spikeforge.hdl.design import Design, DesignError
+from spikeforge.hdl.params import DEFAULT_HW
 from spikeforge.hdl.top import Accelerator
 from spikeforge.model.config import Config, preset
 from spikeforge.model.network import Network
-from spikeforge.sim.accel import AcceleratorDriver, AcceleratorGeometry
-from spikeforge.sim.host import AmaranthTransport
-from spikeforge.sim.runner import available_simulators
-
-TINY = dict(layers=(6, 8, 4), timesteps=3, batch=2, target_true=3, init_gain=3.0, lr=2.0 ** -4)
-TINY_HW = HwParams(fe_group=2, fe_pes=2, wue_group=2, wue_pes=2, be_pes=2)
+from spikeforge.sim.host.driver import AcceleratorDriver
+from spikeforge.sim.host.transports import AmaranthTransport
 
 
 def batches(cfg, steps, seed, density=0.4):
@@ -26,12 +24,13 @@ def batches(cfg, steps, seed, density=0.4):
 
 
 def amaranth_run(cfg, hw, weights, xs, ys, pipeline, queue):
-    acc = Accelerator(cfg, hw)
-    geo = AcceleratorGeometry(cfg, hw)
+    design = Design(cfg, hw)
+    acc = Accelerator(design)
     res = {"after": []}
 
     async def tb(ctx):
-        drv = AcceleratorDriver(AmaranthTransport(ctx, acc.rx, acc.tx), geo)
+        drv = AcceleratorDriver(AmaranthTransport(ctx, acc.rx, acc.tx), design)
+        await drv.connect()
         await drv.load_weights(weights)
         await drv.set_pipeline(pipeline)
         for x, y in zip(xs, ys):
@@ -87,19 +86,21 @@ def test_queued_steps_pipeline_across_batches_amaranth():
 
 def test_accelerator_parameter_errors():
     cfg = Config(**TINY).fit_accumulators().validate()
-    with pytest.raises(ValueError, match="fe_pes == wue_pes == be_pes"):
-        Accelerator(cfg, TINY_HW.replace(be_pes=4))
+    with pytest.raises(DesignError, match="at most 255 output classes"):
+        Design(cfg.replace(layers=(6, 8, 256)).fit_accumulators(), TINY_HW)
     with pytest.raises(TypeError, match="cfg must be a Config"):
-        Accelerator("digits", TINY_HW)
+        Design("digits", TINY_HW)
+    with pytest.raises(TypeError, match="design must be a Design"):
+        Accelerator(cfg)
 
 
-@pytest.mark.skipif("verilator" not in available_simulators(), reason="verilator not installed")
 def test_training_steps_bit_exact_verilator_tiny(tmp_path):
-    from spikeforge.sim.top_sim import run_top
+    require_simulator("verilator")
+    from spikeforge.sim.verify.top import run_top
     cfg = Config(**TINY, reset_grad=True).fit_accumulators().validate()
     net = Network(cfg, "fixed", seed=5)
     xs, ys = batches(cfg, 3, seed=6)
-    res = run_top(cfg, TINY_HW, net.weights, xs, ys, pipeline=True, check_every=True)
+    res = run_top(Design(cfg, TINY_HW), net.weights, xs, ys, pipeline=True, check_every=True)
     for s in range(3):
         net.train_step(xs[s], ys[s])
         for l in range(cfg.n_layers):
@@ -107,12 +108,12 @@ def test_training_steps_bit_exact_verilator_tiny(tmp_path):
     assert res["pred"].tolist() == net.predict(xs[0]).tolist()
 
 
-@pytest.mark.skipif("verilator" not in available_simulators(), reason="verilator not installed")
 def test_digits_training_step_bit_exact_verilator():
     """One full training step of the digits preset on real digits data, then one queued pair."""
+    require_simulator("verilator")
     from spikeforge.model.data import load_dataset
     from spikeforge.model.encode import encode
-    from spikeforge.sim.top_sim import run_top
+    from spikeforge.sim.verify.top import run_top
     cfg = preset("digits")
     data = load_dataset("digits")
     B = cfg.batch
@@ -120,7 +121,7 @@ def test_digits_training_step_bit_exact_verilator():
     xs = np.stack([x[:, s * B:(s + 1) * B] for s in range(3)])
     ys = np.stack([data.y_train[s * B:(s + 1) * B] for s in range(3)])
     net = Network(cfg, "fixed", seed=0)
-    res = run_top(cfg, DEFAULT_HW, net.weights, xs, ys, pipeline=True, queue=True,
+    res = run_top(Design(cfg, DEFAULT_HW), net.weights, xs, ys, pipeline=True, queue=True,
                   check_every=False)
     for s in range(3):
         net.train_step(xs[s], ys[s])

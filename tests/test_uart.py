@@ -9,9 +9,11 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from spikeforge.hdl.board import UartCore
-from spikeforge.hdl.host import HostBridge, MemTarget
+from spikeforge.hdl.host import HostBridge
+from spikeforge.hdl.memmap import HostTarget as MemTarget
 from spikeforge.hdl.uart import divisor_for
-from spikeforge.sim.host import AmaranthUartTransport, Host
+from spikeforge.sim.host.protocol import Host
+from spikeforge.sim.host.transports import AmaranthUartTransport
 
 
 class MemCore(wiring.Component):
@@ -65,5 +67,5 @@ def test_host_protocol_over_simulated_uart():
     sim.add_process(link.monitor)
     sim.add_testbench(testbench)
     sim.run()
-    assert seen["ident"] == {"memories": 1, "counters": 1}
+    assert seen["ident"] == {"memories": 1, "counters": 1, "key": "00" * 8}
     assert np.array_equal(seen["read"], words)

@@ -17,10 +17,19 @@ from spikeforge.hdl.params import HwParams
 from spikeforge.hdl.wupdate import WeightUpdateEngine
 from spikeforge.model.config import Config, preset
 from spikeforge.model.fixedpoint import smax, smin
-from spikeforge.sim.bench_common import digits_step
-from spikeforge.sim.engine_host import (first_mismatch, golden_wupdate, simulate,
-                                        simulate_cases_amaranth)
-from spikeforge.sim.runner import available_simulators
+from spikeforge.hdl.design import Design
+from spikeforge.sim.bench.common import real_step
+from spikeforge.sim.verify.engines import first_mismatch, golden_wupdate
+from spikeforge.sim.verify.engines import simulate as _simulate
+from spikeforge.sim.verify.runner import available_simulators
+
+
+def simulate(kind, cfg, hw, cases, simulator="verilator"):
+    return _simulate(kind, Design(cfg, hw), cases, simulator=simulator)
+
+
+def simulate_cases_amaranth(kind, cfg, hw, cases):
+    return _simulate(kind, Design(cfg, hw), cases, simulator="amaranth")
 
 
 def small_cfg(layers, T, B, **fields):
@@ -77,7 +86,7 @@ AMARANTH_TABLE = [
 @pytest.mark.parametrize("layers,T,B,fields,G,P", AMARANTH_TABLE)
 def test_wupdate_amaranth(layers, T, B, fields, G, P):
     cfg = small_cfg(layers, T, B, **fields)
-    hw = HwParams(wue_group=G, wue_pes=P)
+    hw = HwParams(wue_group=G, pes=P)
     cases = vectors(cfg, seed=G * 10 + P)
     check(cfg, cases, simulate_cases_amaranth("wue", cfg, hw, cases))
 
@@ -87,7 +96,7 @@ def test_wupdate_rejects_bad_params():
     with pytest.raises(TypeError):
         WeightUpdateEngine(preset("digits"), {"wue_group": 4})
     with pytest.raises(ValueError):
-        WeightUpdateEngine(preset("digits"), HwParams(wue_pes=0))
+        HwParams(pes=0).validate()
     gc.collect()     # the half-built components warn when collected; do it under this test's filter
 
 
@@ -111,7 +120,7 @@ RTL_TABLE = [
 def test_wupdate_rtl(simulator, layers, T, B, fields, G, P):
     _need(simulator)
     cfg = small_cfg(layers, T, B, **fields)
-    hw = HwParams(wue_group=G, wue_pes=P)
+    hw = HwParams(wue_group=G, pes=P)
     cases = vectors(cfg, seed=G + P)
     check(cfg, cases, simulate("wue", cfg, hw, cases, simulator=simulator))
 
@@ -123,7 +132,7 @@ def test_wupdate_rtl_digits(simulator):
     _need(simulator)
     cfg = preset("digits")
     hw = HwParams()
-    net, traces, _ = digits_step(cfg)
+    net, traces, _ = real_step(cfg, "digits")
     cases = [{"x": tr.x, "eps": tr.eps, "w": w} for tr, w in zip(traces, net.weights)]
     assert all((tr.eps != 0).any() for tr in traces), "real eps should not be all zero"
     cases += vectors(cfg, seed=5)[2:3]
@@ -147,6 +156,6 @@ SLOW_TABLE = [
 def test_wupdate_rtl_table(layers, T, B, fields, G, P):
     _need("verilator")
     cfg = small_cfg(layers, T, B, **fields)
-    hw = HwParams(wue_group=G, wue_pes=P)
+    hw = HwParams(wue_group=G, pes=P)
     cases = vectors(cfg, seed=len(layers) + G)
     check(cfg, cases, simulate("wue", cfg, hw, cases))

@@ -1,12 +1,12 @@
 """cocotb testbench of the Backward Engine harness (``sf_be_harness``).
 
-Reads the jobs from the ``.npz`` named by ``SF_BE_VECTORS``, runs them one after the other on one
-build with the shared host driver (:func:`spikeforge.sim.harness_backward.run_job`), and writes the
-results to ``SF_BE_RESULTS``; the comparison with the golden model happens in pytest / the bench.
+Env contract (:func:`spikeforge.sim.verify.runner.run_testbench`): ``SF_DESIGN``; the jobs in
+``SF_VECTORS`` run one after the other on one build with the shared host driver
+(:func:`spikeforge.sim.verify.backward.run_job`); the results go to ``SF_RESULTS``; the comparison
+with the golden model happens in pytest / the bench.
 Inputs are driven and outputs sampled on the falling edge, half a cycle away from the active edge.
 """
 
-import json
 import os
 
 import cocotb
@@ -14,9 +14,9 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 from cocotb.simtime import get_sim_time
 
-from spikeforge.hdl.params import HwParams
-from spikeforge.model.config import Config
-from spikeforge.sim.harness_backward import npz_to_jobs, results_to_npz, run_job
+from spikeforge.hdl.design import Design
+from spikeforge.sim.verify.backward import npz_to_jobs, results_to_npz, run_job
+from spikeforge.sim.verify.runner import ENV_DESIGN, ENV_RESULTS, ENV_VECTORS
 
 
 PERIOD_NS = 10
@@ -47,9 +47,8 @@ class CocotbBus:
 
 @cocotb.test()
 async def run_jobs(dut):
-    cfg = Config.from_dict(json.loads(os.environ["SF_BE_CFG"]))
-    hw = HwParams(**json.loads(os.environ["SF_BE_HW"])).validate()
-    jobs = npz_to_jobs(os.environ["SF_BE_VECTORS"])
+    design = Design.from_json(os.environ[ENV_DESIGN])
+    jobs = npz_to_jobs(os.environ[ENV_VECTORS])
     cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
     bus = CocotbBus(dut)
     for name in ("start", "host_we", "host_sel", "host_addr", "host_wdata", "n_out", "n_in",
@@ -62,5 +61,5 @@ async def run_jobs(dut):
     await bus.tick()
     results = []
     for job in jobs:
-        results.append(await run_job(bus, cfg, hw, job))
-    results_to_npz(os.environ["SF_BE_RESULTS"], results)
+        results.append(await run_job(bus, design, job))
+    results_to_npz(os.environ[ENV_RESULTS], results)

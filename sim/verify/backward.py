@@ -7,7 +7,7 @@
 - :func:`run_job` is the host driver: it loads one layer's vectors (unpacked numpy arrays), runs the
   engine, reads ``eps``, the non-zero bitmask and ``g_below`` back. It only needs a ``bus`` with
   ``set(name, value)``, ``get(name)`` and ``await tick()``, so the same code drives the Amaranth
-  simulator (:class:`AmaranthBus`) and cocotb (``sim/tb_backward.py``).
+  simulator (:class:`AmaranthBus`) and cocotb (:mod:`spikeforge.sim.verify.tb_backward`).
 - :func:`golden_layer` computes the expected values with the golden model itself
   (``Network.backward_layer`` and ``FixedArith.backprop``), :func:`compare` checks word for word.
 """
@@ -17,13 +17,13 @@ from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hdl.backward import BackwardEngine, be_geometry, control_members
-from spikeforge.hdl.params import DEFAULT_HW
+from spikeforge.hdl.backward import BackwardEngine, control_members
+from spikeforge.hdl.memmap import MemoryMap, addr_bits
 from spikeforge.model.network import LayerTrace, Network
 
 __all__ = ["BackwardHarness", "MEM", "run_job", "golden_layer", "compare", "check_job",
            "make_job", "AmaranthBus", "run_amaranth", "run_verilog", "jobs_to_npz",
-           "npz_to_jobs", "results_to_npz", "npz_to_results", "build_verilog"]
+           "npz_to_jobs", "results_to_npz", "npz_to_results"]
 
 # host_sel codes
 MEM = {"u": 0, "g": 1, "eps": 2, "nz": 3, "hb": 4, "w": 5, "gb": 6}
@@ -45,14 +45,14 @@ class BackwardHarness(wiring.Component):
         Word at ``host_addr`` of the previous cycle (``eps``, ``nz``, ``gb``).
     """
 
-    def __init__(self, cfg, hw=DEFAULT_HW):
-        self.cfg, self.hw = cfg.validate(), hw.validate()
-        self.geo = geo = be_geometry(cfg, hw)
-        P = geo["P"]
-        self.data_width = max(P * cfg.u_bits, P * cfg.e_bits, P * cfg.w_bits, geo["mask_width"])
-        addr_width = max(geo["state_addr"], geo["w_addr"], geo["point_addr"])
+    def __init__(self, design):
+        self.design, self.cfg, self.hw = design, design.cfg, design.hw
+        self.memmap = mm = design.memmap
+        cfg, P = self.cfg, mm.P
+        self.data_width = max(P * cfg.u_bits, P * cfg.e_bits, P * cfg.w_bits, mm.spike_width)
+        addr_width = max(addr_bits(d) for d in (mm.state_depth, mm.bank_depth, mm.spike_depth))
         super().__init__({
-            **control_members(cfg, hw),
+            **control_members(design),
             "host_sel": In(3),
             "host_addr": In(addr_width),
             "host_wdata": In(self.data_width),
@@ -61,10 +61,10 @@ class BackwardHarness(wiring.Component):
         })
 
     def elaborate(self, platform):
-        cfg, geo = self.cfg, self.geo
-        P = geo["P"]
+        cfg, mm = self.cfg, self.memmap
+        P = mm.P
         m = Module()
-        m.submodules.engine = be = BackwardEngine(cfg, self.hw)
+        m.submodules.engine = be = BackwardEngine(self.design)
         for name in ("start",) + CONTROL:
             m.d.comb += getattr(be, name).eq(getattr(self, name))
         m.d.comb += [self.busy.eq(be.busy), self.done.eq(be.done), self.cycles.eq(be.cycles)]
@@ -88,22 +88,22 @@ class BackwardHarness(wiring.Component):
 
         # u, g: host writes, engine reads
         for key, width, port in (("u", P * cfg.u_bits, be.u_rd), ("g", P * cfg.e_bits, be.g_rd)):
-            mem = new_mem(key, width, geo["state_depth"])
+            mem = new_mem(key, width, mm.state_depth)
             host_loaded(mem, key)
             engine_read(mem, port)
-        hb = new_mem("hb", geo["mask_width"], geo["point_depth"])
+        hb = new_mem("hb", mm.spike_width, mm.spike_depth)
         host_loaded(hb, "hb")
         engine_read(hb, be.hb_rd)
 
         readback = {}
         # eps: engine writes and reads back, host reads
-        eps = new_mem("eps", P * cfg.e_bits, geo["state_depth"])
+        eps = new_mem("eps", P * cfg.e_bits, mm.state_depth)
         wp = eps.write_port()
         m.d.comb += [wp.addr.eq(be.eps_wr.addr), wp.data.eq(be.eps_wr.data),
                      wp.en.eq(be.eps_wr.en)]
         engine_read(eps, be.eps_rd)
         readback["eps"] = [eps.read_port()]
-        nz = new_mem("nz", geo["mask_width"], geo["point_depth"])
+        nz = new_mem("nz", mm.spike_width, mm.spike_depth)
         wp = nz.write_port()
         m.d.comb += [wp.addr.eq(be.nz_wr.addr), wp.data.eq(be.nz_wr.data), wp.en.eq(be.nz_wr.en)]
         readback["nz"] = [nz.read_port()]
@@ -111,13 +111,13 @@ class BackwardHarness(wiring.Component):
         # weight banks and g_below banks
         gb_ports = []
         for q in range(P):
-            w = new_mem(f"w{q}", cfg.w_bits, geo["w_depth"])
+            w = new_mem(f"w{q}", cfg.w_bits, mm.bank_depth)
             wp = w.write_port()
             m.d.comb += [wp.addr.eq(self.host_addr),
                          wp.data.eq(self.host_wdata[q * cfg.w_bits:(q + 1) * cfg.w_bits]),
                          wp.en.eq(host_write("w"))]
             engine_read(w, be.w_rd[q])
-            gb = new_mem(f"gb{q}", cfg.e_bits, geo["state_depth"])
+            gb = new_mem(f"gb{q}", cfg.e_bits, mm.state_depth)
             wp = gb.write_port()
             host = host_write("gb")
             m.d.comb += [
@@ -141,21 +141,8 @@ class BackwardHarness(wiring.Component):
 
 # ---- packing -----------------------------------------------------------------------------------
 
-def _pack(values, width):
-    """Little-endian concatenation of signed ``values`` (each ``width`` bits) into one int."""
-    word = 0
-    mask = (1 << width) - 1
-    for q, v in enumerate(values):
-        word |= (int(v) & mask) << (q * width)
-    return word
-
-
-def _unpack(word, width, count):
-    out = []
-    for q in range(count):
-        v = (word >> (q * width)) & ((1 << width) - 1)
-        out.append(v - (1 << width) if v >> (width - 1) else v)
-    return out
+_pack = MemoryMap.pack_lanes
+_unpack = MemoryMap.unpack_lanes
 
 
 def _words(n, P):
@@ -230,10 +217,10 @@ async def _read(bus, sel, addrs):
     return out
 
 
-async def run_job(bus, cfg, hw, job, max_cycles=10_000_000):
+async def run_job(bus, design, job, max_cycles=10_000_000):
     """Load ``job``, run the engine, read the results; returns arrays and the cycle counts."""
-    geo = be_geometry(cfg, hw)
-    P, NP, S = geo["P"], geo["points"], geo["S"]
+    mm, cfg = design.memmap, design.cfg
+    P, NP, S = mm.P, mm.NP, mm.S
     u, g = job["u"], job["g"]
     T, B, n_out = u.shape
     n_in = int(job["n_in"])
@@ -328,11 +315,11 @@ class AmaranthBus:
         await self.ctx.tick()
 
 
-def run_amaranth(cfg, hw, jobs):
+def run_amaranth(design, jobs):
     """Run ``jobs`` in the Amaranth simulator; return the list of results."""
     from amaranth.sim import Simulator
 
-    dut = BackwardHarness(cfg, hw)
+    dut = BackwardHarness(design)
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     results = []
@@ -340,7 +327,7 @@ def run_amaranth(cfg, hw, jobs):
     async def bench(ctx):
         bus = AmaranthBus(ctx, dut)
         for job in jobs:
-            results.append(await run_job(bus, cfg, hw, job))
+            results.append(await run_job(bus, design, job))
 
     sim.add_testbench(bench)
     sim.run()
@@ -397,47 +384,20 @@ def npz_to_results(path):
     return out
 
 
-def cfg_hw_key(cfg, hw):
-    """A short stable name of a parameter set (for build directories)."""
-    import hashlib
-    text = cfg.to_json() + repr(hw)
-    return hashlib.sha1(text.encode()).hexdigest()[:12]
-
-
-def build_verilog(cfg, hw, build_dir):
-    """Write the harness Verilog into ``build_dir`` (once per parameter set); return its path."""
+def run_verilog(design, jobs, simulator="verilator"):
+    """Run ``jobs`` on the harness Verilog under cocotb (one build per design)."""
     import os
 
-    from spikeforge.hdl.export import to_verilog, write_verilog
+    from .harness import build_harness_verilog
+    from .runner import run_testbench
+
+    path, directory = build_harness_verilog(lambda: BackwardHarness(design), "sf_be_harness",
+                                            design)
+    build_dir = os.path.join(directory, simulator)
     os.makedirs(build_dir, exist_ok=True)
-    path = os.path.join(build_dir, "sf_be_harness.v")
-    text = to_verilog(BackwardHarness(cfg, hw), "sf_be_harness")
-    old = None
-    if os.path.exists(path):
-        with open(path) as f:
-            old = f.read()
-    if old != text:             # rewrite (and so rebuild) only when the design changed
-        write_verilog(BackwardHarness(cfg, hw), "sf_be_harness", build_dir)
-    return path
-
-
-def run_verilog(cfg, hw, jobs, build_dir, simulator="verilator"):
-    """Run ``jobs`` on the harness Verilog under cocotb (one build per ``build_dir``)."""
-    import json
-    import os
-
-    from spikeforge.sim.runner import run_cocotb
-
-    import spikeforge.sim.tb_backward  # noqa: F401  (so the runner finds its folder)
-    build_dir = os.path.abspath(build_dir)
-    source = build_verilog(cfg, hw, build_dir)
     vec = os.path.join(build_dir, "vectors.npz")
     res = os.path.join(build_dir, "results.npz")
     jobs_to_npz(vec, jobs)
-    if os.path.exists(res):
-        os.remove(res)
-    env = {"SF_BE_VECTORS": vec, "SF_BE_RESULTS": res,
-           "SF_BE_CFG": cfg.to_json(), "SF_BE_HW": json.dumps(hw.__dict__)}
-    run_cocotb([source], "sf_be_harness", "spikeforge.sim.tb_backward",
-               os.path.join(build_dir, simulator), simulator=simulator, extra_env=env)
+    run_testbench(design, [path], "sf_be_harness", "spikeforge.sim.verify.tb_backward",
+                  build_dir, vec, res, simulator=simulator)
     return npz_to_results(res)

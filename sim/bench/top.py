@@ -25,9 +25,8 @@ What is measured, and how:
 
 import numpy as np
 
-from spikeforge.hdl.params import DEFAULT_HW
 
-from .bench_be import trained_network
+from .be import trained_network
 
 __all__ = ["run", "ideal_step_cycles", "STEPS"]
 
@@ -40,23 +39,21 @@ def ideal_step_cycles(cfg, hw, stats):
     syn = sum(n[l] * n[l + 1] * TB for l in range(L))
     be = 0
     for l in range(L):
-        rec = TB * -(-n[l + 1] // hw.be_pes)
-        be += max(rec, stats["layers"][l]["backprop_macs"] / hw.be_pes)
-    return {"fe": syn / (hw.fe_pes * hw.fe_group), "wue": syn / (hw.wue_pes * hw.wue_group),
+        rec = TB * -(-n[l + 1] // hw.pes)
+        be += max(rec, stats["layers"][l]["backprop_macs"] / hw.pes)
+    return {"fe": syn / (hw.pes * hw.fe_group), "wue": syn / (hw.pes * hw.wue_group),
             "be": be}
 
 
-def run(cfg, simulator="verilator", hw=DEFAULT_HW, steps=STEPS, dataset=None):
+def run(design, dataset, simulator="verilator", steps=STEPS):
     from spikeforge.model.encode import encode
     from spikeforge.model.network import Network
+    from spikeforge.sim.verify.top import run_top
 
-    from .top_sim import run_top
-
-    if dataset is None:
-        by_inputs = {64: "digits", 256: "mnist16", 16: "digits4"}
-        if cfg.layers[0] not in by_inputs:
-            raise ValueError(f"no data set with {cfg.layers[0]} inputs; use a preset")
-        dataset = by_inputs[cfg.layers[0]]
+    if simulator == "amaranth":
+        raise ValueError("bench top runs on the generated Verilog: use --simulator verilator "
+                         "or icarus")
+    cfg, hw = design.cfg, design.hw
     net, data = trained_network(cfg, dataset)
     B, T = cfg.batch, cfg.timesteps
     x = encode(data.x_train[:steps * B], T, data.vmax, "rate")
@@ -71,7 +68,7 @@ def run(cfg, simulator="verilator", hw=DEFAULT_HW, steps=STEPS, dataset=None):
             ideal[key] += value / steps
     runs = {}
     for mode, pipeline in (("pipelined", True), ("sequential", False)):
-        res = run_top(cfg, hw, start, xs, ys, pipeline=pipeline, queue=True, check_every=False,
+        res = run_top(design, start, xs, ys, pipeline=pipeline, queue=True, check_every=False,
                       simulator=simulator)
         for l in range(cfg.n_layers):
             if not np.array_equal(res[f"w_final_{l}"], golden.weights[l]):
@@ -101,9 +98,10 @@ def run(cfg, simulator="verilator", hw=DEFAULT_HW, steps=STEPS, dataset=None):
         "counters": c,
         "counters_sequential": cs,
         "steps": steps, "batch": B, "timesteps": T,
-        "hw": dict(hw.__dict__),
+        "hw": hw.to_dict(),
+        "design": design.key(),
         "data": f"{dataset} training set, first {steps * B} samples, rate code, after one golden "
                 f"epoch (seed 0)",
         "method": "RTL (Verilator via cocotb), steps queued back to back; cycles from the "
-                  "accelerator's counters; see spikeforge.sim.bench_top",
+                  "accelerator's counters; see spikeforge.sim.bench.top",
     }

@@ -1,8 +1,8 @@
 """Run the accelerator top's generated Verilog under cocotb (Verilator by default).
 
-:func:`run_top` exports :class:`~spikeforge.hdl.top.Accelerator` for ``(cfg, hw)`` into its own
-build folder (rebuilt only when the Verilog changes), runs :mod:`spikeforge.sim.tb_top` on it, and
-returns what the testbench read back.
+:func:`run_top` exports :class:`~spikeforge.hdl.top.Accelerator` for a design into its own build
+folder under the one build root (rebuilt only when the Verilog changes), runs
+:mod:`spikeforge.sim.verify.tb_top` on it, and returns what the testbench read back.
 """
 
 import json
@@ -10,7 +10,6 @@ import os
 import tempfile
 
 import numpy as np
-
 from amaranth import ClockDomain, ClockSignal, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
@@ -18,11 +17,9 @@ from amaranth.lib.wiring import In
 from spikeforge.hdl.top import Accelerator
 
 from .harness import build_harness_verilog
-from .runner import run_cocotb
+from .runner import run_testbench
 
-__all__ = ["top_verilog", "run_top", "DEFAULT_BUILD_ROOT"]
-
-DEFAULT_BUILD_ROOT = os.path.join(tempfile.gettempdir(), "spikeforge_sim")
+__all__ = ["top_verilog", "run_top", "ResetlessTop", "VERILATOR_FAST"]
 
 # Verilator options for the (large) top: full optimisation, no X randomisation (Amaranth gives
 # every register an init value, so there are no X states to model)
@@ -38,8 +35,8 @@ class ResetlessTop(wiring.Component):
     ``eval`` (its input-combinational region).
     """
 
-    def __init__(self, cfg, hw):
-        self.core = Accelerator(cfg, hw)
+    def __init__(self, design):
+        self.core = Accelerator(design)
         super().__init__({"clk": In(1), **self.core.signature.members})
 
     def elaborate(self, platform):
@@ -52,33 +49,26 @@ class ResetlessTop(wiring.Component):
         return m
 
 
-def _key(cfg, hw):
-    return json.dumps({"config": cfg.to_dict(), "hw": hw.__dict__}, sort_keys=True)
+def top_verilog(design):
+    """(verilog path, build directory) of the top for this design."""
+    return build_harness_verilog(lambda: ResetlessTop(design), "sf_accelerator", design,
+                                 "_resetless")
 
 
-def top_verilog(cfg, hw, build_root=DEFAULT_BUILD_ROOT):
-    """(verilog path, build directory) of the top for this parameter set."""
-    return build_harness_verilog(lambda: ResetlessTop(cfg, hw), "sf_accelerator", build_root,
-                                 _key(cfg, hw) + "/resetless")
-
-
-def run_top(cfg, hw, weights, xs, ys, pipeline=True, queue=False, check_every=True,
-            simulator="verilator", build_root=DEFAULT_BUILD_ROOT, test_module="spikeforge.sim.tb_top",
-            extra=None, build_args=VERILATOR_FAST):
+def run_top(design, weights, xs, ys, pipeline=True, queue=False, check_every=True,
+            simulator="verilator", extra=None, build_args=VERILATOR_FAST):
     """Simulate ``len(xs)`` training steps; returns the testbench's arrays as a dict."""
-    path, directory = top_verilog(cfg, hw, build_root)
+    path, directory = top_verilog(design)
     with tempfile.TemporaryDirectory() as tmp:
         inp, out = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.npz")
-        arrays = {"config": np.array(cfg.to_json()), "hw": np.array(json.dumps(hw.__dict__)),
-                  "x": np.asarray(xs), "y": np.asarray(ys), "pipeline": int(pipeline),
+        arrays = {"x": np.asarray(xs), "y": np.asarray(ys), "pipeline": int(pipeline),
                   "queue": int(queue), "check_every": int(check_every)}
         arrays.update({f"w{l}": np.asarray(w) for l, w in enumerate(weights)})
         arrays.update(extra or {})
         np.savez(inp, **arrays)
-        run_cocotb([path], "sf_accelerator", test_module,
-                   os.path.join(directory, simulator), simulator=simulator,
-                   extra_env={"SF_TOP_IN": inp, "SF_TOP_OUT": out}, public_top_only=True,
-                   build_args=build_args)
+        run_testbench(design, [path], "sf_accelerator", "spikeforge.sim.verify.tb_top",
+                      os.path.join(directory, simulator), inp, out, simulator=simulator,
+                      public_top_only=True, build_args=build_args)
         result = dict(np.load(out))
     result["counters"] = json.loads(str(result["counters"]))
     return result

@@ -17,7 +17,6 @@ Host port timing: writes and reads take one cycle per word; a read's data is sam
 after its address (synchronous read ports).
 """
 
-import hashlib
 import os
 from dataclasses import dataclass
 
@@ -103,19 +102,21 @@ class MemoryHarness(wiring.Component):
         return m
 
 
-def build_harness_verilog(harness, name, build_root, key):
-    """Export ``harness`` to ``<build_root>/<name>_<hash(key)>/<name>.v``; return (path, dir).
+def build_harness_verilog(harness, name, design, variant=""):
+    """Export ``harness`` to ``<build root>/<name>_<design key><variant>/<name>.v``; return
+    (path, dir).
 
-    ``key`` is any string that identifies the parameter set (config JSON, hardware parameters), so
-    each parameter set has its own folder (and simulator build). The Verilog is always regenerated
-    (so RTL edits are never missed) but the file is rewritten only when its text changed, which
-    lets the simulator's build skip work. ``harness`` may be a component or a factory of one.
+    Each design has its own folder (and simulator builds) under the one build root
+    (:func:`spikeforge.sim.verify.runner.build_root`). The Verilog is always regenerated (so RTL
+    edits are never missed) but the file is rewritten only when its text changed, which lets the
+    simulator's build skip work. ``harness`` may be a component or a factory of one.
     """
     from spikeforge.hdl.export import to_verilog
-    from spikeforge.model.weights import atomic_write_text
+    from spikeforge.model.atomic import atomic_write_text
 
-    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
-    directory = os.path.join(build_root, f"{name}_{digest}")
+    from .runner import build_root
+
+    directory = os.path.join(build_root(), f"{name}_{design.key()}{variant}")
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, f"{name}.v")
     text = to_verilog(harness() if callable(harness) else harness, name)
@@ -125,7 +126,7 @@ def build_harness_verilog(harness, name, build_root, key):
             old = f.read()
     if old != text:
         atomic_write_text(path, text)
-        atomic_write_text(os.path.join(directory, "key.txt"), key)
+        atomic_write_text(os.path.join(directory, "design.json"), design.to_json())
     return path, directory
 
 

@@ -25,12 +25,9 @@ What is measured, and how:
    ideal_cycles``, i.e. ``ideal_cycles / cycles >= 0.7``.
 """
 
-import os
 import time
 
 import numpy as np
-
-from spikeforge.hdl.params import DEFAULT_HW
 
 __all__ = ["run", "real_layer_jobs", "ideal_cycles", "trained_network"]
 
@@ -58,7 +55,7 @@ def real_layer_jobs(cfg, net, x, labels, sparse):
 
     The output layer's ``g`` is the golden spike-count error; the ``g`` of each lower layer is the
     golden ``g_below`` of the layer above (which the engine reproduces word for word)."""
-    from spikeforge.sim.harness_backward import golden_layer, make_job
+    from spikeforge.sim.verify.backward import golden_layer, make_job
 
     traces = net.forward(x)
     a = net.arith
@@ -101,13 +98,12 @@ def ideal_cycles(job, eps, P, dense=False, write_floor=False):
     return float(max(recurrence, macs / P))
 
 
-def run(cfg, simulator="verilator", hw=DEFAULT_HW, dataset=None, build_root=None):
+def run(design, dataset, simulator="verilator"):
     """Measure; returns a JSON-ready dict (see the module docstring)."""
-    from spikeforge.sim.harness_backward import (cfg_hw_key, check_job, golden_layer,
-                                                  run_amaranth, run_verilog)
+    from spikeforge.sim.verify.backward import check_job, golden_layer, run_amaranth, run_verilog
 
     t_start = time.perf_counter()
-    dataset = dataset or ("digits" if cfg.layers[0] == 64 else "mnist16")
+    cfg = design.cfg
     net, data = trained_network(cfg, dataset)
     t_train = time.perf_counter() - t_start
     from spikeforge.model.encode import encode
@@ -120,16 +116,14 @@ def run(cfg, simulator="verilator", hw=DEFAULT_HW, dataset=None, build_root=None
 
     t_sim = time.perf_counter()
     if simulator == "amaranth":
-        results = run_amaranth(cfg, hw, jobs)
+        results = run_amaranth(design, jobs)
     else:
-        build_root = build_root or os.path.join("build", "bench_be")
-        results = run_verilog(cfg, hw, jobs, os.path.join(build_root, cfg_hw_key(cfg, hw)),
-                              simulator=simulator)
+        results = run_verilog(design, jobs, simulator=simulator)
     t_sim = time.perf_counter() - t_sim
     for job, res in zip(jobs, results):
         check_job(cfg, job, res)
 
-    P = hw.be_pes
+    P = design.hw.pes
     layers = []
     n = len(sparse_jobs)
     for job, res_s, res_d in zip(sparse_jobs, results[:n], results[n:]):
@@ -175,7 +169,8 @@ def run(cfg, simulator="verilator", hw=DEFAULT_HW, dataset=None, build_root=None
         "target_met": bool(cycles_dense / cycles >= 0.7 * cycles_dense / ideal),
         "bit_exact": True,
         "layers": layers,
-        "hw": {"be_pes": P, "simulator": simulator},
+        "hw": {"pes": P, "simulator": simulator},
+        "design": design.key(),
         "data": {
             "dataset": dataset, "encoder": "rate", "training": "golden fixed-point, 1 epoch, "
             "seed 0, batches of cfg.batch", "batch": f"first {B} test samples",
@@ -186,7 +181,7 @@ def run(cfg, simulator="verilator", hw=DEFAULT_HW, dataset=None, build_root=None
                   "layer of one training step's backward pass; cycles_dense: same build and "
                   "vectors with sparse=0; every eps and g_below word checked against the golden "
                   "model; ideal_cycles: per layer max(T*B*ceil(n_out/P), sum_p nnz_eps(p)"
-                  "*needed_j(p)/P), see spikeforge/sim/bench_be.py",
+                  "*needed_j(p)/P), see spikeforge/sim/bench/be.py",
         "seconds": {"train": round(t_train, 2), "simulation": round(t_sim, 2),
                     "total": round(time.perf_counter() - t_start, 2)},
     }

@@ -11,14 +11,54 @@ import fcntl
 import os
 import re
 import shutil
-import sys
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 __all__ = ["SIMULATORS", "available_simulators", "ensure_verilator_on_path", "run_cocotb",
-           "SimulationError"]
+           "run_testbench", "testbench_inputs", "save_results", "build_root", "SimulationError"]
 
 SIMULATORS = ("verilator", "icarus")
+
+#: environment of every testbench: the design (JSON), the input and the output ``.npz``
+ENV_DESIGN, ENV_VECTORS, ENV_RESULTS = "SF_DESIGN", "SF_VECTORS", "SF_RESULTS"
+
+
+def build_root():
+    """The one folder under which every harness and simulator build lives (one sub-folder per
+    design and harness): ``$SPIKEFORGE_BUILD``, else ``build/sim`` of the checkout."""
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return os.environ.get("SPIKEFORGE_BUILD", os.path.join(here, "build", "sim"))
+
+
+def testbench_inputs():
+    """Inside a testbench: ``(design, vectors)`` from the environment :func:`run_testbench` set."""
+    import numpy as np
+
+    from spikeforge.hdl.design import Design
+    design = Design.from_json(os.environ[ENV_DESIGN])
+    with np.load(os.environ[ENV_VECTORS]) as data:
+        vectors = {key: data[key] for key in data.files}
+    return design, vectors
+
+
+def save_results(arrays):
+    """Inside a testbench: write the results the caller of :func:`run_testbench` reads back."""
+    import numpy as np
+    np.savez(os.environ[ENV_RESULTS], **arrays)
+
+
+def run_testbench(design, sources, toplevel, test_module, build_dir, vectors, results,
+                  **options):
+    """Run ``test_module`` on ``sources`` with the one env contract: ``SF_DESIGN`` (the design's
+    JSON), ``SF_VECTORS`` (input ``.npz``), ``SF_RESULTS`` (output ``.npz``, removed first)."""
+    if os.path.exists(results):
+        os.remove(results)
+    env = {ENV_DESIGN: design.to_json(), ENV_VECTORS: os.path.abspath(vectors),
+           ENV_RESULTS: os.path.abspath(results)}
+    run_cocotb(sources, toplevel, test_module, build_dir, extra_env=env, **options)
+    if not os.path.exists(results):
+        raise SimulationError(f"{test_module} wrote no results")
 
 
 class SimulationError(RuntimeError):
@@ -136,11 +176,19 @@ def run_cocotb(sources, toplevel, test_module, build_dir, simulator="verilator",
             return commands
 
         runner._build_command = build_command
-    runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel,
-                 build_dir=str(build_dir), timescale=("1ns", "1ps"), build_args=build_args,
-                 waves=waves, log_file=str(build_dir / "build.log"))
-    module_dir = os.path.dirname(sys.modules[test_module].__file__) if test_module in sys.modules \
-        else None
+    try:
+        runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel,
+                     build_dir=str(build_dir), timescale=("1ns", "1ps"), build_args=build_args,
+                     waves=waves, log_file=str(build_dir / "build.log"))
+    except (subprocess.CalledProcessError, SystemExit, RuntimeError) as exc:
+        raise SimulationError(f"{simulator} could not build {toplevel} ({exc}); see "
+                              f"{build_dir / 'build.log'}") from None
+    # the testbench's folder, found without importing it (cocotb imports it by its last name)
+    import importlib.util
+    spec = importlib.util.find_spec(test_module)
+    if spec is None or not spec.origin:
+        raise SimulationError(f"testbench module {test_module} not found")
+    module_dir = os.path.dirname(spec.origin)
     env = dict(extra_env or {})
     if module_dir:
         env["PYTHONPATH"] = module_dir + os.pathsep + os.environ.get("PYTHONPATH", "")
@@ -149,8 +197,9 @@ def run_cocotb(sources, toplevel, test_module, build_dir, simulator="verilator",
                           log_file=None if log_to_console else str(build_dir / "test.log"))
     failures = _failures(results)
     if failures:
+        where = "the simulator output above" if log_to_console else build_dir / "test.log"
         raise SimulationError(f"{simulator}: {len(failures)} cocotb test(s) failed: "
-                              f"{failures}; see {build_dir / 'test.log'}")
+                              f"{failures}; see {where}")
     return results
 
 

@@ -14,17 +14,15 @@ import time
 
 import numpy as np
 
-from spikeforge.hdl.params import DEFAULT_HW
 from spikeforge.model.data import load_dataset
 from spikeforge.model.encode import encode
 from spikeforge.model.network import Network
+from spikeforge.sim.verify.engines import first_mismatch, golden_forward, golden_wupdate, simulate
 
-from .engine_host import first_mismatch, golden_forward, golden_wupdate, simulate
-
-__all__ = ["digits_step", "bench"]
+__all__ = ["real_step", "bench"]
 
 
-def digits_step(cfg, dataset="digits", encoder="rate", seed=0):
+def real_step(cfg, dataset, encoder="rate", seed=0):
     """One training step on real data: the first ``B`` training samples, rate-encoded, through the
     golden fixed-point model with seed-``seed`` weights. Returns (network, traces)."""
     data = load_dataset(dataset)
@@ -58,18 +56,19 @@ def _check(kind, cfg, cases, results):
                                      f"{msg}")
 
 
-def bench(kind, cfg, simulator="verilator", hw=DEFAULT_HW):
-    """Run engine ``kind`` ("fe" or "wue") on one real training step; return the figures."""
+def bench(kind, design, dataset, simulator="verilator"):
+    """Run engine ``kind`` ("fe" or "wue") on one real training step of ``dataset``; return the
+    figures."""
     t0 = time.perf_counter()
-    group_field, pes_field = ("fe_group", "fe_pes") if kind == "fe" else ("wue_group", "wue_pes")
-    P, G = getattr(hw, pes_field), getattr(hw, group_field)
-    net, traces, data_desc = digits_step(cfg)
+    cfg = design.cfg
+    group_field = "fe_group" if kind == "fe" else "wue_group"
+    P, G = design.hw.pes, getattr(design.hw, group_field)
+    net, traces, data_desc = real_step(cfg, dataset)
     cases = _cases(kind, net, traces)
-    results = simulate(kind, cfg, hw, cases, simulator=simulator)
+    results = simulate(kind, design, cases, simulator=simulator)
     _check(kind, cfg, cases, results)
     t1 = time.perf_counter()
-    hw1 = hw.replace(**{group_field: 1})
-    results_g1 = simulate(kind, cfg, hw1, cases, simulator=simulator)
+    results_g1 = simulate(kind, design.replace(**{group_field: 1}), cases, simulator=simulator)
     _check(kind, cfg, cases, results_g1)
     t2 = time.perf_counter()
 

@@ -1,34 +1,31 @@
 """cocotb testbench of the accelerator top: runs training/inference steps through the host
 protocol and writes everything read back to an ``.npz`` for the pytest side to compare.
 
-Inputs (env ``SF_TOP_IN``, an ``.npz``): ``config`` and ``hw`` (JSON), ``w<l>`` initial weights,
+Env contract (:func:`spikeforge.sim.verify.runner.run_testbench`): ``SF_DESIGN``; ``SF_VECTORS``
+holds ``w<l>`` initial weights,
 ``x`` (steps, T, B, n_in) spikes, ``y`` (steps, B) labels, ``pipeline`` (0/1), ``queue`` (0/1:
 queue all steps back to back instead of waiting after each), ``check_every`` (0/1: read weights
-after each step). Output (env ``SF_TOP_OUT``): ``w_after<s>_<l>``, ``pred``, counters.
+after each step); ``SF_RESULTS`` receives ``w_after<s>_<l>``, ``pred``, counters.
 """
 
 import json
-import os
 import time
 
 import cocotb
 import numpy as np
 
-from spikeforge.hdl.params import HwParams
-from spikeforge.model.config import Config
-from spikeforge.sim.accel import AcceleratorDriver, AcceleratorGeometry
-from spikeforge.sim.cocotb_io import CocotbTransport, start_clock
+from spikeforge.sim.host.cocotb_io import CocotbTransport, start_clock
+from spikeforge.sim.host.driver import AcceleratorDriver
+from spikeforge.sim.verify.runner import save_results, testbench_inputs
 
 
 @cocotb.test()
 async def run_steps(dut):
-    data = dict(np.load(os.environ["SF_TOP_IN"]))
-    cfg = Config.from_dict(json.loads(str(data["config"])))
-    hw = HwParams(**json.loads(str(data["hw"]))).validate()
-    geo = AcceleratorGeometry(cfg, hw)
+    design, data = testbench_inputs()
     await start_clock(dut)
-    drv = AcceleratorDriver(CocotbTransport(dut), geo)
-    weights = [data[f"w{l}"] for l in range(cfg.n_layers)]
+    drv = AcceleratorDriver(CocotbTransport(dut), design)
+    await drv.connect()
+    weights = [data[f"w{l}"] for l in range(design.cfg.n_layers)]
     await drv.load_weights(weights)
     await drv.set_pipeline(bool(int(data["pipeline"])))
     await drv.clear_counters()
@@ -61,4 +58,4 @@ async def run_steps(dut):
     out["compute_wall_seconds"] = time.perf_counter() - t1
     out["compute_cycles"] = (await drv.counters())["active_cycles"] - before
     out["counters"] = np.array(json.dumps(counters))
-    np.savez(os.environ["SF_TOP_OUT"], **out)
+    save_results(out)

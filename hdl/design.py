@@ -1,0 +1,111 @@
+"""One design: the network config and the hardware parameters, validated together, with one identity.
+
+Every part of spikeforge that builds or drives hardware takes a :class:`Design`: the engines and
+the top (``hdl/``), the host driver and the harnesses (``sim/``), the board flows (``fpga/``) and
+the reports. Its :attr:`Design.memmap` (:mod:`spikeforge.hdl.memmap`) holds every memory size,
+base address and field width; :meth:`Design.key` names it (build folders, the IDENT reply of a
+bitstream, checkpoints); :meth:`Design.to_json` / :meth:`Design.from_json` carry it between
+processes (cocotb testbenches, ``synth.json``).
+
+Pure Python: importing this module imports no Amaranth.
+"""
+
+import functools
+import hashlib
+import json
+from dataclasses import dataclass
+
+from spikeforge.model.config import Config, ConfigError
+
+from .params import HwParams
+
+__all__ = ["Design", "DesignError", "KEY_BYTES"]
+
+#: bytes of the design key (the IDENT reply carries them)
+KEY_BYTES = 8
+_FORMAT = 1
+
+
+class DesignError(ConfigError):
+    """A (config, hardware) pair the accelerator cannot realise; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Design:
+    """A validated ``(cfg, hw)`` pair.
+
+    Parameters
+    ----------
+    cfg : Config
+    hw : HwParams
+    """
+
+    cfg: Config
+    hw: HwParams
+
+    def __post_init__(self):
+        if not isinstance(self.cfg, Config):
+            raise TypeError(f"cfg must be a Config, got {type(self.cfg).__name__}")
+        if not isinstance(self.hw, HwParams):
+            raise TypeError(f"hw must be HwParams, got {type(self.hw).__name__}")
+        self.cfg.validate()
+        self.hw.validate()
+        if self.cfg.layers[-1] > 255:
+            raise DesignError(f"at most 255 output classes (8-bit labels), got "
+                              f"{self.cfg.layers[-1]}; shrink the last layer")
+
+    # ---- derived ----------------------------------------------------------------------------
+
+    @functools.cached_property
+    def memmap(self):
+        """The :class:`~spikeforge.hdl.memmap.MemoryMap` of this design."""
+        from .memmap import MemoryMap
+        return MemoryMap(self)
+
+    def replace(self, cfg=None, hw=None, **changes):
+        """A new design; ``changes`` name Config or HwParams fields."""
+        cfg, hw = cfg or self.cfg, hw or self.hw
+        cfg_fields = set(Config.__dataclass_fields__)
+        cfg_changes = {k: v for k, v in changes.items() if k in cfg_fields}
+        hw_changes = {k: v for k, v in changes.items() if k not in cfg_fields}
+        return Design(cfg.replace(**cfg_changes) if cfg_changes else cfg,
+                      hw.replace(**hw_changes) if hw_changes else hw)
+
+    # ---- identity and serialisation -----------------------------------------------------------
+
+    def to_dict(self):
+        return {"format": _FORMAT, "config": self.cfg.to_dict(), "hw": self.hw.to_dict()}
+
+    def to_json(self):
+        """Canonical JSON (sorted keys, no spaces): equal designs give equal text."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, d):
+        if not isinstance(d, dict) or d.get("format") != _FORMAT:
+            raise DesignError(f"not a spikeforge design description (format {_FORMAT}): {d!r}")
+        try:
+            return cls(Config.from_dict(d["config"]), HwParams.from_dict(d["hw"]))
+        except (KeyError, TypeError) as exc:
+            raise DesignError(f"malformed design description ({exc})") from None
+
+    @classmethod
+    def from_json(cls, text):
+        try:
+            d = json.loads(text)
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise DesignError(f"a design description must be JSON ({exc})") from None
+        return cls.from_dict(d)
+
+    def key(self):
+        """A stable name of the design: ``2 * KEY_BYTES`` hex digits of SHA-256 of its JSON."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:2 * KEY_BYTES]
+
+    def key_bytes(self):
+        return bytes.fromhex(self.key())
+
+    def __str__(self):
+        layers = "-".join(map(str, self.cfg.layers))
+        return (f"{layers} T={self.cfg.timesteps} B={self.cfg.batch} P={self.hw.pes} "
+                f"(design {self.key()})")
+

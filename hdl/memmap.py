@@ -1,0 +1,331 @@
+"""The memory map of a design: every memory of the accelerator, its size, layout, regions and fields.
+
+This is the one place where a size, a base address or a field width is computed. The engines
+(``hdl/forward.py``, ``hdl/wupdate.py``, ``hdl/backward.py``, ``hdl/mirror.py``, ``hdl/outgrad.py``),
+the top (``hdl/top.py``), the host driver and the harnesses (``sim/``), the benches, the energy model
+and the report take a :class:`MemoryMap` (``design.memmap``) and read their figures from it.
+Pure Python: no Amaranth import.
+
+Terms. ``P`` = ``hw.pes`` lanes per word. A *point* is one (time step, sample) pair,
+``p = t * B + b`` (``NP = T * B`` points per training step). A *block* is ``P`` consecutive
+neurons of a layer, ``nb = i // P``; lane ``k`` of block ``nb`` is neuron ``i = nb * P + k``.
+Lanes are packed little-end first (lane 0 in the low bits), each a two's complement field.
+``S = ceil(max(layers) / P)`` blocks make a spike word of ``S * P`` bits.
+
+Engine-side layouts (addresses an engine drives; the top adds a per-layer base):
+
+=========  =====================  ============================  ===================================
+memory     word                   address                       holds
+=========  =====================  ============================  ===================================
+spikes     ``spike_width`` bits   ``p``                         bit ``i`` = spike of neuron ``i``
+weights    P lanes x ``w_bits``   ``nb * n_in + j``             lane ``k`` = ``W[nb*P + k, j]``
+state      P lanes x ``u_bits``   ``nb * NP + p``               lane ``k`` = ``u[p, nb*P + k]``
+eps        P lanes x ``e_bits``   ``nb * NP + p``               lane ``k`` = ``eps[p, nb*P + k]``
+dW         P lanes x acc bits     ``nb * n_in + j``             lane ``k`` = ``dW[nb*P + k, j]``
+BE banks   ``w_bits`` (bank k)    ``i * S + r``                 ``W[i, r*P + k]``
+=========  =====================  ============================  ===================================
+
+Top-level memories (:attr:`MemoryMap.memories`): ``x`` (2 input buffers), ``labels``, ``pred``,
+``spk`` (a region of ``NP`` words per layer), ``hb`` (surrogate bits of hidden layers), ``u``,
+``eps``, ``g`` (``P`` banks), ``w`` (FE/WUE layout) and ``wb`` (``P`` banks, the BE's copy);
+per-layer regions start at :attr:`MemoryMap.wbase`, :attr:`MemoryMap.sbase`,
+:attr:`MemoryMap.wbbase`. Host targets, in the bridge's order: :attr:`MemoryMap.host_targets`.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["MemoryMap", "MemSpec", "HostTarget", "Field", "PackedWord", "addr_bits", "cdiv",
+           "ENGINE_COUNTERS"]
+
+
+def cdiv(a, b):
+    return -(-a // b)
+
+
+def addr_bits(depth):
+    """Address bits of a memory of ``depth`` words (at least 1)."""
+    return max(1, (depth - 1).bit_length())
+
+
+def bits_for(n):
+    """Bits of an unsigned value in ``0 .. n - 1`` (at least 1)."""
+    return addr_bits(n)
+
+
+@dataclass(frozen=True)
+class MemSpec:
+    """One memory: ``depth`` words of ``width`` bits, ``lanes`` fields of ``lane_bits`` each
+    (``lanes == 1`` for plain words), ``banks`` identical memories side by side."""
+    name: str
+    width: int
+    depth: int
+    lanes: int = 1
+    banks: int = 1
+    holds: str = ""
+
+    @property
+    def addr_bits(self):
+        return addr_bits(self.depth)
+
+    @property
+    def bits(self):
+        """Bits allocated (every bank)."""
+        return self.width * self.depth * self.banks
+
+
+@dataclass(frozen=True)
+class HostTarget:
+    """A memory the host can reach through the bridge: ``depth`` words of ``width`` bits."""
+    name: str
+    depth: int
+    width: int
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise ValueError(f"memory target name must be an identifier, got {self.name!r}")
+        if self.depth < 1 or self.width < 1:
+            raise ValueError(f"memory target {self.name}: depth and width must be >= 1")
+
+    @property
+    def nbytes(self):
+        return (self.width + 7) // 8
+
+    @property
+    def addr_width(self):
+        return addr_bits(self.depth)
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    offset: int
+    width: int
+
+
+class PackedWord:
+    """A word made of named fields, packed low field first."""
+
+    def __init__(self, *fields):
+        out, offset = [], 0
+        for name, width in fields:
+            out.append(Field(name, offset, width))
+            offset += width
+        self.fields = {f.name: f for f in out}
+        self.width = offset
+
+    def __getitem__(self, name):
+        return self.fields[name]
+
+    def pack(self, **values):
+        word = 0
+        for name, value in values.items():
+            f = self.fields[name]
+            word |= (int(value) & ((1 << f.width) - 1)) << f.offset
+        return word
+
+    def unpack(self, word):
+        return {f.name: (int(word) >> f.offset) & ((1 << f.width) - 1)
+                for f in self.fields.values()}
+
+
+ENGINE_COUNTERS = (
+    "active_cycles", "steps", "fe_busy", "out_busy", "be_busy", "wue_busy", "mirror_busy",
+    "fe_x_reads", "fe_w_reads", "fe_writes",
+    "wue_x_reads", "wue_eps_reads", "wue_w_reads", "wue_w_writes",
+    "be_u_reads", "be_g_reads", "be_eps_reads", "be_eps_writes", "be_w_reads", "be_g_writes",
+    "mirror_reads", "mirror_writes", "out_reads", "out_writes",
+)
+
+
+class MemoryMap:
+    """Every size, base and field width of a :class:`~spikeforge.hdl.design.Design`.
+
+    Attributes
+    ----------
+    P, L, T, B, NP : int
+        Lanes per word, weight layers, time steps, batch, points per step.
+    layers : tuple of int
+    S, spike_width : int
+        Blocks per spike word and its width ``S * P``.
+    blocks : list of int
+        ``ceil(n_out / P)`` per weight layer.
+    n_in_max, n_out_max, n_max, out_blocks_max : int
+    spike_depth, weight_depth, state_depth, bank_depth : int
+        Engine-side depths (one layer, the largest): spike words, weight/dW words, state/eps
+        words, Backward Engine bank words.
+    wbase, sbase, wbbase : list of int
+        Per-layer bases in the top's ``w``, state (``u``/``eps``/``g``) and ``wb`` memories.
+    w_depth, s_depth, wb_depth : int
+        Depths of those top memories.
+    label_stride : int
+        Words of one label/prediction buffer.
+    be_list : PackedWord
+        The Backward Engine's compressed-eps list entry: ``k`` (word index), ``mask`` (``P``
+        non-zero bits), ``values`` (``P`` x ``e_bits``).
+    be_list_index_bits : int
+        Bits of an entry's index within one point's list (``out_blocks_max`` entries at most).
+    """
+
+    def __init__(self, design):
+        cfg, hw = design.cfg, design.hw
+        self.design, self.cfg, self.hw = design, cfg, hw
+        n = self.layers = tuple(cfg.layers)
+        P = self.P = hw.pes
+        L = self.L = cfg.n_layers
+        self.T, self.B = cfg.timesteps, cfg.batch
+        NP = self.NP = cfg.timesteps * cfg.batch
+        self.n_in_max = max(n[:-1])
+        self.n_out_max = max(n[1:])
+        self.n_max = max(n)
+        S = self.S = cdiv(self.n_max, P)
+        self.spike_width = S * P
+        self.blocks = [cdiv(n[l + 1], P) for l in range(L)]
+        self.out_blocks_max = max(self.blocks)
+
+        # engine side (one layer at a time); depth >= 2 keeps every address port >= 1 bit wide
+        self.spike_depth = max(NP, 2)
+        self.weight_depth = max(self.out_blocks_max * self.n_in_max, 2)
+        self.state_depth = max(self.out_blocks_max * NP, 2)
+        self.bank_depth = max(self.n_out_max * S, 2)
+
+        # top: per-layer regions
+        self.wbase, self.sbase, self.wbbase = [], [], []
+        w_acc = s_acc = wb_acc = 0
+        for l in range(L):
+            self.wbase.append(w_acc)
+            self.sbase.append(s_acc)
+            self.wbbase.append(wb_acc)
+            w_acc += self.blocks[l] * n[l]
+            s_acc += self.blocks[l] * NP
+            wb_acc += n[l + 1] * S
+        self.w_depth, self.s_depth, self.wb_depth = w_acc, s_acc, wb_acc
+        self.label_stride = max(cfg.batch, 2)
+
+        # Backward Engine: compressed-eps list entries (one point's list: out_blocks_max words)
+        self.be_list_index_bits = bits_for(self.out_blocks_max)
+        self.be_list = PackedWord(("k", bits_for(self.out_blocks_max)), ("mask", P),
+                                  ("values", P * cfg.e_bits))
+        self.be_list_depth = 2 << self.be_list_index_bits
+
+        hidden = max(1, L - 1)
+        self.memories = {m.name: m for m in (
+            MemSpec("x", self.spike_width, max(2 * NP, 2), holds="input spikes, 2 buffers"),
+            MemSpec("labels", 8, 2 * self.label_stride, holds="labels, 2 buffers"),
+            MemSpec("pred", 8, self.label_stride, holds="predicted classes"),
+            MemSpec("spk", self.spike_width, max(L * NP, 2), holds="output spikes per layer"),
+            MemSpec("hb", self.spike_width, max(hidden * NP, 2),
+                    holds="surrogate bits of hidden layers"),
+            MemSpec("u", P * cfg.u_bits, max(self.s_depth, 2), lanes=P, holds="membrane u"),
+            MemSpec("eps", P * cfg.e_bits, max(self.s_depth, 2), lanes=P, holds="eps"),
+            MemSpec("g", cfg.e_bits, max(self.s_depth, 2), banks=P, holds="dL/do"),
+            MemSpec("w", P * cfg.w_bits, max(self.w_depth, 2), lanes=P,
+                    holds="weights (FE/WUE layout)"),
+            MemSpec("wb", cfg.w_bits, max(self.wb_depth, 2), banks=P,
+                    holds="weights (BE banks)"),
+        )}
+        mem = self.memories
+        self.host_targets = (
+            HostTarget("x", mem["x"].depth, mem["x"].width),
+            HostTarget("labels", mem["labels"].depth, 8),
+            HostTarget("w", mem["w"].depth, mem["w"].width),
+            HostTarget("pred", mem["pred"].depth, 8),
+        )
+        self.counters = (list(ENGINE_COUNTERS) + [f"spikes{l}" for l in range(L)] +
+                         [f"eps_nonzero{l}" for l in range(L)]) if hw.counters \
+            else ["active_cycles", "steps"]
+
+    # ---- per-layer facts ------------------------------------------------------------------------
+
+    def n_in(self, layer):
+        return self.layers[layer]
+
+    def n_out(self, layer):
+        return self.layers[layer + 1]
+
+    def matrix_words(self, n_out, n_in):
+        return cdiv(n_out, self.P) * n_in
+
+    def point_words(self, n):
+        return cdiv(n, self.P) * self.NP
+
+    # ---- lane packing (Python ints <-> numpy) ---------------------------------------------------
+
+    @staticmethod
+    def pack_lanes(values, bits):
+        mask = (1 << bits) - 1
+        word = 0
+        for k, v in enumerate(values):
+            word |= (int(v) & mask) << (k * bits)
+        return word
+
+    @staticmethod
+    def unpack_lanes(word, bits, count):
+        mask = (1 << bits) - 1
+        vals = []
+        for k in range(count):
+            v = (int(word) >> (k * bits)) & mask
+            vals.append(v - (1 << bits) if v >> (bits - 1) else v)
+        return vals
+
+    def pack_spikes(self, x):
+        """``x`` (T, B, n) or (T*B, n) of 0/1 -> list of ``NP`` words."""
+        x = np.asarray(x).reshape(self.NP, -1)
+        return [sum(1 << int(i) for i in np.nonzero(row)[0]) for row in x]
+
+    def unpack_spikes(self, words, n):
+        """Words -> (T, B, n) int64 array of 0/1."""
+        out = np.array([[(int(w) >> i) & 1 for i in range(n)] for w in words], dtype=np.int64)
+        return out.reshape(self.T, self.B, n)
+
+    def pack_matrix(self, w, bits):
+        """``w`` (n_out, n_in) -> words at ``nb * n_in + j`` (weights or dW layout)."""
+        w = np.asarray(w)
+        n_out, n_in = w.shape
+        words = []
+        for nb in range(cdiv(n_out, self.P)):
+            rows = w[nb * self.P:(nb + 1) * self.P]
+            words.extend(self.pack_lanes(rows[:, j], bits) for j in range(n_in))
+        return words
+
+    def unpack_matrix(self, words, n_out, n_in, bits):
+        out = np.zeros((cdiv(n_out, self.P) * self.P, n_in), dtype=np.int64)
+        for addr, word in enumerate(words):
+            nb, j = divmod(addr, n_in)
+            out[nb * self.P:(nb + 1) * self.P, j] = self.unpack_lanes(word, bits, self.P)
+        return out[:n_out]
+
+    def pack_points(self, v, bits):
+        """``v`` (T, B, n) -> words at ``nb * NP + p`` (state or eps layout)."""
+        v = np.asarray(v).reshape(self.NP, -1)
+        words = []
+        for nb in range(cdiv(v.shape[1], self.P)):
+            cols = v[:, nb * self.P:(nb + 1) * self.P]
+            words.extend(self.pack_lanes(cols[p], bits) for p in range(self.NP))
+        return words
+
+    def unpack_points(self, words, n, bits):
+        out = np.zeros((self.NP, cdiv(n, self.P) * self.P), dtype=np.int64)
+        for addr, word in enumerate(words):
+            nb, p = divmod(addr, self.NP)
+            out[p, nb * self.P:(nb + 1) * self.P] = self.unpack_lanes(word, bits, self.P)
+        return out[:, :n].reshape(self.T, self.B, n)
+
+    # ---- report -------------------------------------------------------------------------------
+
+    def usage(self):
+        """Per top-level memory: bits allocated and bits the design's data need."""
+        cfg, n, P, NP = self.cfg, self.layers, self.P, self.NP
+        L = self.L
+        needed = {
+            "x": 2 * NP * n[0], "labels": 2 * cfg.batch * 8, "pred": cfg.batch * 8,
+            "spk": NP * sum(n[1:]), "hb": NP * sum(n[1:-1]),
+            "u": NP * sum(n[1:]) * cfg.u_bits, "eps": NP * sum(n[1:]) * cfg.e_bits,
+            "g": NP * sum(n[1:]) * cfg.e_bits,
+            "w": sum(n[l] * n[l + 1] for l in range(L)) * cfg.w_bits,
+            "wb": sum(n[l] * n[l + 1] for l in range(L)) * cfg.w_bits,
+        }
+        return {name: {"allocated_bits": spec.bits, "needed_bits": needed[name],
+                       "width": spec.width, "depth": spec.depth, "banks": spec.banks}
+                for name, spec in self.memories.items()}

@@ -1,0 +1,74 @@
+"""``spikeforge train --engine rtl|board``: the ordinary training loop on the accelerator.
+
+- :func:`train_rtl` builds (or reuses) the Verilator model of the accelerator for the design and
+  runs :mod:`spikeforge.sim.verify.tb_train`, which drives :func:`spikeforge.model.train.train`
+  with an :class:`~spikeforge.sim.host.engine.RtlEngine` inside the simulation.
+- :func:`train_board` opens a serial port to a board that runs the bitstream of
+  ``spikeforge synth``, checks with IDENT that it carries the same design (its key), and drives
+  the same loop through the same driver and golden cross-check.
+"""
+
+import asyncio
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from .driver import AcceleratorDriver
+from .engine import RtlEngine, RtlMismatch
+from .protocol import ProtocolError
+from .transports import SerialTransport
+
+__all__ = ["train_rtl", "train_board", "checked_metrics"]
+
+
+def checked_metrics(engine, metrics, out, **extra):
+    """``metrics`` plus the cross-check figures of a run that completed (an
+    :class:`RtlMismatch` would have stopped it), also written to ``out/metrics.json``."""
+    from spikeforge.model.atomic import atomic_write_text
+    from spikeforge.model.train import METRICS
+
+    metrics.update({"weights_checked_steps": engine.steps_checked,
+                    "predictions_checked": engine.predictions_checked,
+                    "all_weights_matched_golden": True, **extra})
+    atomic_write_text(os.path.join(out, METRICS), json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def train_rtl(design, opts, simulator="verilator"):
+    from spikeforge.sim.verify.runner import run_testbench
+    from spikeforge.sim.verify.top import VERILATOR_FAST, top_verilog
+
+    options = opts.to_dict()
+    options["out"] = os.path.abspath(opts.out)
+    if options.get("init"):
+        options["init"] = os.path.abspath(options["init"])
+    options["engine_name"] = "rtl"
+    path, directory = top_verilog(design)
+    with tempfile.TemporaryDirectory() as tmp:
+        vectors, results = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.npz")
+        np.savez(vectors, options=np.array(json.dumps(options)))
+        run_testbench(design, [path], "sf_accelerator", "spikeforge.sim.verify.tb_train",
+                      os.path.join(directory, simulator), vectors, results,
+                      simulator=simulator, log_to_console=True, build_args=VERILATOR_FAST)
+        out = np.load(results)
+        if "error" in out.files:
+            raise RtlMismatch(str(out["error"]))
+        return json.loads(str(out["metrics"]))
+
+
+def train_board(design, opts, port, baud=115200):
+    from spikeforge.model.train import train
+
+    if not port:
+        raise ProtocolError("--engine board needs --port (e.g. /dev/ttyUSB0)")
+    loop = asyncio.new_event_loop()
+    run = loop.run_until_complete
+    driver = AcceleratorDriver(SerialTransport(port, baud), design)
+    run(driver.connect())
+    engine = RtlEngine(driver, design.cfg, run, seed=opts.seed)
+    opts.engine_name = "board"
+    metrics = train(design.cfg, opts, engine=engine)
+    return checked_metrics(engine, metrics, opts.out, port=port, baud=baud,
+                           design_key=design.key())

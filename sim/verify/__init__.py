@@ -1,0 +1,1 @@
+"""Verification: engine harnesses, cocotb testbenches and the simulator runner (one build root)."""
