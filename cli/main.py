@@ -89,11 +89,12 @@ def _synth_dir_design(args, overridden):
 def _check_dataset(cfg, dataset):
     from spikeforge.model.data import load_dataset
     data = load_dataset(dataset)
-    if data.n_features != cfg.layers[0] or data.n_classes > cfg.layers[-1]:
-        raise ConfigError(f"data set {dataset} has {data.n_features} inputs and {data.n_classes} "
+    n_classes = int(max(data.y_train.max(), data.y_test.max())) + 1
+    if data.n_features != cfg.layers[0] or n_classes > cfg.layers[-1]:
+        raise ConfigError(f"data set {dataset} has {data.n_features} inputs and {n_classes} "
                           f"classes but the network is {'-'.join(map(str, cfg.layers))}; keep "
                           f"the first layer at {data.n_features} and the last at >= "
-                          f"{data.n_classes}")
+                          f"{n_classes}")
 
 
 def cmd_train(args):

@@ -147,9 +147,8 @@ class BackwardEngine(wiring.Component):
     """
 
     def __init__(self, design):
-        from .design import Design
-        if not isinstance(design, Design):
-            raise TypeError(f"design must be a Design, got {type(design).__name__}")
+        from .design import require_design
+        require_design(design)
         self.design, self.cfg, self.hw = design, design.cfg, design.hw
         self.memmap = mm = design.memmap
         cfg, P = self.cfg, mm.P

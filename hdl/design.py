@@ -19,7 +19,7 @@ from spikeforge.model.config import Config, ConfigError
 
 from .params import HwParams
 
-__all__ = ["Design", "DesignError", "KEY_BYTES"]
+__all__ = ["Design", "DesignError", "KEY_BYTES", "require_design"]
 
 #: bytes of the design key (the IDENT reply carries them)
 KEY_BYTES = 8
@@ -109,3 +109,10 @@ class Design:
         return (f"{layers} T={self.cfg.timesteps} B={self.cfg.batch} P={self.hw.pes} "
                 f"(design {self.key()})")
 
+
+
+def require_design(design):
+    """``design`` if it is a :class:`Design`, else a ``TypeError`` naming what was passed."""
+    if not isinstance(design, Design):
+        raise TypeError(f"design must be a Design, got {type(design).__name__}")
+    return design

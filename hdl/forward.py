@@ -25,6 +25,7 @@ from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.lib.wiring import In
 
 from .fxp import csd, saturate
+from .design import require_design
 from .lut import LutEngine, drive_lut, lut_bank
 from .memmap import addr_bits
 
@@ -55,7 +56,7 @@ class ForwardEngine(LutEngine):
     """
 
     def __init__(self, design):
-        mm, cfg = design.memmap, design.cfg
+        mm, cfg = require_design(design).memmap, design.cfg
         P = mm.P
         super().__init__(design, design.hw.fe_group, {
             "x_rd": In(ReadPort.Signature(addr_width=addr_bits(mm.spike_depth),

@@ -265,9 +265,8 @@ class LutEngine(wiring.Component):
     """
 
     def __init__(self, design, group, ports):
-        from .design import Design
-        if not isinstance(design, Design):
-            raise TypeError(f"design must be a Design, got {type(design).__name__}")
+        from .design import require_design
+        require_design(design)
         _check_group(group)
         self.design, self.cfg, self.hw = design, design.cfg, design.hw
         self.memmap = mm = design.memmap

@@ -20,6 +20,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
 
+from .design import require_design
 from .memmap import addr_bits
 
 __all__ = ["WeightMirror"]
@@ -39,7 +40,7 @@ class WeightMirror(wiring.Component):
     """
 
     def __init__(self, design):
-        mm, cfg = design.memmap, design.cfg
+        mm, cfg = require_design(design).memmap, design.cfg
         self.cfg, self.memmap = cfg, mm
         self.pes = mm.P
         self.S = mm.S

@@ -23,6 +23,7 @@ from amaranth.lib.wiring import In, Out
 
 from spikeforge.model.fixedpoint import smax, smin
 
+from .design import require_design
 from .memmap import addr_bits
 
 __all__ = ["OutputUnit"]
@@ -57,7 +58,7 @@ class OutputUnit(wiring.Component):
     """
 
     def __init__(self, design):
-        mm, cfg = design.memmap, design.cfg
+        mm, cfg = require_design(design).memmap, design.cfg
         self.cfg, self.memmap = cfg, mm
         self.pes = mm.P
         self.n_out = cfg.layers[-1]

@@ -40,7 +40,7 @@ from amaranth.lib.wiring import In, Out
 
 from .backward import BackwardEngine
 from .controller import Controller, _table, attach
-from .design import Design
+from .design import require_design
 from .forward import ForwardEngine
 from .host import HostBridge
 from .mirror import WeightMirror
@@ -73,8 +73,7 @@ class Accelerator(wiring.Component):
     """
 
     def __init__(self, design):
-        if not isinstance(design, Design):
-            raise TypeError(f"design must be a Design, got {type(design).__name__}")
+        require_design(design)
         self.design, self.cfg, self.hw = design, design.cfg, design.hw
         self.memmap = mm = design.memmap
         self.counters = mm.counters

@@ -24,6 +24,7 @@ from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.lib.wiring import In
 
 from .fxp import csd, saturate
+from .design import require_design
 from .lut import LutEngine, drive_lut, lut_bank
 from .memmap import addr_bits
 
@@ -55,7 +56,7 @@ class WeightUpdateEngine(LutEngine):
     """
 
     def __init__(self, design):
-        mm, cfg = design.memmap, design.cfg
+        mm, cfg = require_design(design).memmap, design.cfg
         P = mm.P
         waw = addr_bits(mm.weight_depth)
         super().__init__(design, design.hw.wue_group, {

@@ -7,8 +7,8 @@ import pytest
 
 from spikeforge.cli.main import main
 from spikeforge.hdl.export import VERILATOR_WAIVERS
-from spikeforge.sim.lint import lint
-from spikeforge.sim.runner import ensure_verilator_on_path
+from spikeforge.sim.verify.lint import lint
+from spikeforge.sim.verify.runner import ensure_verilator_on_path
 
 
 @pytest.fixture(scope="module")

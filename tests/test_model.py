@@ -165,7 +165,7 @@ def test_area_resize_preserves_mean():
     (dict(timesteps=0), r"timesteps must be >= 1"),
     (dict(batch=0), r"batch must be >= 1"),
     (dict(target_true=9), r"spike-count targets must be in 0..timesteps"),
-    (dict(layers=(64,)), r"layers must be a tuple of at least 2"),
+    (dict(layers=(64,)), r"layers must be at least 2 positive ints"),
     (dict(w_bits=40), r"w_bits must be in 2..32"),
     (dict(init_gain=0), r"init_gain must be > 0"),
     (dict(timesteps=8.0), r"timesteps must be an int"),

@@ -62,8 +62,8 @@ def test_ecp5_pll_impossible_target():
 def test_board_tops():
     from spikeforge.hdl.top import Accelerator
     b = board("ulx3s-85f")
-    top, clock_hz = b.make_top(Accelerator(b.build_config(), b.hw_params()))
+    top, clock_hz = b.make_top(Accelerator(b.design()))
     assert clock_hz == pytest.approx(15e6) and top.clock is not None
     small = board("icebreaker")
-    top, clock_hz = small.make_top(Accelerator(small.build_config(), small.hw_params()))
+    top, clock_hz = small.make_top(Accelerator(small.design()))
     assert clock_hz == pytest.approx(12e6) and top.clock is None

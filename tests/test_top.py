@@ -1,6 +1,8 @@
 """The whole accelerator: training steps through the host protocol, weights bit for bit equal to
 the golden model after every step, in the Amaranth simulator and under Verilator."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
@@ -87,7 +89,7 @@ def test_queued_steps_pipeline_across_batches_amaranth():
 def test_accelerator_parameter_errors():
     cfg = Config(**TINY).fit_accumulators().validate()
     with pytest.raises(DesignError, match="at most 255 output classes"):
-        Design(cfg.replace(layers=(6, 8, 256)).fit_accumulators(), TINY_HW)
+        Design(dataclasses.replace(cfg, layers=(6, 8, 256)).fit_accumulators(), TINY_HW)
     with pytest.raises(TypeError, match="cfg must be a Config"):
         Design("digits", TINY_HW)
     with pytest.raises(TypeError, match="design must be a Design"):

@@ -118,6 +118,10 @@ def test_cli_unknown_dataset_and_help():
     ("alpha=0.25", 0.25), ("reset_grad=true", True),
 ])
 def test_cli_overrides_parse(text, expected):
-    from spikeforge.cli.main import config_from_args
+    import argparse
+
+    from spikeforge.cli.main import design_from_args
     field = text.split("=")[0]
-    assert getattr(config_from_args("digits", [text]), field) == expected
+    args = argparse.Namespace(set=[text], hw=None, board=None, preset="digits")
+    design, name = design_from_args(args)
+    assert getattr(design.cfg, field) == expected and name == "digits"
