@@ -12,7 +12,7 @@ per-engine count could not be realised by the top.
 import dataclasses
 from dataclasses import dataclass
 
-from spikeforge.model.config import ConfigError, check_field_types
+from spikeforge.model.config import ConfigError, check_field_types, known_fields
 
 __all__ = ["HwParams", "HwError", "DEFAULT_HW"]
 
@@ -68,11 +68,7 @@ class HwParams:
 
     @classmethod
     def from_dict(cls, d):
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise HwError(f"unknown hardware fields {unknown}; known fields: {sorted(known)}")
-        return cls(**d).validate()
+        return cls(**known_fields(cls, d, HwError, "hardware")).validate()
 
 
 DEFAULT_HW = HwParams().validate()

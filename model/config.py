@@ -26,6 +26,15 @@ def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def known_fields(cls, d, error, kind):
+    """A copy of the dict ``d``, refused with ``error`` if it names a field ``cls`` lacks."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise error(f"unknown {kind} fields {unknown}; known fields: {sorted(known)}")
+    return dict(d)
+
+
 def check_field_types(obj, error):
     """Raise ``error`` unless every field of the dataclass ``obj`` has its declared type.
 
@@ -236,11 +245,7 @@ class Config:
 
     @classmethod
     def from_dict(cls, d):
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown config fields {unknown}; known fields: {sorted(known)}")
-        d = dict(d)
+        d = known_fields(cls, d, ConfigError, "config")
         if isinstance(d.get("layers"), list):
             d["layers"] = tuple(d["layers"])
         return cls(**d).validate()

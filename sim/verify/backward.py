@@ -265,24 +265,24 @@ async def run_job(bus, design, job, max_cycles=10_000_000):
     tb_cycles += 1          # the done cycle is busy too
     hw_cycles = int(bus.get("cycles"))
 
-    eps = np.zeros((T, B, nw * P), dtype=np.int64)
-    words = await _read(bus, "eps", [k * NP + p for _, _, p in points for k in range(nw)])
-    it = iter(words)
-    for t, b, _ in points:
-        for k in range(nw):
-            eps[t, b, k * P:(k + 1) * P] = _unpack(next(it), cfg.e_bits, P)
+    async def read_points(sel, blocks):
+        """(T, B, blocks * P) lanes of a state-layout memory, word ``k * NP + p``."""
+        out = np.zeros((T, B, blocks * P), dtype=np.int64)
+        words = iter(await _read(bus, sel, [k * NP + p for _, _, p in points
+                                            for k in range(blocks)]))
+        for t, b, _ in points:
+            for k in range(blocks):
+                out[t, b, k * P:(k + 1) * P] = _unpack(next(words), cfg.e_bits, P)
+        return out
+
+    eps = await read_points("eps", nw)
     nz_words = await _read(bus, "nz", [p for _, _, p in points])
     nz = np.array([[(nz_words[t * B + b] >> i) & 1 for i in range(n_out)]
                    for t in range(T) for b in range(B)], dtype=np.int64).reshape(T, B, n_out)
     result = {"eps": eps[:, :, :n_out], "eps_pad": eps[:, :, n_out:], "nz": nz,
               "cycles": hw_cycles, "tb_cycles": tb_cycles}
     if job["has_below"]:
-        gb = np.zeros((T, B, nwb * P), dtype=np.int64)
-        words = await _read(bus, "gb", [r * NP + p for _, _, p in points for r in range(nwb)])
-        it = iter(words)
-        for t, b, _ in points:
-            for r in range(nwb):
-                gb[t, b, r * P:(r + 1) * P] = _unpack(next(it), cfg.e_bits, P)
+        gb = await read_points("gb", nwb)
         result["g_below"] = gb[:, :, :n_in]
     return result
 
