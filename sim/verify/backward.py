@@ -1,142 +1,23 @@
-"""Test harness and host driver of the Backward Engine, shared by the Amaranth simulator and cocotb.
+"""Vectors, host procedure and golden check of the Backward Engine.
 
-- :class:`BackwardHarness` is an Amaranth Component that owns every memory the engine talks to
-  (``lib.memory.Memory``) and exposes one host port (``host_sel``, ``host_addr``, ``host_wdata``,
-  ``host_we``, ``host_rdata`` with one cycle of read latency) plus the engine's control ports.
-  One Verilog build of it serves any number of test vectors.
-- :func:`run_job` is the host driver: it loads one layer's vectors (unpacked numpy arrays), runs the
-  engine, reads ``eps``, the non-zero bitmask and ``g_below`` back. It only needs a ``bus`` with
-  ``set(name, value)``, ``get(name)`` and ``await tick()``, so the same code drives the Amaranth
-  simulator (:class:`AmaranthBus`) and cocotb (:mod:`spikeforge.sim.verify.tb_backward`).
+The engine runs in the one harness of every engine (:mod:`spikeforge.sim.verify.engines`, kind
+``"be"``: its memories, the ``P`` weight banks and ``P`` ``g_below`` banks among them, with host
+ports), in the Amaranth simulator or on the generated Verilog under cocotb.
+
+- :func:`make_job`: one layer's vectors (unpacked numpy arrays).
+- :func:`backward_case`: the host procedure: load a job, run the engine, read ``eps``, the
+  non-zero bitmask and ``g_below`` back, with the engine's cycle counter and the testbench's own.
 - :func:`golden_layer` computes the expected values with the golden model itself
   (``Network.backward_layer`` and ``FixedArith.backprop``), :func:`compare` checks word for word.
 """
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
-from amaranth.lib import memory, wiring
-from amaranth.lib.wiring import In, Out
 
-from spikeforge.hdl.backward import BackwardEngine, control_members
-from spikeforge.hdl.memmap import MemoryMap, addr_bits
+from spikeforge.hdl.memmap import MemoryMap
 from spikeforge.model.network import LayerTrace, Network
 
-__all__ = ["BackwardHarness", "MEM", "run_job", "golden_layer", "compare", "check_job",
-           "make_job", "AmaranthBus", "run_amaranth", "run_verilog", "jobs_to_npz",
-           "npz_to_jobs", "results_to_npz", "npz_to_results"]
-
-# host_sel codes
-MEM = {"u": 0, "g": 1, "eps": 2, "nz": 3, "hb": 4, "w": 5, "gb": 6}
-CONTROL = ("n_out", "n_in", "timesteps", "batch", "has_below", "sparse")
-
-
-class BackwardHarness(wiring.Component):
-    """The Backward Engine with its memories and a host port (simulation only).
-
-    Members
-    -------
-    start, n_out, n_in, timesteps, batch, has_below, sparse, busy, done, cycles
-        The engine's control ports, passed through.
-    host_sel : In(3)
-        Memory selected by the host (:data:`MEM`).
-    host_addr, host_wdata, host_we : In
-        Host write (one word per cycle); ``w`` and ``gb`` words are the ``P`` banks side by side.
-    host_rdata : Out
-        Word at ``host_addr`` of the previous cycle (``eps``, ``nz``, ``gb``).
-    """
-
-    def __init__(self, design):
-        self.design, self.cfg, self.hw = design, design.cfg, design.hw
-        self.memmap = mm = design.memmap
-        cfg, P = self.cfg, mm.P
-        self.data_width = max(P * cfg.u_bits, P * cfg.e_bits, P * cfg.w_bits, mm.spike_width)
-        addr_width = max(addr_bits(d) for d in (mm.state_depth, mm.bank_depth, mm.spike_depth))
-        super().__init__({
-            **control_members(design),
-            "host_sel": In(3),
-            "host_addr": In(addr_width),
-            "host_wdata": In(self.data_width),
-            "host_we": In(1),
-            "host_rdata": Out(self.data_width),
-        })
-
-    def elaborate(self, platform):
-        cfg, mm = self.cfg, self.memmap
-        P = mm.P
-        m = Module()
-        m.submodules.engine = be = BackwardEngine(self.design)
-        for name in ("start",) + CONTROL:
-            m.d.comb += getattr(be, name).eq(getattr(self, name))
-        m.d.comb += [self.busy.eq(be.busy), self.done.eq(be.done), self.cycles.eq(be.cycles)]
-
-        def host_write(key):
-            return self.host_we & (self.host_sel == MEM[key])
-
-        def new_mem(name, width, depth):
-            mem = memory.Memory(shape=unsigned(width), depth=depth, init=[])
-            m.submodules[name] = mem
-            return mem
-
-        def engine_read(mem, port):
-            rp = mem.read_port()
-            m.d.comb += [rp.addr.eq(port.addr), rp.en.eq(port.en), port.data.eq(rp.data)]
-
-        def host_loaded(mem, key):
-            wp = mem.write_port()
-            m.d.comb += [wp.addr.eq(self.host_addr), wp.data.eq(self.host_wdata),
-                         wp.en.eq(host_write(key))]
-
-        # u, g: host writes, engine reads
-        for key, width, port in (("u", P * cfg.u_bits, be.u_rd), ("g", P * cfg.e_bits, be.g_rd)):
-            mem = new_mem(key, width, mm.state_depth)
-            host_loaded(mem, key)
-            engine_read(mem, port)
-        hb = new_mem("hb", mm.spike_width, mm.spike_depth)
-        host_loaded(hb, "hb")
-        engine_read(hb, be.hb_rd)
-
-        readback = {}
-        # eps: engine writes and reads back, host reads
-        eps = new_mem("eps", P * cfg.e_bits, mm.state_depth)
-        wp = eps.write_port()
-        m.d.comb += [wp.addr.eq(be.eps_wr.addr), wp.data.eq(be.eps_wr.data),
-                     wp.en.eq(be.eps_wr.en)]
-        engine_read(eps, be.eps_rd)
-        readback["eps"] = [eps.read_port()]
-        nz = new_mem("nz", mm.spike_width, mm.spike_depth)
-        wp = nz.write_port()
-        m.d.comb += [wp.addr.eq(be.nz_wr.addr), wp.data.eq(be.nz_wr.data), wp.en.eq(be.nz_wr.en)]
-        readback["nz"] = [nz.read_port()]
-
-        # weight banks and g_below banks
-        gb_ports = []
-        for q in range(P):
-            w = new_mem(f"w{q}", cfg.w_bits, mm.bank_depth)
-            wp = w.write_port()
-            m.d.comb += [wp.addr.eq(self.host_addr),
-                         wp.data.eq(self.host_wdata[q * cfg.w_bits:(q + 1) * cfg.w_bits]),
-                         wp.en.eq(host_write("w"))]
-            engine_read(w, be.w_rd[q])
-            gb = new_mem(f"gb{q}", cfg.e_bits, mm.state_depth)
-            wp = gb.write_port()
-            host = host_write("gb")
-            m.d.comb += [
-                wp.addr.eq(Mux(host, self.host_addr, be.gb_wr[q].addr)),
-                wp.data.eq(Mux(host, self.host_wdata[q * cfg.e_bits:(q + 1) * cfg.e_bits],
-                               be.gb_wr[q].data)),
-                wp.en.eq(host | be.gb_wr[q].en),
-            ]
-            gb_ports.append(gb.read_port())
-        readback["gb"] = gb_ports
-
-        sel_d = Signal(3)
-        m.d.sync += sel_d.eq(self.host_sel)
-        for key, ports in readback.items():
-            for rp in ports:
-                m.d.comb += rp.addr.eq(self.host_addr)
-            with m.If(sel_d == MEM[key]):
-                m.d.comb += self.host_rdata.eq(Cat(*[rp.data for rp in ports]))
-        return m
+__all__ = ["backward_case", "golden_layer", "compare", "check_job", "make_job", "run_amaranth",
+           "run_verilog"]
 
 
 # ---- packing -----------------------------------------------------------------------------------
@@ -194,95 +75,61 @@ def compare(expected, got, label=""):
                                  f"{idx}: RTL {res[idx]} != golden {exp[idx]}")
 
 
-# ---- host driver -------------------------------------------------------------------------------
+# ---- host procedure ------------------------------------------------------------------------------
 
-async def _write(bus, sel, items):
-    bus.set("host_sel", MEM[sel])
-    bus.set("host_we", 1)
-    for addr, word in items:
-        bus.set("host_addr", addr)
-        bus.set("host_wdata", word)
-        await bus.tick()
-    bus.set("host_we", 0)
-
-
-async def _read(bus, sel, addrs):
-    bus.set("host_sel", MEM[sel])
-    bus.set("host_we", 0)
-    out = []
-    for addr in addrs:
-        bus.set("host_addr", addr)
-        await bus.tick()
-        out.append(int(bus.get("host_rdata")))
-    return out
-
-
-async def run_job(bus, design, job, max_cycles=10_000_000):
-    """Load ``job``, run the engine, read the results; returns arrays and the cycle counts."""
+async def backward_case(host, design, job):
+    """Load ``job`` through the harness's host ports, run the engine, read the results back;
+    returns ``eps``, ``eps_pad``, ``nz``, ``g_below`` (with a layer below) and the cycle counts
+    (the engine's counter and the testbench's own)."""
     mm, cfg = design.memmap, design.cfg
     P, NP, S = mm.P, mm.NP, mm.S
-    u, g = job["u"], job["g"]
+    u, g = np.asarray(job["u"]), np.asarray(job["g"])
     T, B, n_out = u.shape
-    n_in = int(job["n_in"])
+    n_in, has_below = int(job["n_in"]), int(job["has_below"])
     nw, nwb = _words(n_out, P), _words(n_in, P)
     points = [(t, b, t * B + b) for t in range(T) for b in range(B)]
 
     def state_words(arr, width):
-        padded = np.zeros((T, B, nw * P), dtype=np.int64)
-        padded[:, :, :n_out] = arr
-        return [(k * NP + p, _pack(padded[t, b, k * P:(k + 1) * P], width))
-                for t, b, p in points for k in range(nw)]
+        """Words ``k * NP + p`` of the state layout (points of a smaller run: 0)."""
+        padded = np.zeros((nw, NP, P), dtype=np.int64)
+        for t, b, p in points:
+            padded[:, p, :] = np.pad(arr[t, b], (0, nw * P - n_out)).reshape(nw, P)
+        return [_pack(padded[k, p], width) for k in range(nw) for p in range(NP)]
 
-    await _write(bus, "u", state_words(u, cfg.u_bits))
-    await _write(bus, "g", state_words(g, cfg.e_bits))
-    if job["has_below"]:
-        w = np.zeros((n_out, nwb * P), dtype=np.int64)
+    await host.write("u", state_words(u, cfg.u_bits))
+    await host.write("g", state_words(g, cfg.e_bits))
+    if has_below:
+        w = np.zeros((n_out, S * P), dtype=np.int64)
         w[:, :n_in] = job["w"]
-        await _write(bus, "w", [(i * S + r, _pack(w[i, r * P:(r + 1) * P], cfg.w_bits))
-                                for i in range(n_out) for r in range(nwb)])
-        hb = job["h_below"]
-        await _write(bus, "hb", [(p, sum(int(hb[t, b, j]) << j for j in range(n_in)))
-                                 for t, b, p in points])
-        await _write(bus, "gb", [(r * NP + p, 0) for _, _, p in points for r in range(nwb)])
+        mask = (1 << cfg.w_bits) - 1
+        for q in range(P):         # bank q, word i * S + r = W[i, r * P + q]
+            await host.write(f"w{q}", [int(w[i, r * P + q]) & mask
+                                       for i in range(n_out) for r in range(S)])
+        hb = np.asarray(job["h_below"])
+        await host.write("hb", [sum(int(hb[t, b, j]) << j for j in range(n_in))
+                                for t, b, _ in points])
+        for q in range(P):
+            await host.write(f"gb{q}", [0] * (nwb * NP))
 
-    for name in CONTROL:
-        bus.set(name, int(job[name]))
-    bus.set("start", 1)
-    await bus.tick()
-    bus.set("start", 0)
-    if hasattr(bus, "wait_done"):
-        tb_cycles = await bus.wait_done()          # simulator-side wait (cocotb)
-    else:
-        tb_cycles = 0
-        while True:
-            await bus.tick()
-            tb_cycles += 1
-            if int(bus.get("done")):
-                break
-            if tb_cycles > max_cycles:
-                raise RuntimeError(f"{job['name']}: no done after {max_cycles} cycles")
-    await bus.tick()
-    tb_cycles += 1          # the done cycle is busy too
-    hw_cycles = int(bus.get("cycles"))
-
-    async def read_points(sel, blocks):
-        """(T, B, blocks * P) lanes of a state-layout memory, word ``k * NP + p``."""
-        out = np.zeros((T, B, blocks * P), dtype=np.int64)
-        words = iter(await _read(bus, sel, [k * NP + p for _, _, p in points
-                                            for k in range(blocks)]))
-        for t, b, _ in points:
-            for k in range(blocks):
-                out[t, b, k * P:(k + 1) * P] = _unpack(next(words), cfg.e_bits, P)
-        return out
-
-    eps = await read_points("eps", nw)
-    nz_words = await _read(bus, "nz", [p for _, _, p in points])
-    nz = np.array([[(nz_words[t * B + b] >> i) & 1 for i in range(n_out)]
-                   for t in range(T) for b in range(B)], dtype=np.int64).reshape(T, B, n_out)
+    cycles = await host.run(n_out=n_out, n_in=n_in, timesteps=T, batch=B, has_below=has_below,
+                            sparse=int(job["sparse"]))
+    words = await host.read("eps", nw * NP)
+    eps = np.zeros((T, B, nw * P), dtype=np.int64)
+    for t, b, p in points:
+        for k in range(nw):
+            eps[t, b, k * P:(k + 1) * P] = _unpack(words[k * NP + p], cfg.e_bits, P)
+    nz_words = await host.read("nz", T * B)
+    nz = np.array([[(nz_words[p] >> i) & 1 for i in range(n_out)] for _, _, p in points],
+                  dtype=np.int64).reshape(T, B, n_out)
     result = {"eps": eps[:, :, :n_out], "eps_pad": eps[:, :, n_out:], "nz": nz,
-              "cycles": hw_cycles, "tb_cycles": tb_cycles}
-    if job["has_below"]:
-        gb = await read_points("gb", nwb)
+              "cycles": cycles, "tb_cycles": host.tb_cycles}
+    if has_below:
+        gb = np.zeros((T, B, nwb * P), dtype=np.int64)
+        for q in range(P):
+            bank = await host.read(f"gb{q}", nwb * NP)
+            for t, b, p in points:
+                for r in range(nwb):
+                    gb[t, b, r * P + q] = _unpack(bank[r * NP + p], cfg.e_bits, 1)[0]
         result["g_below"] = gb[:, :, :n_in]
     return result
 
@@ -299,105 +146,13 @@ def check_job(cfg, job, result):
 
 # ---- back-ends ---------------------------------------------------------------------------------
 
-class AmaranthBus:
-    """``bus`` adapter over an Amaranth simulator testbench context."""
-
-    def __init__(self, ctx, dut):
-        self.ctx, self.dut = ctx, dut
-
-    def set(self, name, value):
-        self.ctx.set(getattr(self.dut, name), value)
-
-    def get(self, name):
-        return self.ctx.get(getattr(self.dut, name))
-
-    async def tick(self):
-        await self.ctx.tick()
-
-
 def run_amaranth(design, jobs):
-    """Run ``jobs`` in the Amaranth simulator; return the list of results."""
-    from amaranth.sim import Simulator
-
-    dut = BackwardHarness(design)
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    results = []
-
-    async def bench(ctx):
-        bus = AmaranthBus(ctx, dut)
-        for job in jobs:
-            results.append(await run_job(bus, design, job))
-
-    sim.add_testbench(bench)
-    sim.run()
-    return results
-
-
-
-_ARRAYS = ("u", "g", "w", "h_below")
-_SCALARS = ("sparse", "n_out", "n_in", "timesteps", "batch", "has_below")
-
-
-def jobs_to_npz(path, jobs):
-    arrays = {"n_jobs": np.array(len(jobs))}
-    for n, job in enumerate(jobs):
-        arrays[f"j{n}_name"] = np.array(job["name"])
-        for key in _ARRAYS:
-            if key in job:
-                arrays[f"j{n}_{key}"] = job[key]
-        for key in _SCALARS:
-            arrays[f"j{n}_{key}"] = np.array(int(job[key]))
-    np.savez(path, **arrays)
-
-
-def npz_to_jobs(path):
-    data = np.load(path)
-    jobs = []
-    for n in range(int(data["n_jobs"])):
-        job = {"name": str(data[f"j{n}_name"])}
-        for key in _ARRAYS + _SCALARS:
-            if f"j{n}_{key}" in data:
-                value = data[f"j{n}_{key}"]
-                job[key] = int(value) if key in _SCALARS else value
-        jobs.append(job)
-    return jobs
-
-
-def results_to_npz(path, results):
-    arrays = {"n_results": np.array(len(results))}
-    for n, res in enumerate(results):
-        for key, value in res.items():
-            arrays[f"r{n}_{key}"] = np.asarray(value)
-    np.savez(path, **arrays)
-
-
-def npz_to_results(path):
-    data = np.load(path)
-    out = []
-    for n in range(int(data["n_results"])):
-        prefix = f"r{n}_"
-        res = {key[len(prefix):]: data[key] for key in data.files if key.startswith(prefix)}
-        for key in ("cycles", "tb_cycles"):
-            res[key] = int(res[key])
-        out.append(res)
-    return out
+    """Run ``jobs`` on the engine's harness in the Amaranth simulator; return the results."""
+    from .engines import simulate
+    return simulate("be", design, jobs, simulator="amaranth")
 
 
 def run_verilog(design, jobs, simulator="verilator"):
     """Run ``jobs`` on the harness Verilog under cocotb (one build per design)."""
-    import os
-
-    from .harness import build_harness_verilog
-    from .runner import run_testbench
-
-    path, directory = build_harness_verilog(lambda: BackwardHarness(design), "sf_be_harness",
-                                            design)
-    build_dir = os.path.join(directory, simulator)
-    os.makedirs(build_dir, exist_ok=True)
-    vec = os.path.join(build_dir, "vectors.npz")
-    res = os.path.join(build_dir, "results.npz")
-    jobs_to_npz(vec, jobs)
-    run_testbench(design, [path], "sf_be_harness", "spikeforge.sim.verify.tb_backward",
-                  build_dir, vec, res, simulator=simulator)
-    return npz_to_results(res)
+    from .engines import simulate
+    return simulate("be", design, jobs, simulator=simulator)

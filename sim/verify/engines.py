@@ -1,12 +1,15 @@
-"""Harnesses and host procedures of the Forward Engine and the Weight Update Engine.
+"""The one harness of every engine, and its host procedures.
 
 - :func:`harness`: a :class:`~spikeforge.sim.verify.harness.MemoryHarness` with the memories of
-  the design's memory map around the engine (:data:`ENGINES` lists them per engine).
-- :func:`forward_case` / :func:`wupdate_case`: load one test vector through the host ports, run
-  the engine, read every result word back and unpack it to numpy arrays. They take any host driver
-  with the ``write``/``read``/``run`` API (Amaranth simulator or cocotb), so the Amaranth unit
-  tests, the cocotb testbench (:mod:`spikeforge.sim.verify.tb_engines`) and the benchmarks run the
-  very same procedure.
+  the design's memory map around the engine (:data:`ENGINES` lists them per engine: the Forward,
+  Weight Update and Backward Engines).
+- :data:`CASES`: per engine, the host procedure that loads one test vector (a dict of arrays)
+  through the host ports, runs the engine, reads every result word back and unpacks it to numpy
+  arrays (:func:`forward_case`, :func:`wupdate_case`,
+  :func:`spikeforge.sim.verify.backward.backward_case`). They take any host driver with the
+  ``write``/``read``/``run`` API (Amaranth simulator or cocotb), so the Amaranth unit tests, the
+  one cocotb testbench (:mod:`spikeforge.sim.verify.tb_engines`) and the benchmarks run the very
+  same procedure.
 - :func:`golden_forward` / :func:`golden_wupdate`: the golden model's answer for the same vector.
 """
 
@@ -14,6 +17,7 @@ import os
 
 import numpy as np
 
+from spikeforge.hdl.backward import BackwardEngine
 from spikeforge.hdl.forward import ForwardEngine
 from spikeforge.hdl.wupdate import WeightUpdateEngine
 from spikeforge.model.arith import FixedArith
@@ -22,7 +26,7 @@ from spikeforge.model.network import Network
 from .harness import MemoryHarness, MemorySpec, build_harness_verilog
 
 __all__ = ["harness", "forward_case", "wupdate_case", "golden_forward", "golden_wupdate",
-           "first_mismatch", "simulate", "ENGINES", "CASES"]
+           "first_mismatch", "simulate", "run_cases", "case_arrays", "ENGINES", "CASES"]
 
 
 def _fe_memories(mm):
@@ -45,10 +49,27 @@ def _wue_memories(mm):
     }
 
 
+def _be_memories(mm):
+    cfg, P = mm.cfg, mm.P
+    state = P * cfg.u_bits, P * cfg.e_bits
+    return {
+        "u": MemorySpec(state[0], mm.state_depth, reads=("u_rd",)),
+        "g": MemorySpec(state[1], mm.state_depth, reads=("g_rd",)),
+        "eps": MemorySpec(state[1], mm.state_depth, reads=("eps_rd",), writes=("eps_wr",)),
+        "nz": MemorySpec(mm.spike_width, mm.spike_depth, writes=("nz_wr",)),
+        "hb": MemorySpec(mm.spike_width, mm.spike_depth, reads=("hb_rd",)),
+        **{f"w{q}": MemorySpec(cfg.w_bits, mm.bank_depth, reads=(("w_rd", q),))
+           for q in range(P)},
+        **{f"gb{q}": MemorySpec(cfg.e_bits, mm.state_depth, writes=(("gb_wr", q),))
+           for q in range(P)},
+    }
+
+
 #: kind: (engine class, memories of its harness, Verilog top name)
 ENGINES = {
     "fe": (ForwardEngine, _fe_memories, "sf_fe_harness"),
     "wue": (WeightUpdateEngine, _wue_memories, "sf_wue_harness"),
+    "be": (BackwardEngine, _be_memories, "sf_be_harness"),
 }
 
 
@@ -57,12 +78,11 @@ def harness(kind, design):
     return MemoryHarness(engine(design), memories(design.memmap))
 
 
-async def forward_case(host, design, x, w):
-    """Run the FE on spikes ``x`` (T, B, n_in) and weights ``w`` (n_out, n_in).
-
-    Returns ``(u, o, cycles)`` with ``u``, ``o`` of shape (T, B, n_out).
-    """
+async def forward_case(host, design, case):
+    """Run the FE on spikes ``case["x"]`` (T, B, n_in) and weights ``case["w"]``
+    (n_out, n_in); returns ``u``, ``o`` (T, B, n_out) and ``cycles``."""
     mm, cfg = design.memmap, design.cfg
+    x, w = case["x"], case["w"]
     n_out, n_in = w.shape
     await host.write("x", mm.pack_spikes(x))
     await host.write("w", mm.pack_matrix(w, cfg.w_bits))
@@ -82,12 +102,11 @@ async def _read_matrix(host, mm, mem, words, n_out, n_in, bits):
     return mm.unpack_matrix(raw, n_out, n_in, bits)
 
 
-async def wupdate_case(host, design, x, eps, w):
-    """Run the WUE on spikes ``x`` (T, B, n_in), ``eps`` (T, B, n_out), weights ``w``.
-
-    Returns ``(dw, w_new, cycles)``, both (n_out, n_in).
-    """
+async def wupdate_case(host, design, case):
+    """Run the WUE on spikes ``case["x"]`` (T, B, n_in), ``eps`` (T, B, n_out), weights ``w``;
+    returns ``dw``, ``w_new`` (n_out, n_in) and ``cycles``."""
     mm, cfg = design.memmap, design.cfg
+    x, eps, w = case["x"], case["eps"], case["w"]
     n_out, n_in = w.shape
     words = mm.matrix_words(n_out, n_in)
     await host.write("x", mm.pack_spikes(x))
@@ -99,16 +118,17 @@ async def wupdate_case(host, design, x, eps, w):
     return {"dw": dw, "w_new": w_new, "cycles": cycles}
 
 
-#: kind: (host procedure, the inputs of a case, in its argument order)
-CASES = {
-    "fe": (forward_case, ("x", "w")),
-    "wue": (wupdate_case, ("x", "eps", "w")),
-}
+def _backward_case(host, design, case):
+    from .backward import backward_case
+    return backward_case(host, design, case)
+
+
+#: kind: host procedure of one case
+CASES = {"fe": forward_case, "wue": wupdate_case, "be": _backward_case}
 
 
 async def run_cases(kind, host, design, cases):
-    procedure, inputs = CASES[kind]
-    return [await procedure(host, design, *(case[k] for k in inputs)) for case in cases]
+    return [await CASES[kind](host, design, case) for case in cases]
 
 
 def golden_forward(cfg, x, w):
@@ -153,18 +173,23 @@ def _simulate_cocotb(kind, design, cases, simulator):
     arrays = {"kind": np.array(kind), "n_cases": np.array(len(cases))}
     for c, case in enumerate(cases):
         for name, value in case.items():
-            arrays[f"c{c}_{name}"] = np.asarray(value, dtype=np.int64)
+            arrays[f"c{c}_{name}"] = np.asarray(value)
     np.savez(vectors, **arrays)
     run_testbench(design, [path], top, "spikeforge.sim.verify.tb_engines", build_dir, vectors,
                   results, simulator=simulator)
     out = np.load(results)
-    found = []
-    for c in range(len(cases)):
-        prefix = f"c{c}_"
-        res = {k[len(prefix):]: out[k] for k in out.files if k.startswith(prefix)}
-        res["cycles"] = int(res["cycles"])
-        found.append(res)
-    return found
+    return [{k: int(v) if k in SCALARS else v for k, v in case_arrays(out, c).items()}
+            for c in range(len(cases))]
+
+
+#: result entries that are counts, not arrays
+SCALARS = ("cycles", "tb_cycles")
+
+
+def case_arrays(npz, c):
+    """The entries ``c<c>_<name>`` of an ``.npz`` as ``{name: array}``."""
+    prefix = f"c{c}_"
+    return {k[len(prefix):]: npz[k] for k in getattr(npz, "files", npz) if k.startswith(prefix)}
 
 
 def _simulate_amaranth(kind, design, cases):
@@ -187,7 +212,8 @@ def _simulate_amaranth(kind, design, cases):
 
 def simulate(kind, design, cases, simulator="verilator"):
     """Run ``cases`` (dicts of arrays: ``x``, ``w`` for the FE; ``x``, ``eps``, ``w`` for the
-    WUE) on engine ``kind``'s harness: in the Amaranth simulator (``amaranth``) or on its
+    WUE; jobs of :func:`spikeforge.sim.verify.backward.make_job` for the BE) on engine ``kind``'s
+    harness: in the Amaranth simulator (``amaranth``) or on its
     exported Verilog under cocotb (``verilator``/``icarus``; one build serves all cases).
     Returns one dict per case: ``u``, ``o`` (FE) or ``dw``, ``w_new`` (WUE), and ``cycles``
     measured by the engine's cycle counter."""

@@ -34,13 +34,18 @@ class MemorySpec:
     """One memory of the harness.
 
     ``width`` bits per word, ``depth`` words; ``reads``/``writes`` name the engine members (read
-    and write port interfaces) connected to it; ``granularity`` of the engine's write ports.
+    and write port interfaces) connected to it, a name or ``(name, index)`` for one element of an
+    array member (the Backward Engine's banks); ``granularity`` of the engine's write ports.
     """
     width: int
     depth: int
     reads: tuple = ()
     writes: tuple = ()
     granularity: int = None
+
+
+def _member(engine, ref):
+    return getattr(engine, ref[0])[ref[1]] if isinstance(ref, tuple) else getattr(engine, ref)
 
 
 class MemoryHarness(wiring.Component):
@@ -60,8 +65,8 @@ class MemoryHarness(wiring.Component):
         self.memories = dict(memories)
         bound = set()
         for spec in self.memories.values():
-            bound.update(spec.reads)
-            bound.update(spec.writes)
+            bound.update(ref[0] if isinstance(ref, tuple) else ref
+                         for ref in spec.reads + spec.writes)
         members = {}
         for name, member in engine.signature.members.items():
             if name not in bound:
@@ -87,11 +92,11 @@ class MemoryHarness(wiring.Component):
             m.submodules[f"mem_{name}"] = mem
             host_w = mem.write_port()
             engine_w = [mem.write_port(granularity=spec.granularity) for _ in spec.writes]
-            for port_name, port in zip(spec.writes, engine_w):
-                ep = getattr(eng, port_name)
+            for ref, port in zip(spec.writes, engine_w):
+                ep = _member(eng, ref)
                 m.d.comb += [port.addr.eq(ep.addr), port.data.eq(ep.data), port.en.eq(ep.en)]
-            for port_name in spec.reads:
-                ep = getattr(eng, port_name)
+            for ref in spec.reads:
+                ep = _member(eng, ref)
                 port = mem.read_port()
                 m.d.comb += [port.addr.eq(ep.addr), port.en.eq(ep.en), ep.data.eq(port.data)]
             hw = getattr(self, f"{name}_hw")
@@ -157,14 +162,19 @@ class AmaranthHost:
         return out
 
     async def run(self, max_cycles=10_000_000, **dims):
+        """Start a run with ``dims``; return the engine's cycle counter once ``done``. The
+        testbench's own count (the cycle after ``start`` to the ``done`` cycle) goes to
+        ``tb_cycles``."""
         for name, value in dims.items():
             self.ctx.set(getattr(self.h, name), value)
         self.ctx.set(self.h.start, 1)
         await self.ctx.tick()
         self.ctx.set(self.h.start, 0)
-        for _ in range(max_cycles):
+        for waited in range(1, max_cycles + 1):
             await self.ctx.tick()
             if self.ctx.get(self.h.done):
+                self.tb_cycles = waited + 1
+                await self.ctx.tick()
                 return int(self.ctx.get(self.h.cycles))
         raise TimeoutError(f"engine not done after {max_cycles} cycles")
 
@@ -176,6 +186,8 @@ class CocotbHost:
     (rising) edge, so there is no race with the design's registers.
     """
 
+    PERIOD_NS = 10
+
     def __init__(self, dut):
         self.dut = dut
         self.unknown = {}          # memory -> undefined-bit masks of the words last read
@@ -185,7 +197,7 @@ class CocotbHost:
         from cocotb.clock import Clock
         from cocotb.triggers import FallingEdge
 
-        cocotb.start_soon(Clock(self.dut.clk, 10, unit="ns").start())
+        cocotb.start_soon(Clock(self.dut.clk, self.PERIOD_NS, unit="ns").start())
         self.dut.rst.value = 1
         self.dut.start.value = 0
         for name in ("hw", "hr"):
@@ -238,15 +250,20 @@ class CocotbHost:
     async def run(self, max_cycles=10_000_000, **dims):
         from cocotb.triggers import ClockCycles, FallingEdge, First, RisingEdge
 
+        from cocotb.simtime import get_sim_time
+
         for name, value in dims.items():
             getattr(self.dut, name).value = value
         self.dut.start.value = 1
         await FallingEdge(self.dut.clk)
         self.dut.start.value = 0
+        t0 = get_sim_time(unit="ns")
         if not self.dut.done.value:
             timeout = ClockCycles(self.dut.clk, max_cycles)
             fired = await First(RisingEdge(self.dut.done), timeout)
             if fired is timeout:
                 raise TimeoutError(f"engine not done after {max_cycles} cycles")
+            await FallingEdge(self.dut.clk)
         await FallingEdge(self.dut.clk)
+        self.tb_cycles = round((get_sim_time(unit="ns") - t0) / self.PERIOD_NS)
         return self.dut.cycles.value.to_unsigned()

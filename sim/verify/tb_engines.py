@@ -1,15 +1,16 @@
-"""cocotb testbench of the Forward and Weight Update Engine harnesses (run by
+"""cocotb testbench of every engine's harness (run by
 :func:`spikeforge.sim.verify.engines.simulate`).
 
 Env contract (:func:`spikeforge.sim.verify.runner.run_testbench`): ``SF_DESIGN``; ``SF_VECTORS``
-holds ``kind`` (``fe``/``wue``), ``n_cases`` and ``c<c>_<input>``; ``SF_RESULTS`` receives
-``c<c>_<output>`` and ``c<c>_cycles``. The comparison with the golden model happens in the caller.
+holds ``kind`` (``fe``/``wue``/``be``), ``n_cases`` and ``c<c>_<input>``; ``SF_RESULTS``
+receives ``c<c>_<output>`` (``cycles`` among them). The comparison with the golden model happens
+in the caller.
 """
 
 import cocotb
 import numpy as np
 
-from spikeforge.sim.verify.engines import CASES, run_cases
+from spikeforge.sim.verify.engines import case_arrays, run_cases
 from spikeforge.sim.verify.harness import CocotbHost
 from spikeforge.sim.verify.runner import save_results, testbench_inputs
 
@@ -18,8 +19,7 @@ from spikeforge.sim.verify.runner import save_results, testbench_inputs
 async def engine_vectors(dut):
     design, vectors = testbench_inputs()
     kind = str(vectors["kind"])
-    _, inputs = CASES[kind]
-    cases = [{k: vectors[f"c{c}_{k}"] for k in inputs} for c in range(int(vectors["n_cases"]))]
+    cases = [case_arrays(vectors, c) for c in range(int(vectors["n_cases"]))]
     host = CocotbHost(dut)
     await host.setup()
     out = {}
