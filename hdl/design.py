@@ -21,13 +21,14 @@ from .params import HwParams
 
 __all__ = ["Design", "DesignError", "KEY_BYTES", "require_design"]
 
-#: bytes of the design key (the IDENT reply carries them)
-KEY_BYTES = 8
-_FORMAT = 1
-
-
 class DesignError(ConfigError):
     """A (config, hardware) pair the accelerator cannot realise; the message says what to change."""
+
+
+#: bytes of the design key (the IDENT reply carries them)
+KEY_BYTES = 8
+#: version of the JSON form; a design of another version is refused, never misread
+_FORMAT = 1
 
 
 @dataclass(frozen=True)

@@ -14,19 +14,15 @@ golden model:
 
 from amaranth.hdl import Mux
 
-from spikeforge.model.fixedpoint import smax, smin
+from spikeforge.model.fixedpoint import shift_round, smax, smin
 
 __all__ = ["rshr", "csd", "saturate", "csd_extra_bits"]
 
 
-def rshr(x, shift):
-    """``x * 2**-shift`` rounded half up; ``x << -shift`` when ``shift < 0`` (``x`` signed)."""
-    if shift > 0:
-        # x + 2**(shift-1) grows one bit in Amaranth, so the addition never wraps
-        return (x + (1 << (shift - 1))) >> shift
-    if shift < 0:
-        return x << (-shift)
-    return x
+#: ``x * 2**-shift`` rounded half up; ``x << -shift`` when ``shift < 0``. The golden model's own
+#: function, applied to Amaranth values: ``x + 2**(shift-1)`` grows one bit in Amaranth, so the
+#: addition never wraps, and ``>>`` of a signed value is arithmetic, as in numpy.
+rshr = shift_round
 
 
 def csd(x, terms, extra_shift=0):

@@ -22,4 +22,5 @@ def tiny_design(**changes):
 def require_simulator(name):
     """Skip (with the reason shown) unless simulator ``name`` is installed."""
     if name not in available_simulators():
-        pytest.skip(f"{name} is not installed (available: {available_simulators()})")
+        pytest.skip(f"{name} is not installed (available: {available_simulators()}); Icarus "
+                    f"needs iverilog and vvp on PATH (apt-get install iverilog)")

@@ -15,13 +15,14 @@ training; each in sparse and dense mode.
 import numpy as np
 import pytest
 
+from conftest import require_simulator
+
 from spikeforge.hdl.design import Design
 from spikeforge.hdl.params import HwParams
 from spikeforge.model.config import Config, preset
 from spikeforge.model.fixedpoint import smax, smin
 from spikeforge.sim.verify.backward import check_job, golden_layer, make_job, run_verilog
 from spikeforge.sim.verify.backward import run_amaranth as _run_amaranth
-from spikeforge.sim.verify.runner import available_simulators
 
 
 def run_amaranth(cfg, hw, jobs):
@@ -189,12 +190,6 @@ def test_cycles_track_sparsity():
 
 # ---- cocotb (Verilator, Icarus) ----------------------------------------------------------------
 
-def _need(simulator):
-    if simulator not in available_simulators():
-        pytest.skip(f"{simulator} is not installed (sim.runner.available_simulators() = "
-                    f"{available_simulators()})")
-
-
 def _run_verilog(cfg, hw, jobs, simulator):
     return run_verilog(Design(cfg, hw), jobs, simulator=simulator)
 
@@ -203,7 +198,7 @@ def _run_verilog(cfg, hw, jobs, simulator):
 def test_cocotb_digits_real_and_edges(simulator):
     """Digits preset build: real data of one training step after one epoch (both layers,
     sparse and dense) and the edge cases, one build."""
-    _need(simulator)
+    require_simulator(simulator)
     cfg = preset("digits")
     hw = HwParams()
     rng = np.random.default_rng(11)
@@ -219,7 +214,7 @@ def test_cocotb_digits_real_and_edges(simulator):
 
 @pytest.mark.parametrize("simulator", ["verilator", "icarus"])
 def test_cocotb_reset_grad_small(simulator):
-    _need(simulator)
+    require_simulator(simulator)
     cfg = tiny_cfg(True, layers=(6, 13, 9), T=4, B=3)
     hw = HwParams(pes=4)
     rng = np.random.default_rng(12)
@@ -234,7 +229,7 @@ def test_cocotb_reset_grad_small(simulator):
 @pytest.mark.parametrize("pes", [2, 5, 16])
 @pytest.mark.parametrize("reset_grad", [False, True])
 def test_cocotb_table(pes, reset_grad):
-    _need("verilator")
+    require_simulator("verilator")
     cfg = tiny_cfg(reset_grad, layers=(20, 37, 23, 7), T=5, B=3)
     hw = HwParams(pes=pes)
     rng = np.random.default_rng(100 * pes + reset_grad)
@@ -250,7 +245,7 @@ def test_cocotb_table(pes, reset_grad):
 
 @pytest.mark.slow
 def test_cocotb_digits_reset_grad_real():
-    _need("verilator")
+    require_simulator("verilator")
     cfg = preset("digits").replace(reset_grad=True)
     jobs = real_jobs(cfg)
     check_all(cfg, jobs, _run_verilog(cfg, HwParams(), jobs, "verilator"))

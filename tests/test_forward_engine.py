@@ -11,6 +11,8 @@ import gc
 import numpy as np
 import pytest
 
+from conftest import require_simulator
+
 from spikeforge.hdl.forward import ForwardEngine
 from spikeforge.hdl.lut import SubsetSumLut
 from spikeforge.hdl.params import HwParams
@@ -20,7 +22,6 @@ from spikeforge.hdl.design import Design
 from spikeforge.sim.bench.common import real_step
 from spikeforge.sim.verify.engines import first_mismatch, golden_forward
 from spikeforge.sim.verify.engines import simulate as _simulate
-from spikeforge.sim.verify.runner import available_simulators
 
 
 def simulate(kind, cfg, hw, cases, simulator="verilator"):
@@ -139,12 +140,6 @@ def test_forward_rejects_bad_params():
 
 # ---- generated Verilog under cocotb -----------------------------------------------------------
 
-def _need(simulator):
-    if simulator not in available_simulators():
-        pytest.skip(f"{simulator} is not installed (sim.runner.available_simulators() = "
-                    f"{available_simulators()}); Icarus needs iverilog and vvp on PATH")
-
-
 SIMULATORS = ["verilator", "icarus"]
 
 # (layers, T, B, widths, G, P): each one Verilog build serving many vectors
@@ -157,7 +152,7 @@ RTL_TABLE = [
 @pytest.mark.parametrize("simulator", SIMULATORS)
 @pytest.mark.parametrize("layers,T,B,widths,G,P", RTL_TABLE)
 def test_forward_rtl(simulator, layers, T, B, widths, G, P):
-    _need(simulator)
+    require_simulator(simulator)
     cfg = small_cfg(layers, T, B, **widths)
     hw = HwParams(fe_group=G, pes=P)
     cases = vectors(cfg, seed=G + P)
@@ -168,7 +163,7 @@ def test_forward_rtl(simulator, layers, T, B, widths, G, P):
 def test_forward_rtl_digits(simulator):
     """The digits preset at the default P and G: real digits data of one training step (both
     layers) plus the edge-case vectors at full size."""
-    _need(simulator)
+    require_simulator(simulator)
     cfg = preset("digits")
     hw = HwParams()
     net, traces, _ = real_step(cfg, "digits")
@@ -196,7 +191,7 @@ SLOW_TABLE = [
 @pytest.mark.slow
 @pytest.mark.parametrize("layers,T,B,widths,G,P", SLOW_TABLE)
 def test_forward_rtl_table(layers, T, B, widths, G, P):
-    _need("verilator")
+    require_simulator("verilator")
     cfg = small_cfg(layers, T, B, **widths)
     hw = HwParams(fe_group=G, pes=P)
     cases = vectors(cfg, seed=len(layers) + G)

@@ -13,6 +13,8 @@ import gc
 import numpy as np
 import pytest
 
+from conftest import require_simulator
+
 from spikeforge.hdl.params import HwParams
 from spikeforge.hdl.wupdate import WeightUpdateEngine
 from spikeforge.model.config import Config, preset
@@ -21,7 +23,6 @@ from spikeforge.hdl.design import Design
 from spikeforge.sim.bench.common import real_step
 from spikeforge.sim.verify.engines import first_mismatch, golden_wupdate
 from spikeforge.sim.verify.engines import simulate as _simulate
-from spikeforge.sim.verify.runner import available_simulators
 
 
 def simulate(kind, cfg, hw, cases, simulator="verilator"):
@@ -100,12 +101,6 @@ def test_wupdate_rejects_bad_params():
     gc.collect()     # the half-built components warn when collected; do it under this test's filter
 
 
-def _need(simulator):
-    if simulator not in available_simulators():
-        pytest.skip(f"{simulator} is not installed (sim.runner.available_simulators() = "
-                    f"{available_simulators()}); Icarus needs iverilog and vvp on PATH")
-
-
 SIMULATORS = ["verilator", "icarus"]
 
 RTL_TABLE = [
@@ -118,7 +113,7 @@ RTL_TABLE = [
 @pytest.mark.parametrize("simulator", SIMULATORS)
 @pytest.mark.parametrize("layers,T,B,fields,G,P", RTL_TABLE)
 def test_wupdate_rtl(simulator, layers, T, B, fields, G, P):
-    _need(simulator)
+    require_simulator(simulator)
     cfg = small_cfg(layers, T, B, **fields)
     hw = HwParams(wue_group=G, pes=P)
     cases = vectors(cfg, seed=G + P)
@@ -129,7 +124,7 @@ def test_wupdate_rtl(simulator, layers, T, B, fields, G, P):
 def test_wupdate_rtl_digits(simulator):
     """The digits preset at the default P and G: eps of a golden backward pass on real digits
     data (both layers) plus extreme vectors at full size."""
-    _need(simulator)
+    require_simulator(simulator)
     cfg = preset("digits")
     hw = HwParams()
     net, traces, _ = real_step(cfg, "digits")
@@ -154,7 +149,7 @@ SLOW_TABLE = [
 @pytest.mark.slow
 @pytest.mark.parametrize("layers,T,B,fields,G,P", SLOW_TABLE)
 def test_wupdate_rtl_table(layers, T, B, fields, G, P):
-    _need("verilator")
+    require_simulator("verilator")
     cfg = small_cfg(layers, T, B, **fields)
     hw = HwParams(wue_group=G, pes=P)
     cases = vectors(cfg, seed=len(layers) + G)
