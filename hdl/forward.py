@@ -135,7 +135,7 @@ class ForwardEngine(LutEngine):
         # ---- stage 0: issue reads of the input spikes and the partial sums ----------------------
         psum_rd, psum_wr = [], []
         for k in range(P):
-            mem = Memory(shape=signed(A), depth=max(TB, 2), init=[])
+            mem = Memory(shape=signed(A), depth=lay.psum_depth, init=[])
             m.submodules[f"psum{k}"] = mem
             wr = mem.write_port()
             rd = mem.read_port(transparent_for=(wr,))

@@ -17,7 +17,7 @@ build is free whenever a table is used for at least ``G + 2**G`` look-ups.
   memory with a one-cycle read latency, then build, then report ``ready``).
 """
 
-from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 

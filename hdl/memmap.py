@@ -155,6 +155,9 @@ class MemoryMap:
     spike_depth, weight_depth, state_depth, bank_depth : int
         Engine-side depths (one layer, the largest): spike words, weight/dW words, state/eps
         words, Backward Engine bank words.
+    psum_depth, wgrad_acc_depth : int
+        Depths of the Forward Engine's per-PE partial sums and of the Weight Update Engine's
+        per-PE gradient accumulators.
     wbase, sbase, wbbase : list of int
         Per-layer bases in the top's ``w``, state (``u``/``eps``/``g``) and ``wb`` memories.
     w_depth, s_depth, wb_depth : int
@@ -189,6 +192,10 @@ class MemoryMap:
         self.weight_depth = max(self.out_blocks_max * self.n_in_max, 2)
         self.state_depth = max(self.out_blocks_max * NP, 2)
         self.bank_depth = max(self.n_out_max * S, 2)
+        # the engines' own per-lane accumulator memories: the FE's partial sum of every point,
+        # the WUE's dW of every input
+        self.psum_depth = max(NP, 2)
+        self.wgrad_acc_depth = max(self.n_in_max, 2)
 
         # top: per-layer regions
         self.wbase, self.sbase, self.wbbase = [], [], []
@@ -316,7 +323,7 @@ class MemoryMap:
 
     def usage(self):
         """Per top-level memory: bits allocated and bits the design's data need."""
-        cfg, n, P, NP = self.cfg, self.layers, self.P, self.NP
+        cfg, n, NP = self.cfg, self.layers, self.NP
         L = self.L
         needed = {
             "x": 2 * NP * n[0], "labels": 2 * cfg.batch * 8, "pred": cfg.batch * 8,

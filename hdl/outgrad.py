@@ -79,7 +79,7 @@ class OutputUnit(wiring.Component):
         cfg, P, n_out = self.cfg, self.pes, self.n_out
         T, B = cfg.timesteps, cfg.batch
         e_bits, e_frac = cfg.e_bits, cfg.e_frac
-        blocks = -(-n_out // P)
+        blocks = self.memmap.blocks[-1]
 
         b = Signal(range(max(B, 2)))
         t = Signal(range(T + 1))

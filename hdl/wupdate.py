@@ -19,7 +19,7 @@ update, write) drains at the end: about ``ceil(n_out / P) * ceil(T*B / G) * (n_i
 + 5`` cycles; ``cycles`` reports the measured count.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.lib.wiring import In
 
@@ -128,7 +128,7 @@ class WeightUpdateEngine(LutEngine):
         # ---- stage 0: pattern of input j over the G points, look-up, issue reads ---------------
         acc_rd, acc_wr = [], []
         for k in range(P):
-            mem = Memory(shape=signed(A), depth=max(lay.n_in_max, 2), init=[])
+            mem = Memory(shape=signed(A), depth=lay.wgrad_acc_depth, init=[])
             m.submodules[f"acc{k}"] = mem
             wr = mem.write_port()
             acc_rd.append(mem.read_port(transparent_for=(wr,)))

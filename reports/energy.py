@@ -67,12 +67,13 @@ def energy_breakdown(counters, design, samples):
     """
     mm = design.memmap
     cfg, hw, P = design.cfg, design.hw, mm.P
-    NP, SW = mm.NP, mm.spike_width
+    SW = mm.spike_width
     sizes = {  # bytes of each memory (one bank)
         **{name: mm.memories[name].width * mm.memories[name].depth / 8
            for name in ("x", "spk", "u", "eps", "g", "w", "wb")},
         # per-PE accumulators inside the engines: FE partial sums per point, WUE dW per input
-        "fe psum": NP * cfg.fwd_acc_bits / 8, "wue acc": max(cfg.layers) * cfg.wgrad_acc_bits / 8,
+        "fe psum": mm.psum_depth * cfg.fwd_acc_bits / 8,
+        "wue acc": mm.wgrad_acc_depth * cfg.wgrad_acc_bits / 8,
     }
     G_fe, G_wue = hw.fe_group, hw.wue_group
     lut_fe = cfg.w_bits + G_fe

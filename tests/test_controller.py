@@ -36,7 +36,6 @@ def run(design, ops, pipeline):
         await issue(Op.CLEAR)
         pending = list(ops)
         due = {}                      # engine -> cycle its done pulse is due
-        blocks = {"fe": 0, "wue": 0}
         cycle = 0
         while pending or ctx.get(ctl.busy) or due:
             log["clear"] += ctx.get(ctl.clear)

@@ -11,7 +11,7 @@ from conftest import require_simulator, tiny_design
 from spikeforge.cli.main import main
 from spikeforge.hdl.design import Design, DesignError
 from spikeforge.hdl.params import DEFAULT_HW, HwError, HwParams
-from spikeforge.model.config import Config, ConfigError, preset, preset_dataset
+from spikeforge.model.config import ConfigError, preset, preset_dataset
 
 
 def run_cli(capsys, *argv):

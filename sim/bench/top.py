@@ -33,13 +33,14 @@ __all__ = ["run", "ideal_step_cycles", "STEPS"]
 STEPS = 6
 
 
-def ideal_step_cycles(cfg, hw, stats):
+def ideal_step_cycles(design, stats):
     """Ideal cycles of each engine for one training step (``stats``: golden step_stats)."""
-    L, n, TB = cfg.n_layers, cfg.layers, cfg.timesteps * cfg.batch
+    mm, hw = design.memmap, design.hw
+    L, n, TB = mm.L, mm.layers, mm.NP
     syn = sum(n[l] * n[l + 1] * TB for l in range(L))
     be = 0
     for l in range(L):
-        rec = TB * -(-n[l + 1] // hw.pes)
+        rec = TB * mm.blocks[l]
         be += max(rec, stats["layers"][l]["backprop_macs"] / hw.pes)
     return {"fe": syn / (hw.pes * hw.fe_group), "wue": syn / (hw.pes * hw.wue_group),
             "be": be}
@@ -64,7 +65,7 @@ def run(design, dataset, simulator="verilator", steps=STEPS):
     ideal = {"fe": 0.0, "wue": 0.0, "be": 0.0}
     for s in range(steps):
         result = golden.train_step(xs[s], ys[s])
-        for key, value in ideal_step_cycles(cfg, hw, result.stats).items():
+        for key, value in ideal_step_cycles(design, result.stats).items():
             ideal[key] += value / steps
     runs = {}
     for mode, pipeline in (("pipelined", True), ("sequential", False)):

@@ -12,7 +12,7 @@ cocotb ``resume`` bridge under simulation, ``asyncio.run`` over a serial port).
 
 import numpy as np
 
-from spikeforge.model.network import Network, StepResult
+from spikeforge.model.network import Network
 
 __all__ = ["RtlEngine", "RtlMismatch"]
 

@@ -13,7 +13,7 @@ ports), in the Amaranth simulator or on the generated Verilog under cocotb.
 
 import numpy as np
 
-from spikeforge.hdl.memmap import MemoryMap
+from spikeforge.hdl.memmap import MemoryMap, cdiv
 from spikeforge.model.network import LayerTrace, Network
 
 __all__ = ["backward_case", "golden_layer", "compare", "check_job", "make_job", "run_amaranth",
@@ -26,8 +26,7 @@ _pack = MemoryMap.pack_lanes
 _unpack = MemoryMap.unpack_lanes
 
 
-def _words(n, P):
-    return -(-n // P)
+_words = cdiv           # words of n neurons (this run's dimensions) at P lanes
 
 
 def make_job(cfg, u, g, w=None, h_below=None, sparse=True, name="job"):

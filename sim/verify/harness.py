@@ -24,7 +24,8 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2
+
+from spikeforge.hdl.memmap import addr_bits
 
 __all__ = ["MemorySpec", "MemoryHarness", "AmaranthHost", "CocotbHost", "build_harness_verilog"]
 
@@ -72,7 +73,7 @@ class MemoryHarness(wiring.Component):
             if name not in bound:
                 members[name] = member
         for name, spec in self.memories.items():
-            aw = ceil_log2(spec.depth)
+            aw = addr_bits(spec.depth)
             members[f"{name}_hw"] = Out(WritePort.Signature(addr_width=aw, shape=spec.width))
             members[f"{name}_hr"] = Out(ReadPort.Signature(addr_width=aw, shape=spec.width))
         self._control = [n for n in engine.signature.members if n not in bound]
