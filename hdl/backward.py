@@ -34,15 +34,17 @@ Two units run concurrently, decoupled by a two-slot buffer of compressed ``eps``
 Compressed eps (``be_sparse`` on). Per point, a list of the memory words (groups of ``P``
 neurons) that hold at least one non-zero ``eps``: entry ``(k, mask, values)`` = word index, ``P``-bit
 non-zero mask, the ``P`` values. The walker emits ``i = k*P + q`` for every set bit ``q`` of
-``mask`` in turn. Two such lists (the point being consumed and the point being produced) live in a
-small internal memory. For the rest of the accelerator the engine also writes a persistent
+``mask`` in turn. The entry's fields and their widths are ``design.memmap.be_list`` (the word
+index is as wide as the largest layer's block count, and the register that produces it has exactly
+that width, so writer and reader agree on every field for every shape). Two such lists (the point
+being consumed and the point being produced) live in a small internal memory. For the rest of the accelerator the engine also writes a persistent
 bitmask per point: ``nz[p]`` bit ``i`` = ``eps[p, i] != 0``.
 
 Dense mode (input ``sparse = 0``): the list holds every word with all valid neurons marked and every
 lane walks every ``j < n_in``: the same datapath does all ``n_out x n_in`` products, so both modes are
 measured on the same data with the same hardware.
 
-Memory layouts: those of :mod:`spikeforge.hdl.layout` (shared with the Forward and Weight Update
+Memory layouts: those of :mod:`spikeforge.hdl.memmap` (shared with the Forward and Weight Update
 Engines). ``P`` lanes; point ``p = t * B + b``; ``NP = cfg.timesteps * cfg.batch`` (the maximum,
 a constant stride); a block ``nb`` holds neurons ``nb*P .. nb*P + P-1`` (lane ``q`` = neuron
 ``nb*P + q``, lane 0 in the low bits); ``n_out``/``n_in`` are this run's dimensions.

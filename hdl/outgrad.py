@@ -7,7 +7,7 @@ output gradient of ``model/SPEC.md`` section 4 for every time step::
 
     g[t, b, i] = sat_e((count_i - target_i) << e_frac)     target = target_true for the label
 
-into the gradient memory in the shared state layout of :mod:`spikeforge.hdl.layout` (word
+into the gradient memory in the shared state layout of :mod:`spikeforge.hdl.memmap` (word
 ``k*T*B + p`` holds the ``P`` lanes of neurons ``k*P .. k*P+P-1`` at point ``p``; lanes ``>= n_out``
 are 0).
 

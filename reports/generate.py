@@ -216,6 +216,8 @@ def render(results, out_dir=HERE):
     lines += ["", f"Verilator simulates the digits accelerator at "
                   f"{top['sim_cycles_per_second']:,.0f} cycles/s while it computes.", ""]
 
+    lines += memory_table()
+
     # area
     asic = results["asic"]
     lines += ["## ASIC-style size (yosys generic synthesis, 45 nm density figures)", "",
@@ -293,6 +295,31 @@ def render(results, out_dir=HERE):
     os.makedirs(os.path.join(out_dir, "data"), exist_ok=True)
     atomic_write_text(os.path.join(out_dir, "data", "energy.json"),
                       json.dumps(energy, indent=2) + "\n")
+
+
+def memory_table():
+    """Report lines: every on-chip memory of the ULX3S's digits design, bits allocated against
+    bits its data need (from the memory map; no measurement)."""
+    from spikeforge.fpga.boards import board
+    design = board("ulx3s-85f").design()
+    usage = design.memmap.usage()
+    lines = [f"## On-chip memories of the ULX3S build (from `hdl/memmap.py`; design "
+             f"{design.key()}: {'-'.join(map(str, design.cfg.layers))}, batch "
+             f"{design.cfg.batch}, P = {design.hw.pes})", "",
+             "| memory | banks x depth x width | bits allocated | bits needed | needed / allocated |",
+             "|---|---|---|---|---|"]
+    for name, u in usage.items():
+        lines.append(f"| {name} | {u['banks']} x {u['depth']} x {u['width']} | "
+                     f"{u['allocated_bits']:,} | {u['needed_bits']:,} | "
+                     f"{u['needed_bits'] / u['allocated_bits']:.2f} |")
+    total_a = sum(u["allocated_bits"] for u in usage.values())
+    total_n = sum(u["needed_bits"] for u in usage.values())
+    lines += [f"| all | | {total_a:,} | {total_n:,} | {total_n / total_a:.2f} |", "",
+              "Needed: the bits of the values each memory holds (x: both input buffers of "
+              "n_in-bit words; w and wb: every weight once each, so the second copy counts as "
+              "needed here); allocated: words x width as the memory is declared, before the "
+              "tools map it to block RAM (which rounds further).", ""]
+    return lines
 
 
 def _savefig(fig, out_dir, name, title, made):
