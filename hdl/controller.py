@@ -36,7 +36,7 @@ from amaranth.lib.wiring import In, Out
 
 from .protocol import OP_MASK, Op
 
-__all__ = ["Controller", "run_signature", "attach"]
+__all__ = ["Controller", "run_signature", "attach", "layer_table"]
 
 
 def run_signature(**params):
@@ -55,7 +55,8 @@ def attach(m, port, engine):
             m.d.comb += getattr(port, name).eq(getattr(engine, name))
 
 
-def _table(values, width=None):
+def layer_table(values, width=None):
+    """Constants indexed by a layer register (an ``Array`` of ``Const``)."""
     width = width or max(1, max(int(v) for v in values).bit_length())
     return Array(Const(int(v), width) for v in values)
 
@@ -120,10 +121,10 @@ class Controller(wiring.Component):
         P, L, NP, n = mm.P, mm.L, mm.NP, mm.layers
 
         # per-layer constants, indexed by a layer register
-        n_in_t = _table([n[l] for l in range(L)])
-        n_out_t = _table([n[l + 1] for l in range(L)])
-        wbase_t = _table(mm.wbase + [0])
-        sbase_t = _table(mm.sbase + [0])
+        n_in_t = layer_table([n[l] for l in range(L)])
+        n_out_t = layer_table([n[l + 1] for l in range(L)])
+        wbase_t = layer_table(mm.wbase + [0])
+        sbase_t = layer_table(mm.sbase + [0])
 
         # ---- controller state -------------------------------------------------------------------
         pending = Signal()

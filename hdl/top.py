@@ -39,7 +39,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .backward import BackwardEngine
-from .controller import Controller, _table, attach
+from .controller import Controller, attach, layer_table
 from .design import require_design
 from .forward import ForwardEngine
 from .host import HostBridge
@@ -123,9 +123,9 @@ class Accelerator(wiring.Component):
         wb_mems = [mem(f"wb{q}", spec["wb"]) for q in range(spec["wb"].banks)]
 
         # per-layer bases, indexed by a thread's layer register
-        sbase_t = _table(mm.sbase + [0])
-        wbase_t = _table(mm.wbase + [0])
-        wbbase_t = _table(mm.wbbase + [0])
+        sbase_t = layer_table(mm.sbase + [0])
+        wbase_t = layer_table(mm.wbase + [0])
+        wbbase_t = layer_table(mm.wbbase + [0])
 
         # ---- memory ports -----------------------------------------------------------------------
         # x: host write/read, FE(0) read, WUE(0) read
