@@ -222,3 +222,23 @@ def test_board_option_set(capsys, tmp_path):
     assert written == board("icebreaker").design()
     assert written.cfg.layers == (16, 32, 10) and written.hw.pes == 1
     assert "--version" in main.__globals__["build_parser"]().format_help()
+
+
+def test_board_from_a_synth_directory(tmp_path):
+    """`train --engine board --board DIR` takes the design `spikeforge synth` recorded."""
+    import argparse
+    import json
+
+    from spikeforge.cli.main import design_from_args
+    from spikeforge.fpga.boards import board
+    from spikeforge.fpga.synth import synth_meta
+    built = board("icebreaker").design()
+    (tmp_path / "synth.json").write_text(json.dumps(synth_meta("digits4", built, 12e6, 115200)))
+    args = argparse.Namespace(set=None, hw=None, board=str(tmp_path), preset=None)
+    assert design_from_args(args) == (built, "digits4")
+    with pytest.raises(ConfigError, match="drop --preset/--set/--hw"):
+        design_from_args(argparse.Namespace(set=["batch=2"], hw=None, board=str(tmp_path),
+                                            preset=None))
+    (tmp_path / "synth.json").write_text("{}")
+    with pytest.raises(ConfigError, match="not a board name nor"):
+        design_from_args(args)

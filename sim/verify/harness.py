@@ -93,13 +93,11 @@ class MemoryHarness(wiring.Component):
             m.submodules[f"mem_{name}"] = mem
             host_w = mem.write_port()
             engine_w = [mem.write_port(granularity=spec.granularity) for _ in spec.writes]
+            # the engines' ports are lib.memory port signatures: they connect as they are
             for ref, port in zip(spec.writes, engine_w):
-                ep = _member(eng, ref)
-                m.d.comb += [port.addr.eq(ep.addr), port.data.eq(ep.data), port.en.eq(ep.en)]
+                wiring.connect(m, _member(eng, ref), port)
             for ref in spec.reads:
-                ep = _member(eng, ref)
-                port = mem.read_port()
-                m.d.comb += [port.addr.eq(ep.addr), port.en.eq(ep.en), ep.data.eq(port.data)]
+                wiring.connect(m, _member(eng, ref), mem.read_port())
             hw = getattr(self, f"{name}_hw")
             m.d.comb += [host_w.addr.eq(hw.addr), host_w.data.eq(hw.data), host_w.en.eq(hw.en)]
             host_r = mem.read_port()
