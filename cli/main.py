@@ -65,9 +65,7 @@ def design_from_args(args, default_preset="digits"):
         name = args.preset or target.preset
         return target.design(name, cfg_changes, hw_changes), name
     name = args.preset or default_preset
-    cfg = preset(name)
-    return Design(cfg.replace(**cfg_changes) if cfg_changes else cfg,
-                  DEFAULT_HW.replace(**hw_changes) if hw_changes else DEFAULT_HW), name
+    return Design(preset(name), DEFAULT_HW).replace(**cfg_changes, **hw_changes), name
 
 
 def _synth_dir_design(args, overridden):
@@ -87,14 +85,9 @@ def _synth_dir_design(args, overridden):
 
 
 def _check_dataset(cfg, dataset):
+    """Before building hardware: the network must fit the data set (as ``train`` checks)."""
     from spikeforge.model.data import load_dataset
-    data = load_dataset(dataset)
-    n_classes = int(max(data.y_train.max(), data.y_test.max())) + 1
-    if data.n_features != cfg.layers[0] or n_classes > cfg.layers[-1]:
-        raise ConfigError(f"data set {dataset} has {data.n_features} inputs and {n_classes} "
-                          f"classes but the network is {'-'.join(map(str, cfg.layers))}; keep "
-                          f"the first layer at {data.n_features} and the last at >= "
-                          f"{n_classes}")
+    load_dataset(dataset).check_network(cfg)
 
 
 def cmd_train(args):

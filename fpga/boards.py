@@ -33,9 +33,8 @@ class Board:
         """The design built for this board: ``preset_name`` (default: the board's own) with the
         board's config and hardware overrides, then the user's ``cfg_changes``/``hw_changes``."""
         from spikeforge.hdl.design import Design
-        cfg, hw = self.build_config(preset_name), self.hw_params()
-        return Design(cfg.replace(**cfg_changes) if cfg_changes else cfg,
-                      hw.replace(**hw_changes) if hw_changes else hw)
+        return Design(self.build_config(preset_name), self.hw_params()).replace(
+            **(cfg_changes or {}), **(hw_changes or {}))
 
     def make_top(self, core, baud=115200, platform=None):
         """The board top around ``core``: UART at ``baud`` and, with ``clock_mhz``, a PLL.

@@ -56,18 +56,13 @@ def bits_for(n):
 
 @dataclass(frozen=True)
 class MemSpec:
-    """One memory: ``depth`` words of ``width`` bits, ``lanes`` fields of ``lane_bits`` each
-    (``lanes == 1`` for plain words), ``banks`` identical memories side by side."""
+    """One memory: ``depth`` words of ``width`` bits, ``banks`` identical memories side by side;
+    ``holds`` says what for (the report prints it)."""
     name: str
     width: int
     depth: int
-    lanes: int = 1
     banks: int = 1
     holds: str = ""
-
-    @property
-    def addr_bits(self):
-        return addr_bits(self.depth)
 
     @property
     def bits(self):
@@ -212,7 +207,7 @@ class MemoryMap:
 
         # Backward Engine: compressed-eps list entries (one point's list: out_blocks_max words)
         self.be_list_index_bits = bits_for(self.out_blocks_max)
-        self.be_list = PackedWord(("k", bits_for(self.out_blocks_max)), ("mask", P),
+        self.be_list = PackedWord(("k", self.be_list_index_bits), ("mask", P),
                                   ("values", P * cfg.e_bits))
         self.be_list_depth = 2 << self.be_list_index_bits
 
@@ -224,10 +219,10 @@ class MemoryMap:
             MemSpec("spk", self.spike_width, max(L * NP, 2), holds="output spikes per layer"),
             MemSpec("hb", self.spike_width, max(hidden * NP, 2),
                     holds="surrogate bits of hidden layers"),
-            MemSpec("u", P * cfg.u_bits, max(self.s_depth, 2), lanes=P, holds="membrane u"),
-            MemSpec("eps", P * cfg.e_bits, max(self.s_depth, 2), lanes=P, holds="eps"),
+            MemSpec("u", P * cfg.u_bits, max(self.s_depth, 2), holds="membrane u"),
+            MemSpec("eps", P * cfg.e_bits, max(self.s_depth, 2), holds="eps"),
             MemSpec("g", cfg.e_bits, max(self.s_depth, 2), banks=P, holds="dL/do"),
-            MemSpec("w", P * cfg.w_bits, max(self.w_depth, 2), lanes=P,
+            MemSpec("w", P * cfg.w_bits, max(self.w_depth, 2),
                     holds="weights (FE/WUE layout)"),
             MemSpec("wb", cfg.w_bits, max(self.wb_depth, 2), banks=P,
                     holds="weights (BE banks)"),

@@ -34,6 +34,21 @@ class Dataset:
     def n_features(self):
         return self.x_train.shape[1]
 
+    @property
+    def n_classes(self):
+        return int(max(self.y_train.max(), self.y_test.max())) + 1
+
+    def check_network(self, cfg):
+        """Raise ``ConfigError`` unless ``cfg``'s first layer takes this set's inputs and its
+        last layer has a neuron for every class."""
+        from .config import ConfigError
+        if self.n_features != cfg.layers[0] or self.n_classes > cfg.layers[-1]:
+            raise ConfigError(
+                f"data set {self.name} has {self.n_features} inputs and {self.n_classes} "
+                f"classes but the network is {'-'.join(map(str, cfg.layers))}; keep the first "
+                f"layer at {self.n_features} and the last at >= {self.n_classes}, or use the "
+                f"{self.name} preset")
+
 
 def area_resize(images, size):
     """Resize square images (N, S, S) to (N, size, size) by exact area averaging."""

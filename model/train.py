@@ -78,9 +78,7 @@ def train(cfg, opts, engine=None, log=print):
     if opts.epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {opts.epochs}")
     data = load_dataset(opts.dataset)
-    if data.n_features != cfg.layers[0]:
-        raise ValueError(f"dataset {opts.dataset} has {data.n_features} inputs but the network's "
-                         f"first layer has {cfg.layers[0]}; use the {opts.dataset} preset")
+    data.check_network(cfg)
     ckpt_path = os.path.join(opts.out, CHECKPOINT)
     for name in (CHECKPOINT, WEIGHTS, METRICS):
         path = os.path.join(opts.out, name)

@@ -306,15 +306,17 @@ def memory_table():
     lines = [f"## On-chip memories of the ULX3S build (from `hdl/memmap.py`; design "
              f"{design.key()}: {'-'.join(map(str, design.cfg.layers))}, batch "
              f"{design.cfg.batch}, P = {design.hw.pes})", "",
-             "| memory | banks x depth x width | bits allocated | bits needed | needed / allocated |",
-             "|---|---|---|---|---|"]
+             "| memory | holds | banks x depth x width | bits allocated | bits needed | "
+             "needed / allocated |",
+             "|---|---|---|---|---|---|"]
     for name, u in usage.items():
-        lines.append(f"| {name} | {u['banks']} x {u['depth']} x {u['width']} | "
+        lines.append(f"| {name} | {design.memmap.memories[name].holds} | "
+                     f"{u['banks']} x {u['depth']} x {u['width']} | "
                      f"{u['allocated_bits']:,} | {u['needed_bits']:,} | "
                      f"{u['needed_bits'] / u['allocated_bits']:.2f} |")
     total_a = sum(u["allocated_bits"] for u in usage.values())
     total_n = sum(u["needed_bits"] for u in usage.values())
-    lines += [f"| all | | {total_a:,} | {total_n:,} | {total_n / total_a:.2f} |", "",
+    lines += [f"| all | | | {total_a:,} | {total_n:,} | {total_n / total_a:.2f} |", "",
               "Needed: the bits of the values each memory holds (x: both input buffers of "
               "n_in-bit words; w and wb: every weight once each, so the second copy counts as "
               "needed here); allocated: words x width as the memory is declared, before the "
