@@ -178,8 +178,11 @@ def cmd_synth(args):
     from spikeforge.fpga.synth import build_board, synth_meta
     from spikeforge.hdl.top import Accelerator
 
+    if args.unit:
+        return _synth_unit(args)
     if not args.board or os.path.isdir(args.board):
-        raise ConfigError("synth needs --board NAME (ulx3s-85f, orangecrab-85f or icebreaker)")
+        raise ConfigError("synth needs --board NAME (ulx3s-85f, orangecrab-85f or icebreaker), "
+                          "or --unit NAME for one unit out of context")
     target = board(args.board)
     design, name = design_from_args(args)
     top, clock_hz = target.make_top(Accelerator(design), args.baud)
@@ -196,6 +199,23 @@ def cmd_synth(args):
     for key in ("lut", "ff", "bram", "dsp"):
         print(f"  {key:5s} {res[key]['used']:6d} / {res[key]['available']}")
     print(f"bitstream {result['bitstream']}; wrote {args.out}/synth.json")
+    return 0
+
+
+def _synth_unit(args):
+    from spikeforge.fpga.ooc import build_unit
+
+    design, name = design_from_args(args)
+    out = args.out
+    result = build_unit(args.unit, design, out, family=args.family, freq_mhz=args.freq,
+                        seed=1)
+    res, cp = result["resources"], result["critical_path"] or {}
+    print(f"{args.unit} of {name} (design {design}) on {args.family}, out of context: Fmax "
+          f"{result['fmax_mhz']:.1f} MHz (target {args.freq} MHz), critical path "
+          f"{cp.get('logic_levels')} logic levels, {cp.get('routing_share', 0):.0%} routing")
+    print("  " + ", ".join(f"{k} {v}" for k, v in res.items()))
+    print("  seconds: " + ", ".join(f"{k} {v}" for k, v in result["seconds"].items()))
+    print(f"wrote {out}/unit.json")
     return 0
 
 
@@ -296,8 +316,15 @@ def build_parser():
                         "best of the routed seeds is used (default 30: router2 sometimes "
                         "oscillates instead of converging)")
     p.add_argument("--baud", type=int, default=115200, help="UART baud rate")
-    add_design_options(p, board_help="the board (required): ulx3s-85f, orangecrab-85f or "
-                                     "icebreaker")
+    p.add_argument("--unit", choices=("fe", "wue", "be", "out", "mirror", "top"), default=None,
+                   help="build only this unit (an engine, or the accelerator core without its "
+                        "UART) out of context, one seed, to find which unit limits Fmax")
+    p.add_argument("--family", choices=("ecp5", "ice40"), default="ecp5",
+                   help="with --unit: the FPGA family (ecp5 = LFE5U-85F -6, ice40 = UP5K)")
+    p.add_argument("--freq", type=float, default=50.0,
+                   help="with --unit: the target clock in MHz (default 50)")
+    add_design_options(p, board_help="the board (required unless --unit): ulx3s-85f, "
+                                     "orangecrab-85f or icebreaker; with --unit, its design")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser(

@@ -180,6 +180,7 @@ class BackwardEngine(wiring.Component):
         eb, ub = cfg.e_bits, cfg.u_bits
         entry = mm.be_list
         kw = mm.be_list_index_bits
+        dist = self.hw.dist_ram
         m = Module()
 
         # ---- run-time parameters and control ------------------------------------------------
@@ -190,126 +191,159 @@ class BackwardEngine(wiring.Component):
         below = Signal()
         sparse = Signal()
         n_words = Signal(range(mm.out_blocks_max + 1))          # ceil(n_out / P)
+        in_valid = Signal(S * P)                                # bit j: j < n_in
         busy = Signal()
         cycles = Signal(32)
         m.d.comb += [self.busy.eq(busy), self.cycles.eq(cycles)]
 
-        # producer (recurrence) iteration state
+        # producer (recurrence) iteration state; p = t*B + b and k*NP are kept as registers
         prod_run = Signal()
         t = Signal(range(max(2, cfg.timesteps)))
         b = Signal(range(max(2, cfg.batch)))
         k = Signal(entry["k"].width)              # word (block) index: the list entry's field
         ps = Signal()                            # slot being produced
+        p = Signal(addr_bits(mm.spike_depth))
+        kbase = Signal(addr_bits(mm.state_depth) + 1)
 
-        # slots of compressed eps
+        # slots of compressed eps: ``claimed`` from the producer's first word of a point until
+        # the walker releases it, ``full`` once the list is complete
         full = Signal(2)
+        claimed = Signal(2)
         count = [Signal(range(mm.out_blocks_max + 1), name=f"count{s}") for s in range(2)]
-        slot_hb = [Signal(S * P, name=f"slot_hb{s}") for s in range(2)]
+        last_n = [Signal(kw, name=f"last_n{s}") for s in range(2)]   # count - 1
+        empty = [Signal(name=f"empty{s}") for s in range(2)]
+        slot_walk = [[Signal(S, name=f"slot{s}_walk{q}") for q in range(P)] for s in range(2)]
+        slot_need = [[Signal(S, name=f"slot{s}_need{q}") for q in range(P)] for s in range(2)]
         slot_p = [Signal(addr_bits(mm.spike_depth), name=f"slot_p{s}") for s in range(2)]
         lists = memory.Memory(shape=entry.width, depth=mm.be_list_depth, init=[])
         m.submodules.lists = lists
         list_wp = lists.write_port()
-        # synchronous (block RAM on every FPGA): addressed with the walker's next state, so its
-        # data always belongs to the current state, exactly as an asynchronous read would
-        list_rp = lists.read_port(transparent_for=(list_wp,))
+        # distributed RAM: an asynchronous read addressed with the walker's state; block RAM:
+        # a synchronous read addressed with its next state. Either way the data belong to the
+        # current state.
+        list_rp = lists.read_port(domain="comb") if dist else \
+            lists.read_port(transparent_for=(list_wp,))
 
-        # ---- producer stage R0: issue reads ------------------------------------------------
-        p = Signal(addr_bits(mm.spike_depth))
-        m.d.comb += p.eq(t * B + b)
+        # ---- producer R0: issue reads ------------------------------------------------------
         last_k = k == n_words - 1
         last_b = b == B - 1
         issue = Signal()
-        m.d.comb += issue.eq(prod_run & ((k != 0) | ~below | ~full.bit_select(ps, 1)))
+        m.d.comb += issue.eq(prod_run & ((k != 0) | ~below | ~claimed.bit_select(ps, 1)))
         addr = Signal(addr_bits(mm.state_depth))
-        m.d.comb += addr.eq(k * NP + p)
+        m.d.comb += addr.eq(kbase + p)
         next_addr = Signal(addr_bits(mm.state_depth) + 1)
-        m.d.comb += next_addr.eq(k * NP + p + B)
+        m.d.comb += next_addr.eq(kbase + p + B)
         m.d.comb += [
             self.u_rd.addr.eq(addr), self.u_rd.en.eq(issue),
             self.g_rd.addr.eq(addr), self.g_rd.en.eq(issue),
             self.eps_rd.addr.eq(next_addr), self.eps_rd.en.eq(issue),
             self.hb_rd.addr.eq(p), self.hb_rd.en.eq(issue),
         ]
-        r1_valid = Signal()
-        r1_p = Signal.like(p)
-        r1_k = Signal.like(k)
-        r1_first = Signal()
-        r1_last = Signal()
-        r1_top = Signal()                        # t == T-1: eps_next = 0
-        r1_slot = Signal()
-        fwd_hit = Signal()
-        fwd_data = Signal(P * eb)
-        m.d.sync += [
-            r1_valid.eq(issue), r1_p.eq(p), r1_k.eq(k), r1_first.eq(k == 0),
-            r1_last.eq(last_k), r1_top.eq(t == T - 1), r1_slot.eq(ps),
-            fwd_hit.eq(self.eps_wr.en & (self.eps_wr.addr == next_addr)),
-            fwd_data.eq(self.eps_wr.data),
-        ]
+
+        def regs(name, fields):
+            return {key: Signal.like(value, name=f"{name}_{key}") for key, value in fields.items()}
+
+        # the pipeline R1 .. R5 advances every cycle (valid bits mark the words in it)
+        r0 = {"valid": issue, "p": p, "k": k, "first": k == 0, "last": last_k,
+              "top": t == T - 1, "slot": ps, "addr": addr}
+        r1, r2, r3, r4, r5 = (regs(f"r{i}", r0) for i in range(1, 6))
+        for dst, src in ((r1, r0), (r2, r1), (r3, r2), (r4, r3), (r5, r4)):
+            m.d.sync += [dst[key].eq(src[key]) for key in r0]
+        # forwarding: eps_next is the word of point (t+1, b), written up to three cycles too
+        # late for this read; the flags say which later stage will hold it when it is needed
+        fwd = [Signal(name=f"fwd{i}_r1") for i in range(3)]
+        fwd2 = [Signal(name=f"fwd{i}_r2") for i in range(3)]
+        m.d.sync += [f.eq(stage["valid"] & (stage["addr"] == next_addr))
+                     for f, stage in zip(fwd, (r1, r2, r3))]
+        m.d.sync += [a.eq(f) for a, f in zip(fwd2, fwd)]
         with m.If(issue):
-            m.d.sync += k.eq(k + 1)
+            m.d.sync += [k.eq(k + 1), kbase.eq(kbase + NP)]
             with m.If(last_k):
-                m.d.sync += [k.eq(0), b.eq(b + 1), ps.eq(~ps)]
+                m.d.sync += [k.eq(0), kbase.eq(0), b.eq(b + 1), p.eq(p + 1), ps.eq(~ps)]
                 with m.If(last_b):
-                    m.d.sync += b.eq(0)
+                    m.d.sync += [b.eq(0), p.eq(p + 1 - 2 * B)]
                     with m.If(t == 0):
                         m.d.sync += prod_run.eq(0)
                     with m.Else():
                         m.d.sync += t.eq(t - 1)
 
-        # ---- producer stage R1: the recurrence, P neurons ----------------------------------
-        eps_prev_word = Mux(fwd_hit, fwd_data, self.eps_rd.data)
+        # ---- producer R1: read data, registered -----------------------------------------------
+        u_q = Signal(P * ub)
+        g_q = Signal(P * eb)
+        e_q = Signal(P * eb)
+        hb_q = Signal(S * P)
+        m.d.sync += [u_q.eq(self.u_rd.data), g_q.eq(self.g_rd.data), e_q.eq(self.eps_rd.data),
+                     hb_q.eq(self.hb_rd.data)]
+
+        # ---- producer R2: the recurrence, P neurons, from registers only --------------------
+        eps3, eps4, eps5 = Signal(P * eb), Signal(P * eb), Signal(P * eb)
+        m.d.sync += [eps4.eq(eps3), eps5.eq(eps4)]
+        eps_prev_word = Mux(fwd2[0], eps3, Mux(fwd2[1], eps4, Mux(fwd2[2], eps5, e_q)))
         lo, hi = cfg.vth_int - cfg.half_window_int, cfg.vth_int + cfg.half_window_int
-        eps_lanes, nz_bits, keep_bits = [], [], []
+        lane_valid = Signal(P)
+        m.d.sync += lane_valid.eq(Cat(*[(r1["k"] * P + q) < n_out for q in range(P)]))
+        eps_lanes = []
         for q in range(P):
-            u = self.u_rd.data[q * ub:(q + 1) * ub].as_signed()
-            g = self.g_rd.data[q * eb:(q + 1) * eb].as_signed()
-            e_next = Mux(r1_top, 0, eps_prev_word[q * eb:(q + 1) * eb].as_signed())
+            u = u_q[q * ub:(q + 1) * ub].as_signed()
+            g = g_q[q * eb:(q + 1) * eb].as_signed()
+            e_next = Mux(r2["top"], 0, eps_prev_word[q * eb:(q + 1) * eb].as_signed())
             o = u > cfg.vth_int
             h = (u > lo) & (u < hi)
             if cfg.reset_grad:
                 g = saturate(g - csd(rshr(u * e_next, cfg.w_frac), cfg.alpha_terms), eb)
             carried = csd(Mux(o, 0, e_next), cfg.alpha_terms)
-            eps_q = Signal(signed(eb), name=f"eps_r1_{q}")
-            valid_q = (r1_k * P + q) < n_out
-            m.d.comb += eps_q.eq(Mux(valid_q, saturate(Mux(h, g, 0) + carried, eb), 0))
+            eps_q = Signal(signed(eb), name=f"eps_r2_{q}")
+            m.d.comb += eps_q.eq(Mux(lane_valid[q], saturate(Mux(h, g, 0) + carried, eb), 0))
             eps_lanes.append(eps_q)
-            nz_bits.append(eps_q != 0)
-            keep_bits.append(Mux(sparse, eps_q != 0, valid_q))
-        eps_word = Cat(*eps_lanes)
-        nz_word = Cat(*nz_bits)
-        keep = Cat(*keep_bits)
+        m.d.sync += eps3.eq(Cat(*eps_lanes))
+        # the lane masks of the point's h_below (its last word makes the slot)
+        walk3 = [Signal(S, name=f"walk_r3_{q}") for q in range(P)]
+        need3 = [Signal(S, name=f"need_r3_{q}") for q in range(P)]
+        hb_valid = hb_q & in_valid
+        for q in range(P):
+            m.d.sync += [
+                need3[q].eq(Cat(*[hb_valid[r * P + q] for r in range(S)])),
+                walk3[q].eq(Cat(*[(hb_q[r * P + q] | ~sparse) & in_valid[r * P + q]
+                                  for r in range(S)])),
+            ]
+
+        # ---- producer R3: write eps, the non-zero mask and the list entry -------------------
+        nz_word = Cat(*[eps3[q * eb:(q + 1) * eb] != 0 for q in range(P)])
+        lane_valid3 = Signal(P)
+        m.d.sync += lane_valid3.eq(lane_valid)
+        keep = Mux(sparse, nz_word, lane_valid3)
         m.d.comb += [
-            self.eps_wr.addr.eq(r1_k * NP + r1_p),
-            self.eps_wr.data.eq(eps_word),
-            self.eps_wr.en.eq(r1_valid),
+            self.eps_wr.addr.eq(r3["addr"]),
+            self.eps_wr.data.eq(eps3),
+            self.eps_wr.en.eq(r3["valid"]),
         ]
         nz_acc = Signal(S * P)
         nz_next = Signal(S * P)
-        m.d.comb += nz_next.eq(Mux(r1_first, 0, nz_acc) | (nz_word << (r1_k * P)))
+        m.d.comb += nz_next.eq(Mux(r3["first"], 0, nz_acc) | (nz_word << (r3["k"] * P)))
         m.d.comb += [
-            self.nz_wr.addr.eq(r1_p), self.nz_wr.data.eq(nz_next),
-            self.nz_wr.en.eq(r1_valid & r1_last),
+            self.nz_wr.addr.eq(r3["p"]), self.nz_wr.data.eq(nz_next),
+            self.nz_wr.en.eq(r3["valid"] & r3["last"]),
         ]
         cnt_w = Signal(range(mm.out_blocks_max + 1))
-        cnt_cur = Mux(r1_first, 0, cnt_w)
-        append = r1_valid & below & (keep != 0)
+        cnt_cur = Mux(r3["first"], 0, cnt_w)
+        append = r3["valid"] & below & (keep != 0)
         m.d.comb += [
-            list_wp.addr.eq(Cat(cnt_cur[:kw], r1_slot)),
-            list_wp.data.eq(Cat(r1_k, keep, eps_word)),     # the fields of mm.be_list
+            list_wp.addr.eq(Cat(cnt_cur[:kw], r3["slot"])),
+            list_wp.data.eq(Cat(r3["k"], keep, eps3)),     # the fields of mm.be_list
             list_wp.en.eq(append),
         ]
         set_full = Signal(2)
-        with m.If(r1_valid):
+        with m.If(r3["valid"]):
             m.d.sync += [nz_acc.eq(nz_next), cnt_w.eq(cnt_cur + append)]
-            with m.If(r1_last & below):
-                m.d.comb += set_full.eq(1 << r1_slot)
-                for s in range(2):
-                    with m.If(r1_slot == s):
-                        m.d.sync += [
-                            count[s].eq(cnt_cur + append),
-                            slot_hb[s].eq(self.hb_rd.data),
-                            slot_p[s].eq(r1_p),
-                        ]
+            with m.If(r3["last"] & below):
+                m.d.comb += set_full.eq(1 << r3["slot"])
+                total = cnt_cur + append
+                for s_ in range(2):
+                    with m.If(r3["slot"] == s_):
+                        m.d.sync += [count[s_].eq(total), last_n[s_].eq(total - 1),
+                                     empty[s_].eq(total == 0), slot_p[s_].eq(r3["p"])]
+                        m.d.sync += [slot_walk[s_][q].eq(walk3[q]) for q in range(P)]
+                        m.d.sync += [slot_need[s_][q].eq(need3[q]) for q in range(P)]
 
         # ---- backprop: walker ----------------------------------------------------------------
         active = Signal()
@@ -322,15 +356,16 @@ class BackwardEngine(wiring.Component):
         cs_next = Signal()
         m.d.comb += [n_next.eq(n), cs_next.eq(cs)]
         m.d.sync += [n.eq(n_next), cs.eq(cs_next)]
-        m.d.comb += list_rp.addr.eq(Cat(n_next[:kw], cs_next))
+        m.d.comb += list_rp.addr.eq(Cat(n[:kw], cs) if dist else Cat(n_next[:kw], cs_next))
+
         def field(name):
             f = entry[name]
             return list_rp.data[f.offset:f.offset + f.width]
         e_k = field("k")
         e_mask = field("mask")
         e_vals = Array(field("values").word_select(q, eb).as_signed() for q in range(P))
-        cnt = Mux(cs, count[1], count[0])
-        zero_pt = cnt == 0
+        zero_pt = Mux(cs, empty[1], empty[0])
+        n_last = n == Mux(cs, last_n[1], last_n[0])
         eff = Mux(started, rem, e_mask)
         q_low, eff_rest = _lowest(eff, P)
         item_i = Signal(range(S * P))
@@ -341,38 +376,19 @@ class BackwardEngine(wiring.Component):
             item_i.eq(Mux(zero_pt, 0, e_k * P + q_low)),
             item_eps.eq(Mux(zero_pt, 0, e_vals[q_low])),
             item_first.eq(zero_pt | (~started & (n == 0))),
-            item_last.eq(zero_pt | ((eff_rest == 0) & (n == cnt - 1))),
+            item_last.eq(zero_pt | ((eff_rest == 0) & n_last)),
         ]
         any_lane = Cat(*[x != 0 for x in lm]) != 0
         emit = Signal()
         m.d.comb += emit.eq(active & any_lane)
 
-        # lane masks of a slot: bit r of lane q = h_below[r*P + q] and r*P + q < n_in
-        # lane q's share of a slot's h_below: bit r = h_below[r*P + q] and r*P + q < n_in;
-        # walked: the same (sparse) or every r*P + q < n_in (dense)
-        def lane_masks(slot):
-            hb = Mux(slot, slot_hb[1], slot_hb[0])
-            walk, need = [], []
-            for q in range(P):
-                w_bits, n_bits = [], []
-                for r in range(S):
-                    j = r * P + q
-                    if j < n_max:
-                        n_bits.append((j < n_in) & hb[j])
-                        w_bits.append((j < n_in) & (hb[j] | ~sparse))
-                    else:
-                        n_bits.append(Const(0, 1))
-                        w_bits.append(Const(0, 1))
-                walk.append(Cat(*w_bits))
-                need.append(Cat(*n_bits))
-            return walk, need
-
         lm_after = [Signal(S, name=f"lm_after{q}") for q in range(P)]
         for q in range(P):
             m.d.comb += lm_after[q].eq(Mux(item_last, lm[q] & (lm[q] - 1), lm[q]))
-        point_end = Signal()        # the consumed point is finished this cycle
-        m.d.comb += point_end.eq(active & (~any_lane |
-                                           (item_last & (Cat(*lm_after) == 0))))
+        # the consumed point is finished once no lane has work left (seen from the registered
+        # lane masks: one cycle after its last round)
+        point_end = Signal()
+        m.d.comb += point_end.eq(active & ~any_lane)
         clr_full = Signal(2)
         load_slot = Signal()
         load = Signal()
@@ -383,11 +399,12 @@ class BackwardEngine(wiring.Component):
         with m.Elif(~active & busy):
             m.d.comb += [load_slot.eq(cs), load.eq(full.bit_select(cs, 1))]
             m.d.sync += active.eq(full.bit_select(cs, 1))
-        new_masks, new_need = lane_masks(load_slot)
         lh = [Signal(S, name=f"lh{q}") for q in range(P)]
         with m.If(load):
-            m.d.sync += [lm[q].eq(new_masks[q]) for q in range(P)]
-            m.d.sync += [lh[q].eq(new_need[q]) for q in range(P)]
+            m.d.sync += [lm[q].eq(Mux(load_slot, slot_walk[1][q], slot_walk[0][q]))
+                         for q in range(P)]
+            m.d.sync += [lh[q].eq(Mux(load_slot, slot_need[1][q], slot_need[0][q]))
+                         for q in range(P)]
             m.d.sync += started.eq(0)
             m.d.comb += n_next.eq(0)
         with m.Elif(emit):
@@ -400,15 +417,18 @@ class BackwardEngine(wiring.Component):
                 m.d.comb += n_next.eq(n + 1)
             with m.Else():
                 m.d.sync += [rem.eq(eff_rest), started.eq(1)]
-        m.d.sync += full.eq((full | set_full) & ~clr_full)
+        m.d.sync += [full.eq((full | set_full) & ~clr_full),
+                     claimed.eq((claimed | Mux(issue & (k == 0) & below, 1 << ps, 0))
+                                & ~clr_full)]
 
-        # ---- backprop: lanes (S0 weight read, S1 multiply-accumulate, S2 write) ------------
-        s1_eps = Signal(signed(eb))
-        s1_first = Signal()
-        s1_last = Signal()
-        s1_p = Signal(addr_bits(mm.spike_depth))
-        m.d.sync += [s1_eps.eq(item_eps), s1_first.eq(item_first), s1_last.eq(item_last),
-                     s1_p.eq(Mux(cs, slot_p[1], slot_p[0]))]
+        # ---- backprop: lanes (L0 weight read, L1 registered weight, L2 multiply-accumulate,
+        # L3 round and saturate, L4 write) -------------------------------------------------------
+        l1 = {"eps": Signal(signed(eb), name="l1_eps"), "first": Signal(name="l1_first"),
+              "last": Signal(name="l1_last"), "p": Signal(addr_bits(mm.spike_depth), name="l1_p")}
+        l2 = regs("l2", l1)
+        m.d.sync += [l1["eps"].eq(item_eps), l1["first"].eq(item_first),
+                     l1["last"].eq(item_last), l1["p"].eq(Mux(cs, slot_p[1], slot_p[0]))]
+        m.d.sync += [l2[key].eq(l1[key]) for key in l1]
         pipe_busy = []
         for q in range(P):
             r_q, _ = _lowest(lm[q], S)
@@ -417,29 +437,36 @@ class BackwardEngine(wiring.Component):
                 self.w_rd[q].addr.eq(item_i * S + r_q),
                 self.w_rd[q].en.eq(lane_v),
             ]
-            s1_v = Signal(name=f"s1_v{q}")
-            s1_r = Signal(range(max(2, S)), name=f"s1_r{q}")
-            s1_h = Signal(name=f"s1_h{q}")
-            s2_h = Signal(name=f"s2_h{q}")
-            m.d.sync += [s1_v.eq(lane_v), s1_r.eq(r_q), s1_h.eq(lh[q].bit_select(r_q, 1)),
-                         s2_h.eq(s1_h)]
+            v = [Signal(name=f"v{i}_{q}") for i in range(1, 5)]
+            r = [Signal(range(max(2, S)), name=f"r{i}_{q}") for i in range(1, 4)]
+            h = [Signal(name=f"h{i}_{q}") for i in range(1, 5)]
+            w_q = Signal(signed(cfg.w_bits), name=f"w_q{q}")
+            m.d.sync += [v[0].eq(lane_v), r[0].eq(r_q), h[0].eq(lh[q].bit_select(r_q, 1)),
+                         v[1].eq(v[0]), r[1].eq(r[0]), h[1].eq(h[0]), w_q.eq(self.w_rd[q].data)]
             acc = Signal(signed(cfg.bwd_acc_bits), name=f"acc{q}")
-            prod = self.w_rd[q].data.as_signed() * s1_eps
-            with m.If(s1_v):
-                m.d.sync += acc.eq(Mux(s1_first, 0, acc) + prod)
-            s2_v = Signal(name=f"s2_v{q}")
-            s2_addr = Signal(addr_bits(mm.state_depth), name=f"s2_addr{q}")
-            m.d.sync += [s2_v.eq(s1_v & s1_last), s2_addr.eq(s1_r * NP + s1_p)]
+            with m.If(v[1]):
+                m.d.sync += acc.eq(Mux(l2["first"], 0, acc) + w_q * l2["eps"])
+            # after the last product of a round, acc holds G[j] for one cycle
+            addr3 = Signal(addr_bits(mm.state_depth), name=f"gb_addr3_{q}")
+            addr4 = Signal(addr_bits(mm.state_depth), name=f"gb_addr4_{q}")
+            p3 = Signal.like(l2["p"], name=f"p3_{q}")
+            gb4 = Signal(signed(eb), name=f"gb4_{q}")
+            m.d.sync += [v[2].eq(v[1] & l2["last"]), r[2].eq(r[1]), h[2].eq(h[1]),
+                         p3.eq(l2["p"]), v[3].eq(v[2]),
+                         addr4.eq(addr3),
+                         # dense mode computes masked entries too; h_below = 0 still writes 0
+                         gb4.eq(Mux(h[2], saturate(rshr(acc, cfg.w_frac), eb), 0))]
+            m.d.comb += addr3.eq(r[2] * NP + p3)
             m.d.comb += [
-                self.gb_wr[q].en.eq(s2_v),
-                self.gb_wr[q].addr.eq(s2_addr),
-                # dense mode computes masked entries too; h_below = 0 still writes 0 (the spec)
-                self.gb_wr[q].data.eq(Mux(s2_h, saturate(rshr(acc, cfg.w_frac), eb), 0)),
+                self.gb_wr[q].en.eq(v[3]),
+                self.gb_wr[q].addr.eq(addr4),
+                self.gb_wr[q].data.eq(gb4),
             ]
-            pipe_busy += [s1_v, s2_v]
+            pipe_busy += v
 
         # ---- start / done ------------------------------------------------------------------
-        idle = ~prod_run & ~r1_valid & ~active & (full == 0) & (Cat(*pipe_busy) == 0)
+        in_flight = Cat(r1["valid"], r2["valid"], r3["valid"])
+        idle = ~prod_run & (in_flight == 0) & ~active & (full == 0) & (Cat(*pipe_busy) == 0)
         m.d.comb += self.done.eq(busy & idle)
         with m.If(busy):
             m.d.sync += cycles.eq(cycles + 1)
@@ -454,8 +481,10 @@ class BackwardEngine(wiring.Component):
                 n_out.eq(self.n_out), n_in.eq(self.n_in), T.eq(self.timesteps),
                 B.eq(self.batch), below.eq(self.has_below), sparse.eq(self.sparse),
                 n_words.eq(ceil_words),
+                in_valid.eq(Cat(*[self.n_in > j for j in range(S * P)])),
                 busy.eq(1), cycles.eq(0), prod_run.eq(1), t.eq(self.timesteps - 1), b.eq(0),
-                k.eq(0), ps.eq(0), active.eq(0), full.eq(0),
+                p.eq((self.timesteps - 1) * self.batch), kbase.eq(0),
+                k.eq(0), ps.eq(0), active.eq(0), full.eq(0), claimed.eq(0),
             ]
             m.d.comb += cs_next.eq(0)
         return m

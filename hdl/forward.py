@@ -78,7 +78,7 @@ class ForwardEngine(LutEngine):
         padded = n_groups_max * G
         blocks_max = lay.out_blocks_max
 
-        ctl, luts = lut_bank(m, G, cfg.w_bits, P)
+        ctl, luts = lut_bank(m, G, cfg.w_bits, P, table=self.hw.table, latency=2)
         rc = self.run_control(m, ctl)
         n_in, n_out, bank, lk_active = rc.n_in, rc.n_out, rc.bank, rc.lk_active
 
@@ -121,76 +121,92 @@ class ForwardEngine(LutEngine):
             with m.Else():
                 m.d.sync += [b_g.eq(b_g + 1), b_gbase.eq(b_gbase + G)]
 
-        # ---- table build: fetch G weights of each PE, then build into ~bank --------------------
-        fetch_ok = Signal()
+        # ---- table build: fetch G weights of each PE (read data registered), build into ~bank ---
+        fetch_ok = [Signal(name=f"fetch_ok{i}") for i in range(2)]
+        w_q = Signal.like(self.w_rd.data)
         m.d.comb += [
             self.w_rd.addr.eq(b_wbase + b_gbase + ctl.fetch_idx),
             self.w_rd.en.eq(ctl.fetch_en),
         ]
-        m.d.sync += fetch_ok.eq(b_gbase + ctl.fetch_idx < n_in)
+        m.d.sync += [fetch_ok[0].eq(b_gbase + ctl.fetch_idx < n_in), fetch_ok[1].eq(fetch_ok[0]),
+                     w_q.eq(self.w_rd.data)]
         for k, lut in enumerate(luts):
-            weight = self.w_rd.data[k * cfg.w_bits:(k + 1) * cfg.w_bits].as_signed()
-            drive_lut(m, lut, ctl, Mux(fetch_ok, weight, 0), ~bank)
+            weight = w_q[k * cfg.w_bits:(k + 1) * cfg.w_bits].as_signed()
+            drive_lut(m, lut, ctl, Mux(fetch_ok[1], weight, 0), ~bank)
 
-        # ---- stage 0: issue reads of the input spikes and the partial sums ----------------------
+        # ---- look-up pipeline: L0 issue the x read, L1 register the x word, L2 select the
+        # group's pattern (and issue the partial-sum read), L3 look up (registered), L4 add ------
         psum_rd, psum_wr = [], []
         for k in range(P):
             mem = Memory(shape=signed(A), depth=lay.psum_depth, init=[])
             m.submodules[f"psum{k}"] = mem
             wr = mem.write_port()
-            rd = mem.read_port(transparent_for=(wr,))
+            # distributed RAM: read asynchronously in the add stage; block RAM: a stage earlier
+            rd = mem.read_port(domain="comb") if self.hw.dist_ram else \
+                mem.read_port(transparent_for=(wr,))
             psum_rd.append(rd)
             psum_wr.append(wr)
 
-        s1_valid, s1_first, s1_last, s1_bank = Signal(), Signal(), Signal(), Signal()
-        s1_p = Signal.like(lk_p)
-        s1_g = Signal.like(lk_g)
-        s1_mask = Signal(G)
-        s1_nb = Signal.like(lk_nb)
-        s1_nbase = Signal.like(lk_nbase)
-        s1_uaddr = Signal(range(lay.state_depth + 2 * TB + 1))
+        def stage(name, src, valid_in):
+            """Registers of one look-up stage: a copy of ``src`` (dict) taken when valid."""
+            regs = {key: Signal.like(value, name=f"{name}_{key}") for key, value in src.items()}
+            valid = Signal(name=f"{name}_valid")
+            m.d.sync += valid.eq(valid_in)
+            with m.If(valid_in):
+                m.d.sync += [regs[key].eq(value) for key, value in src.items()]
+            return valid, regs
 
         m.d.comb += [self.x_rd.addr.eq(lk_p), self.x_rd.en.eq(lk_active)]
-        for rd in psum_rd:
-            m.d.comb += [rd.addr.eq(lk_p), rd.en.eq(lk_active)]
-        m.d.sync += s1_valid.eq(lk_active)
+        l1_valid, l1 = stage("l1", {
+            "p": lk_p, "g": lk_g, "mask": lk_mask, "first": lk_first, "last": lk_last,
+            "bank": bank, "nb": lk_nb, "nbase": lk_nbase, "uaddr": lk_ubase + lk_p,
+            "early": lk_p < B}, lk_active)
         with m.If(lk_active):
-            m.d.sync += [
-                s1_p.eq(lk_p), s1_g.eq(lk_g), s1_mask.eq(lk_mask), s1_first.eq(lk_first),
-                s1_last.eq(lk_last), s1_bank.eq(bank), s1_nb.eq(lk_nb), s1_nbase.eq(lk_nbase),
-                s1_uaddr.eq(lk_ubase + lk_p),
-                lk_p.eq(lk_p + 1),
-            ]
+            m.d.sync += lk_p.eq(lk_p + 1)
             with m.If(lk_p == TB - 1):
                 m.d.sync += lk_active.eq(0)
-
-        # ---- stage 1: look-up and accumulate -------------------------------------------------
-        spikes = Cat(self.x_rd.data, Const(0, padded - lay.spike_width)) \
-            if padded > lay.spike_width else self.x_rd.data
+        x_word = Signal(lay.spike_width)
+        with m.If(l1_valid):
+            m.d.sync += x_word.eq(self.x_rd.data)
+        l2_valid, l2 = stage("l2", dict(l1), l1_valid)
+        spikes = Cat(x_word, Const(0, padded - lay.spike_width)) \
+            if padded > lay.spike_width else x_word
         pattern = Signal(G)
-        m.d.comb += pattern.eq(spikes.word_select(s1_g, G) & s1_mask)
+        with m.If(l2_valid):
+            m.d.sync += pattern.eq(spikes.word_select(l2["g"], G) & l2["mask"])
+        l3_valid, l3 = stage("l3", dict(l2), l2_valid)
+        l4_valid, l4 = stage("l4", dict(l3), l3_valid)
+        lut_q = [Signal(signed(len(luts[0].out)), name=f"lut_q{k}") for k in range(P)]
 
         s2_valid = Signal()
-        s2_p = Signal.like(s1_p)
-        s2_nb = Signal.like(s1_nb)
-        s2_nbase = Signal.like(s1_nbase)
-        s2_uaddr = Signal.like(s1_uaddr)
+        s2_p = Signal.like(lk_p)
+        s2_nb = Signal.like(lk_nb)
+        s2_nbase = Signal.like(lk_nbase)
+        s2_uaddr = Signal.like(l1["uaddr"])
+        s2_early = Signal()                       # t == 0: no state carried in
         s2_cur = [Signal(signed(A), name=f"s2_cur{k}") for k in range(P)]
-        m.d.sync += s2_valid.eq(s1_valid & s1_last)
-        with m.If(s1_valid):
-            m.d.sync += [s2_p.eq(s1_p), s2_nb.eq(s1_nb), s2_nbase.eq(s1_nbase),
-                         s2_uaddr.eq(s1_uaddr)]
+        m.d.sync += s2_valid.eq(l4_valid & l4["last"])
+        with m.If(l4_valid):
+            m.d.sync += [s2_p.eq(l4["p"]), s2_nb.eq(l4["nb"]), s2_nbase.eq(l4["nbase"]),
+                         s2_uaddr.eq(l4["uaddr"]), s2_early.eq(l4["early"])]
         for k in range(P):
             lut = luts[k]
+            m.d.comb += [lut.sel.eq(pattern), lut.sel_bank.eq(l3["bank"])]
+            if self.hw.dist_ram:
+                m.d.comb += psum_rd[k].addr.eq(l4["p"])
+            else:
+                m.d.comb += [psum_rd[k].addr.eq(l3["p"]), psum_rd[k].en.eq(l3_valid)]
+            with m.If(l3_valid):
+                m.d.sync += lut_q[k].eq(lut.out)
             total = Signal(signed(A), name=f"sum{k}")
-            # exact: the accumulator is validated to hold every partial sum of the layer
+            # exact: the accumulator is validated to hold every partial sum of the layer; the
+            # read of point p in the next group comes T*B + 1 >= 2 cycles later, after this write
             m.d.comb += [
-                lut.sel.eq(pattern), lut.sel_bank.eq(s1_bank),
-                total.eq(Mux(s1_first, 0, psum_rd[k].data) + lut.out),
-                psum_wr[k].addr.eq(s1_p), psum_wr[k].data.eq(total),
-                psum_wr[k].en.eq(s1_valid & ~s1_last),
+                total.eq(Mux(l4["first"], 0, psum_rd[k].data) + lut_q[k]),
+                psum_wr[k].addr.eq(l4["p"]), psum_wr[k].data.eq(total),
+                psum_wr[k].en.eq(l4_valid & ~l4["last"]),
             ]
-            with m.If(s1_valid):
+            with m.If(l4_valid):
                 m.d.sync += s2_cur[k].eq(total)
 
         # ---- stage 2: LIF (decay, reset, saturate, threshold) ---------------------------------
@@ -205,7 +221,7 @@ class ForwardEngine(LutEngine):
         with m.If(s2_valid):
             m.d.sync += [s3_p.eq(s2_p), s3_nb.eq(s2_nb), s3_uaddr.eq(s2_uaddr)]
         first_step = Signal()
-        m.d.comb += first_step.eq(s2_p < B)
+        m.d.comb += first_step.eq(s2_early)
         for k in range(P):
             hist_u = [Signal(signed(cfg.u_bits), name=f"hist_u{k}_{i}") for i in range(B)]
             hist_o = [Signal(name=f"hist_o{k}_{i}") for i in range(B)]
@@ -233,7 +249,7 @@ class ForwardEngine(LutEngine):
             self.o_wr.en.eq(Mux(s3_valid, Const(1, len(self.o_wr.en)) << s3_nb, 0)),
         ]
 
-        self.completion(m, rc, [s1_valid, s2_valid, s3_valid])
+        self.completion(m, rc, [l1_valid, l2_valid, l3_valid, l4_valid, s2_valid, s3_valid])
         return m
 
 

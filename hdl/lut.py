@@ -17,14 +17,15 @@ build is free whenever a table is used for at least ``G + 2**G`` look-ups.
   memory with a one-cycle read latency, then build, then report ``ready``).
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib.memory import Memory
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.model.fixedpoint import signed_bits, smax, smin
 
 __all__ = ["SubsetSumLut", "LutBuildControl", "LutEngine", "RunControl", "entry_bits", "lut_bank",
-           "drive_lut"]
+           "drive_lut", "build_order"]
 
 MAX_GROUP = 8
 
@@ -39,6 +40,23 @@ def _check_group(group):
         raise ValueError(f"group must be an int in 1..{MAX_GROUP}, got {group!r}")
 
 
+def _gray(n):
+    return n ^ (n >> 1)
+
+
+def build_order(group):
+    """The build sequence of a table: ``[(entry, step, add)]`` for ``n = 1 .. 2**G - 1``, entries
+    in Gray-code order. Entry ``gray(n)`` differs from the entry before it in value ``step``:
+    ``entry[gray(n)] = entry[gray(n-1)] + v[step]`` if ``add`` else ``- v[step]``, so the build
+    needs only a running sum, never a read of the table."""
+    order = []
+    for n in range(1, 1 << group):
+        g = _gray(n)
+        step = (g ^ _gray(n - 1)).bit_length() - 1
+        order.append((g, step, (g >> step) & 1))
+    return order
+
+
 class SubsetSumLut(wiring.Component):
     """One lane: ``G`` value registers and two banks of ``2**G`` subset sums.
 
@@ -48,17 +66,25 @@ class SubsetSumLut(wiring.Component):
         G, values per table (1..8).
     value_bits : int
         Width of each signed value.
+    table : str
+        ``"lut"``: the ``2**G`` subset sums in a two-bank memory with an asynchronous read
+        (distributed RAM on the ECP5: ``TRELLIS_DPR16X4``), built by a running sum in Gray-code
+        order (one adder/subtractor, no read of the table while building). ``"tree"``: two banks of
+        the ``G`` values and a masked adder tree; ``build_*`` are ignored (nothing to build).
 
     Members
     -------
     load_en : In(1)
-        Store ``load_val`` into value register ``load_idx`` at the clock edge.
+        Store ``load_val`` into value register ``load_idx`` at the clock edge (``"tree"``: of bank
+        ``build_bank``).
     load_idx : In(range(group))
     load_val : In(signed(value_bits))
     build_en : In(1)
-        Write ``entry[build_bank][build_idx] = entry[build_bank][build_src] + v[build_step]`` at the
-        clock edge (``build_src = build_idx - 2**build_step``). Entry 0 is the constant 0.
-    build_idx, build_src : In(group)
+        Write entry ``build_idx`` of bank ``build_bank`` at the clock edge: 0 with ``build_zero``
+        (entry 0; resets the running sum), else the running sum ``+ v[build_step]`` (``build_add``)
+        or ``- v[build_step]``, which becomes the new running sum.
+    build_zero, build_add : In(1)
+    build_idx : In(group)
     build_step : In(range(group))
     build_bank : In(1)
     sel : In(group)
@@ -68,18 +94,22 @@ class SubsetSumLut(wiring.Component):
         ``entry[sel_bank][sel]``, combinational.
     """
 
-    def __init__(self, group, value_bits):
+    def __init__(self, group, value_bits, table="lut"):
         _check_group(group)
+        if table not in ("lut", "tree"):
+            raise ValueError(f"table must be 'lut' or 'tree', got {table!r}")
         self._group = group
         self._value_bits = value_bits
         self._entry_bits = entry_bits(group, value_bits)
+        self._table = table
         super().__init__({
             "load_en": In(1),
             "load_idx": In(range(max(group, 2))),
             "load_val": In(signed(value_bits)),
             "build_en": In(1),
+            "build_zero": In(1),
+            "build_add": In(1),
             "build_idx": In(group),
-            "build_src": In(group),
             "build_step": In(range(max(group, 2))),
             "build_bank": In(1),
             "sel": In(group),
@@ -93,22 +123,37 @@ class SubsetSumLut(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        G, size = self._group, 1 << self._group
+        G, E = self._group, self._entry_bits
+        if self._table == "tree":
+            banks = [[Signal(signed(self._value_bits), name=f"b{b}_v{s}") for s in range(G)]
+                     for b in range(2)]
+            with m.If(self.load_en):
+                for b in range(2):
+                    with m.If(self.build_bank == b):
+                        m.d.sync += Array(banks[b])[self.load_idx].eq(self.load_val)
+            terms = [Mux(self.sel[s], Mux(self.sel_bank, banks[1][s], banks[0][s]), 0)
+                     for s in range(G)]
+            while len(terms) > 1:           # balanced tree: ceil(log2 G) adder levels
+                terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                         for i in range(0, len(terms), 2)]
+            m.d.comb += self.out.eq(terms[0])
+            return m
         values = [Signal(signed(self._value_bits), name=f"v{s}") for s in range(G)]
-        banks = [[Const(0, signed(self._entry_bits))]
-                 + [Signal(signed(self._entry_bits), name=f"b{b}_e{e}") for e in range(1, size)]
-                 for b in range(2)]
-        flat = Array(banks[0] + banks[1])
         with m.If(self.load_en):
             m.d.sync += Array(values)[self.load_idx].eq(self.load_val)
-        src = flat[Cat(self.build_src, self.build_bank)]
-        total = src + Array(values)[self.build_step]
+        m.submodules.table = table = Memory(shape=signed(E), depth=2 << G, init=[])
+        wr = table.write_port()
+        rd = table.read_port(domain="comb")
+        running = Signal(signed(E))
+        v = Array(values)[self.build_step]
+        new = Signal(signed(E))
+        m.d.comb += new.eq(Mux(self.build_zero, 0,
+                               Mux(self.build_add, running + v, running - v)))
+        m.d.comb += [wr.addr.eq(Cat(self.build_idx, self.build_bank)), wr.data.eq(new),
+                     wr.en.eq(self.build_en)]
         with m.If(self.build_en):
-            for b in range(2):
-                for e in range(1, size):
-                    with m.If((self.build_bank == b) & (self.build_idx == e)):
-                        m.d.sync += banks[b][e].eq(total)
-        m.d.comb += self.out.eq(flat[Cat(self.sel, self.sel_bank)])
+            m.d.sync += running.eq(new)
+        m.d.comb += [rd.addr.eq(Cat(self.sel, self.sel_bank)), self.out.eq(rd.data)]
         return m
 
 
@@ -117,11 +162,12 @@ class LutBuildControl(wiring.Component):
 
     Cycle behaviour: a ``start`` pulse (accepted when ``busy`` is 0) begins FETCH on the next cycle:
     ``fetch_en`` is 1 for G cycles with ``fetch_idx`` = 0..G-1 (the engine turns it into read
-    addresses); each read's data is one cycle later, when ``load_en``/``load_idx`` tell the lanes to
-    store it. One cycle after the last load, BUILD drives ``build_*`` for ``2**G - 1`` cycles
-    (entries 1, 2, 3, ...). Then ``ready`` is 1 until the next ``start``. The table is thus ready
-    ``G + 2**G`` cycles after ``start``. ``build_bank`` is an input: the bank the engine is *not*
-    looking up in.
+    addresses); each read's data is ``latency`` cycles later, when ``load_en``/``load_idx`` tell
+    the lanes to store it. Then (``table="lut"``) BUILD writes entry 0 and the ``2**G - 1`` entries
+    of :func:`build_order` (``build_*``, one per cycle, every output a register). Then ``ready`` is
+    1 until the next ``start``. The table is thus ready ``G + latency + 2**G`` cycles after
+    ``start`` (``"tree"``: ``G + latency``, nothing to build). ``build_bank`` is an input of
+    the lanes: the bank the engine is *not* looking up in.
 
     Members
     -------
@@ -132,14 +178,16 @@ class LutBuildControl(wiring.Component):
     fetch_idx : Out(range(group))
     load_en : Out(1)
     load_idx : Out(range(group))
-    build_en : Out(1)
-    build_idx, build_src : Out(group)
+    build_en, build_zero, build_add : Out(1)
+    build_idx : Out(group)
     build_step : Out(range(group))
     """
 
-    def __init__(self, group):
+    def __init__(self, group, table="lut", latency=1):
         _check_group(group)
         self._group = group
+        self._table = table
+        self._latency = latency
         super().__init__({
             "start": In(1),
             "busy": Out(1),
@@ -149,22 +197,27 @@ class LutBuildControl(wiring.Component):
             "load_en": Out(1),
             "load_idx": Out(range(max(group, 2))),
             "build_en": Out(1),
+            "build_zero": Out(1),
+            "build_add": Out(1),
             "build_idx": Out(group),
-            "build_src": Out(group),
             "build_step": Out(range(max(group, 2))),
         })
 
     def elaborate(self, platform):
         m = Module()
         G = self._group
-        m.d.sync += [self.load_en.eq(self.fetch_en), self.load_idx.eq(self.fetch_idx)]
-        entry = Signal(G + 1)
-        step = Signal(range(max(G, 2) + 1))
-        m.d.comb += [
-            self.build_idx.eq(entry),
-            self.build_step.eq(step),
-            self.build_src.eq(entry - (Const(1, G + 1) << step)),
-        ]
+        en, idx = self.fetch_en, self.fetch_idx
+        for i in range(self._latency):
+            d_en, d_idx = Signal(name=f"ld_en{i}"), Signal.like(idx, name=f"ld_idx{i}")
+            m.d.sync += [d_en.eq(en), d_idx.eq(idx)]
+            en, idx = d_en, d_idx
+        m.d.comb += [self.load_en.eq(en), self.load_idx.eq(idx)]
+        drain = Signal(range(self._latency + 1))
+        order = build_order(G)
+        n = Signal(range(1 << G))
+        rom = Array(Const((g << 8) | (step << 1) | add, G + 8) for g, step, add in order)
+        nxt = Signal(G + 8)
+        m.d.comb += nxt.eq(rom[n])
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -174,30 +227,40 @@ class LutBuildControl(wiring.Component):
                 m.d.comb += [self.busy.eq(1), self.fetch_en.eq(1)]
                 m.d.sync += self.fetch_idx.eq(self.fetch_idx + 1)
                 with m.If(self.fetch_idx == G - 1):
-                    m.next = "WAIT"
-            with m.State("WAIT"):
-                # the last fetched value is being loaded this cycle
+                    m.d.sync += drain.eq(self._latency - 1)
+                    m.next = "DRAIN"
+            with m.State("DRAIN"):
+                # the last fetched values are being loaded
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += [entry.eq(1), step.eq(0)]
-                m.next = "BUILD"
-            with m.State("BUILD"):
-                m.d.comb += [self.busy.eq(1), self.build_en.eq(1)]
-                m.d.sync += entry.eq(entry + 1)
-                with m.If((entry + 1) == (Const(1, G + 2) << (step + 1))):
-                    m.d.sync += step.eq(step + 1)
-                with m.If(entry == (1 << G) - 1):
-                    m.d.sync += self.ready.eq(1)
-                    m.next = "IDLE"
+                m.d.sync += drain.eq(drain - 1)
+                with m.If(drain == 0):
+                    if self._table == "tree":
+                        m.d.sync += self.ready.eq(1)
+                        m.next = "IDLE"
+                    else:
+                        m.d.sync += [self.build_en.eq(1), self.build_zero.eq(1),
+                                     self.build_idx.eq(0), n.eq(0)]
+                        m.next = "BUILD"
+            if self._table != "tree":
+                with m.State("BUILD"):
+                    m.d.comb += self.busy.eq(1)
+                    # registered build outputs: entry n + 1 of the order is driven next cycle
+                    m.d.sync += [self.build_zero.eq(0), self.build_idx.eq(nxt[8:]),
+                                 self.build_step.eq(nxt[1:8]), self.build_add.eq(nxt[0]),
+                                 n.eq(n + 1)]
+                    with m.If(n == (1 << G) - 1):
+                        m.d.sync += [self.build_en.eq(0), self.ready.eq(1)]
+                        m.next = "IDLE"
         return m
 
 
-def lut_bank(m, group, value_bits, pes):
+def lut_bank(m, group, value_bits, pes, table="lut", latency=1):
     """Add one :class:`LutBuildControl` and ``pes`` :class:`SubsetSumLut` to module ``m``
     (submodules ``ctl``, ``lut0`` ...); returns ``(ctl, luts)``."""
-    m.submodules.ctl = ctl = LutBuildControl(group)
+    m.submodules.ctl = ctl = LutBuildControl(group, table, latency)
     luts = []
     for k in range(pes):
-        lut = SubsetSumLut(group, value_bits)
+        lut = SubsetSumLut(group, value_bits, table)
         m.submodules[f"lut{k}"] = lut
         luts.append(lut)
     return ctl, luts
@@ -211,8 +274,9 @@ def drive_lut(m, lut, ctl, load_val, bank):
         lut.load_idx.eq(ctl.load_idx),
         lut.load_val.eq(load_val),
         lut.build_en.eq(ctl.build_en),
+        lut.build_zero.eq(ctl.build_zero),
+        lut.build_add.eq(ctl.build_add),
         lut.build_idx.eq(ctl.build_idx),
-        lut.build_src.eq(ctl.build_src),
         lut.build_step.eq(ctl.build_step),
         lut.build_bank.eq(bank),
     ]

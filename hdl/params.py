@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from spikeforge.model.config import ConfigError, check_field_types, known_fields
 
-__all__ = ["HwParams", "HwError", "DEFAULT_HW"]
+__all__ = ["HwParams", "HwError", "DEFAULT_HW", "TABLES"]
 
 
 class HwError(ConfigError):
@@ -41,6 +41,17 @@ class HwParams:
     counters : bool
         All event counters of the top (about 30 x 32 bits); off keeps ``active_cycles`` and
         ``steps`` only, for the smallest FPGAs.
+    table : str
+        How the Forward and Weight Update Engines sum a G-input group (:mod:`spikeforge.hdl.lut`):
+        ``"lut"``, H2Learn's subset-sum look-up table (``2**G`` entries per bank, built once and
+        reused; held in a memory with an asynchronous read, which is distributed RAM on the ECP5
+        and flip-flops on the iCE40), or ``"tree"``, a masked adder tree over the G values (no
+        table to build, ``G - 1`` adders per lane). Both give identical sums.
+    dist_ram : bool
+        Small buffers (the Backward Engine's compressed-eps lists, the Forward Engine's partial
+        sums) in distributed RAM with an asynchronous read, off the block RAM and out of the
+        critical paths; off for families without distributed RAM (iCE40), where they stay in
+        block RAM.
     """
 
     pes: int = 8
@@ -49,6 +60,8 @@ class HwParams:
     be_sparse: bool = True
     pipeline: bool = True
     counters: bool = True
+    table: str = "lut"
+    dist_ram: bool = True
 
     def validate(self):
         check_field_types(self, HwError)
@@ -56,6 +69,8 @@ class HwParams:
             value = getattr(self, name)
             if not 1 <= value <= 8:
                 raise HwError(f"{name} must be an int in 1..8, got {value!r}")
+        if self.table not in TABLES:
+            raise HwError(f"table must be one of {', '.join(TABLES)}, got {self.table!r}")
         if not 1 <= self.pes <= 256:
             raise HwError(f"pes must be an int in 1..256, got {self.pes!r}")
         return self
@@ -70,5 +85,7 @@ class HwParams:
     def from_dict(cls, d):
         return cls(**known_fields(cls, d, HwError, "hardware")).validate()
 
+
+TABLES = ("lut", "tree")
 
 DEFAULT_HW = HwParams().validate()

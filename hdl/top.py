@@ -50,11 +50,39 @@ from .wupdate import WeightUpdateEngine
 __all__ = ["Accelerator", "verilog_units"]
 
 
-def _popcount(value, width):
-    total = Const(0, 1)
-    for i in range(width):
-        total = total + value[i]
-    return total
+def _popcount(m, value, name):
+    """Pipelined population count of ``value`` (off the datapath: its input is a register).
+
+    Returns ``(count, latency)``: ``count`` is the number of set bits of ``value`` as it was
+    ``latency`` cycles earlier. Bits are summed four at a time (one LUT level), then pairwise with
+    a register after every adder level."""
+    width = len(value)
+    q = Signal(width, name=f"{name}_in")
+    m.d.sync += q.eq(value)
+    latency = 1
+    terms = []
+    for i in range(0, width, 4):
+        chunk = q[i:i + 4]
+        t = Signal(range(len(chunk) + 1), name=f"{name}_c{i // 4}")
+        m.d.sync += t.eq(sum(chunk[j] for j in range(len(chunk))))
+        terms.append(t)
+    latency += 1
+    level = 0
+    while len(terms) > 1:
+        nxt = []
+        for i in range(0, len(terms), 2):
+            if i + 1 < len(terms):
+                t = Signal(range(2 ** len(terms[i]) + 2 ** len(terms[i + 1])),
+                           name=f"{name}_l{level}_{i // 2}")
+                m.d.sync += t.eq(terms[i] + terms[i + 1])
+            else:
+                t = Signal.like(terms[i], name=f"{name}_l{level}_{i // 2}")
+                m.d.sync += t.eq(terms[i])
+            nxt.append(t)
+        terms = nxt
+        latency += 1
+        level += 1
+    return terms[0], latency
 
 
 class Accelerator(wiring.Component):
@@ -99,7 +127,7 @@ class Accelerator(wiring.Component):
         wiring.connect(m, br.tx, wiring.flipped(self.tx))
 
         # ---- controller: host operations in, engine runs out ---------------------------------
-        m.d.comb += [ctl.start.eq(br.start), ctl.op.eq(br.op), br.busy.eq(ctl.busy),
+        m.d.comb += [ctl.start.eq(br.start), ctl.op.eq(br.op),
                      br.wait_ok.eq(ctl.wait_ok)]
         for port, engine in ((ctl.fe, fe), (ctl.out, out), (ctl.be, be), (ctl.wue, wue),
                              (ctl.mirror, mir)):
@@ -227,7 +255,9 @@ class Accelerator(wiring.Component):
                          rd.addr.eq(wbbase_t[ctl.b_layer] + be.w_rd[q].addr), rd.en.eq(be.w_rd[q].en),
                          be.w_rd[q].data.eq(rd.data)]
 
-        # ---- counters ---------------------------------------------------------------------------
+        # ---- counters: off the datapath. Every event is registered first, a count of bits goes
+        # through a pipelined popcount, and the bridge sees the accelerator busy until the last
+        # event of a run has reached its counter ------------------------------------------------
         events = {
             "active_cycles": ctl.busy, "steps": out.done,
             "fe_busy": fe.busy, "out_busy": out.busy, "be_busy": be.busy,
@@ -237,27 +267,37 @@ class Accelerator(wiring.Component):
             "wue_w_reads": wue.w_rd.en, "wue_w_writes": wue.w_wr.en,
             "be_u_reads": be.u_rd.en, "be_g_reads": be.g_rd.en, "be_eps_reads": be.eps_rd.en,
             "be_eps_writes": be.eps_wr.en,
-            "be_w_reads": _popcount(Cat(*[be.w_rd[q].en for q in range(P)]), P),
-            "be_g_writes": _popcount(Cat(*[be.gb_wr[q].en for q in range(P)]), P),
+            "be_w_reads": Cat(*[be.w_rd[q].en for q in range(P)]),
+            "be_g_writes": Cat(*[be.gb_wr[q].en for q in range(P)]),
             "mirror_reads": mir.w_rd.en,
-            "mirror_writes": _popcount(Cat(*[mir.wb_wr[q].en for q in range(P)]), P),
+            "mirror_writes": Cat(*[mir.wb_wr[q].en for q in range(P)]),
             "out_reads": out.x_rd.en, "out_writes": out.g_wr.en,
         }
-        spike_count = _popcount(fe.o_wr.data[:P], P)
         for l in range(L):
-            events[f"spikes{l}"] = Mux(fe.u_wr.en & (ctl.f_layer == l), spike_count, 0)
-            events[f"eps_nonzero{l}"] = Mux(be.nz_wr.en & (ctl.b_layer == l),
-                                            _popcount(be.nz_wr.data, len(be.nz_wr.data)), 0)
+            events[f"spikes{l}"] = Mux(fe.u_wr.en & (ctl.f_layer == l), fe.o_wr.data[:P], 0)
+            events[f"eps_nonzero{l}"] = Mux(be.nz_wr.en & (ctl.b_layer == l), be.nz_wr.data, 0)
+        depth = 1
+        counts = {}
+        for name in self.counters:
+            value = events[name]
+            if len(value) == 1:
+                q = Signal(name=f"ev_{name}")
+                m.d.sync += q.eq(value)
+                counts[name], latency = q, 1
+            else:
+                counts[name], latency = _popcount(m, value, f"ev_{name}")
+            depth = max(depth, latency)
         for index, name in enumerate(self.counters):
             counter = Signal(32, name=f"count_{name}")
             with m.If(ctl.clear):
                 m.d.sync += counter.eq(0)
             with m.Else():
-                m.d.sync += counter.eq(counter + events[name])
+                m.d.sync += counter.eq(counter + counts[name])
             m.d.comb += br.counters[index].eq(counter)
+        settle = Signal(depth + 1)
+        m.d.sync += settle.eq(Cat(ctl.busy, settle[:-1]))
+        m.d.comb += br.busy.eq(ctl.busy | settle.any())
         return m
-
-
 
 
 def verilog_units(design):

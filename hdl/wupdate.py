@@ -75,7 +75,7 @@ class WeightUpdateEngine(LutEngine):
         P, G, TB = self.pes, self.group, lay.NP
         A, S = cfg.wgrad_acc_bits, lay.spike_width
 
-        ctl, luts = lut_bank(m, G, cfg.e_bits, P)
+        ctl, luts = lut_bank(m, G, cfg.e_bits, P, table=self.hw.table, latency=2)
         rc = self.run_control(m, ctl)
         n_in, n_out, bank, lk_active = rc.n_in, rc.n_out, rc.bank, rc.lk_active
 
@@ -108,22 +108,26 @@ class WeightUpdateEngine(LutEngine):
                 m.d.sync += b_qbase.eq(b_qbase + G)
 
         # ---- table build: fetch G eps words and G spike words, then build into ~bank -----------
-        point_ok = Signal()
+        # read data are registered (one fabric register after each block RAM) before use
+        point_ok = [Signal(name=f"point_ok{i}") for i in range(2)]
+        x_q = Signal.like(self.x_rd.data)
+        eps_q = Signal.like(self.eps_rd.data)
         m.d.comb += [
             self.eps_rd.addr.eq(b_ebase + b_qbase + ctl.fetch_idx),
             self.eps_rd.en.eq(ctl.fetch_en),
             self.x_rd.addr.eq(b_qbase + ctl.fetch_idx),
             self.x_rd.en.eq(ctl.fetch_en),
         ]
-        m.d.sync += point_ok.eq(b_qbase + ctl.fetch_idx < TB)
+        m.d.sync += [point_ok[0].eq(b_qbase + ctl.fetch_idx < TB), point_ok[1].eq(point_ok[0]),
+                     x_q.eq(self.x_rd.data), eps_q.eq(self.eps_rd.data)]
         with m.If(ctl.load_en):
             m.d.sync += Cat(*x_shadow).word_select(ctl.load_idx, S).eq(
-                Mux(point_ok, self.x_rd.data, 0))
+                Mux(point_ok[1], x_q, 0))
         for k, lut in enumerate(luts):
-            eps = self.eps_rd.data[k * cfg.e_bits:(k + 1) * cfg.e_bits].as_signed()
+            eps = eps_q[k * cfg.e_bits:(k + 1) * cfg.e_bits].as_signed()
             alive = Signal(name=f"alive{k}")
             m.d.comb += alive.eq(b_nbase + k < n_out)
-            drive_lut(m, lut, ctl, Mux(point_ok & alive, eps, 0), ~bank)
+            drive_lut(m, lut, ctl, Mux(point_ok[1] & alive, eps, 0), ~bank)
 
         # ---- stage 0: pattern of input j over the G points, look-up, issue reads ---------------
         acc_rd, acc_wr = [], []

@@ -3,7 +3,7 @@
 Each case draws a random design (layer shapes with the input wider and narrower than the hidden
 layers, one weight layer or three, T, batch, every number width, the decay, the learning rate,
 the reset-path gradient, P, both group sizes, sparse or dense Backward Engine, pipelining on or
-off) and random data (weights uniform or at the extremes, spikes random, all zero or all one),
+off, LUT tables or adder trees, small buffers in distributed or block RAM) and random data (weights uniform or at the extremes, spikes random, all zero or all one),
 loads it through the host protocol, trains two steps and reads every weight back after each,
 then runs an inference; everything must equal the golden fixed-point model exactly. A failing case
 names its seed: ``pytest tests/test_differential.py -k 'seed_17'`` reruns it.
@@ -59,7 +59,9 @@ def random_design(seed, max_n=12):
             ).fit_accumulators().validate()
             hw = HwParams(pes=int(rng.integers(1, 5)), fe_group=int(rng.integers(1, 5)),
                           wue_group=int(rng.integers(1, 5)), be_sparse=bool(rng.integers(0, 2)),
-                          pipeline=bool(rng.integers(0, 2)))
+                          pipeline=bool(rng.integers(0, 2)),
+                          table=str(rng.choice(["lut", "tree"])),
+                          dist_ram=bool(rng.integers(0, 2)))
             return Design(cfg, hw), shape
         except ConfigError:
             continue
@@ -180,8 +182,9 @@ def test_seeds_cover_the_shapes():
     shapes = {shape for _, shape in designs}
     assert {"wide_input", "one_layer"} <= shapes, shapes
     assert any(d.memmap.S > d.memmap.out_blocks_max for d, _ in designs)
-    for field in ("be_sparse", "pipeline"):
+    for field in ("be_sparse", "pipeline", "dist_ram"):
         assert {getattr(d.hw, field) for d, _ in designs} == {True, False}, field
+    assert {d.hw.table for d, _ in designs} == {"lut", "tree"}
     assert {d.cfg.reset_grad for d, _ in designs} == {True, False}
     assert len({d.hw.pes for d, _ in designs}) >= 3
     # most cases train every layer (non-zero eps), the wide-input ones among them

@@ -86,45 +86,59 @@ def test_forward_amaranth(layers, T, B, widths, G, P):
     check(cfg, cases, simulate_cases_amaranth("fe", cfg, hw, cases))
 
 
-def test_subset_sum_lut_amaranth():
-    """The table holds every subset sum of its G values after G + 2**G cycles."""
+@pytest.mark.parametrize("table", ["lut", "tree"])
+@pytest.mark.parametrize("G", [1, 3, 4])
+def test_subset_sum_lut_amaranth(table, G):
+    """Both banks hold every subset sum of their G values: after G + latency + 2**G cycles
+    (``lut``, Gray-code build) or G + latency (``tree``), and the bank being looked up is
+    untouched while the other is loaded and built."""
     from amaranth.sim import Simulator
 
-    from spikeforge.hdl.lut import LutBuildControl
-    from amaranth.hdl import Module
+    from spikeforge.hdl.lut import LutBuildControl, build_order, drive_lut
+    from amaranth.hdl import Module, Signal
 
-    G, bits = 3, 8
-    values = [-128, 127, -5]
+    bits, latency = 8, 2
+    rng = np.random.default_rng(G)
+    sets = [[-128, 127, -5, 3][:G] if G <= 4 else None,
+            [int(v) for v in rng.integers(-128, 128, G)]]
     m = Module()
-    m.submodules.ctl = ctl = LutBuildControl(G)
-    m.submodules.lut = lut = SubsetSumLut(G, bits)
-    m.d.comb += [lut.load_en.eq(ctl.load_en), lut.load_idx.eq(ctl.load_idx),
-                 lut.build_en.eq(ctl.build_en), lut.build_idx.eq(ctl.build_idx),
-                 lut.build_src.eq(ctl.build_src), lut.build_step.eq(ctl.build_step),
-                 lut.build_bank.eq(1), lut.sel_bank.eq(1)]
+    m.submodules.ctl = ctl = LutBuildControl(G, table, latency)
+    m.submodules.lut = lut = SubsetSumLut(G, bits, table)
+    load_val, bank = Signal(bits), Signal()
+    drive_lut(m, lut, ctl, load_val.as_signed(), bank)
     got = {}
 
     async def tb(ctx):
-        ctx.set(ctl.start, 1)
-        await ctx.tick()
-        ctx.set(ctl.start, 0)
-        cycles = 0
-        while not ctx.get(ctl.ready):
-            ctx.set(lut.load_val, values[ctx.get(ctl.load_idx)] if ctx.get(ctl.load_en) else 0)
+        for b, values in enumerate(sets):
+            ctx.set(bank, b)
+            ctx.set(ctl.start, 1)
             await ctx.tick()
-            cycles += 1
-        got["cycles"] = cycles
-        for sel in range(1 << G):
-            ctx.set(lut.sel, sel)
-            got[sel] = ctx.get(lut.out)
+            ctx.set(ctl.start, 0)
+            cycles, pending = 0, []
+            while not ctx.get(ctl.ready):
+                # the read data of fetch i come `latency` cycles after it
+                pending.append(values[ctx.get(ctl.fetch_idx)] if ctx.get(ctl.fetch_en) else 0)
+                ctx.set(load_val, pending[-1 - latency] if len(pending) > latency else 0)
+                await ctx.tick()
+                cycles += 1
+            got[b, "cycles"] = cycles
+        for b, values in enumerate(sets):
+            ctx.set(lut.sel_bank, b)
+            for sel in range(1 << G):
+                ctx.set(lut.sel, sel)
+                got[b, sel] = ctx.get(lut.out)
 
     sim = Simulator(m)
     sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()
-    for sel in range(1 << G):
-        assert got[sel] == sum(v for s, v in enumerate(values) if sel >> s & 1), sel
-    assert got["cycles"] == G + (1 << G)
+    for b, values in enumerate(sets):
+        for sel in range(1 << G):
+            want = sum(v for s, v in enumerate(values) if sel >> s & 1)
+            assert got[b, sel] == want, (table, b, sel)
+        assert got[b, "cycles"] == G + latency + ((1 << G) if table == "lut" else 0)
+    order = build_order(G)
+    assert sorted(g for g, _, _ in order) == list(range(1, 1 << G))
 
 
 @pytest.mark.filterwarnings("ignore:.*created but never used")
