@@ -66,18 +66,16 @@ class Board:
         return platform
 
 
-# The ECP5-85F boards carry the digits accelerator with 4 PEs per engine: the default 8 PEs
-# synthesise (26k LUT4, 181 of 208 DP16KD) but leave nextpnr's router with thousands of
-# overused wires after half an hour; 4 PEs (17.6k LUT4, 170 DP16KD) route in minutes with the
-# static placer and router2.
-ECP5_HW = (("pes", 4),)
-# ... with a batch buffer of 8 samples (the state memories scale with the batch; at batch 16, 170
-# of 208 DP16KD, router2 left thousands of wires overused at the block-RAM rows for most
-# placements; digits trains to 0.9806 at batch 8 against 0.9722 at 16) ...
+# The ECP5-85F boards carry the digits accelerator with 4 PEs per engine, the LUT tables in
+# distributed RAM (TRELLIS_DPR16X4) and the small buffers there too ...
+ECP5_HW = (("pes", 4), ("table", "lut"), ("dist_ram", True))
+# ... with a batch buffer of 8 samples (the state memories scale with the batch; at batch 16 the
+# router was left with thousands of wires overused at the block-RAM rows for most placements;
+# digits trains to 0.9806 at batch 8 against 0.9722 at 16) ...
 ECP5_CONFIG = (("batch", 8),)
-# ... and run at 15 MHz from a PLL: the routed design reaches about 17-18 MHz, not the ULX3S's
-# 25 MHz (or the OrangeCrab's 48 MHz) oscillator
-ECP5_CLOCK_MHZ = 15.0
+# ... and run at 50 MHz from a PLL (every block-RAM read registered, no unit below 60 MHz out of
+# context; see reports/)
+ECP5_CLOCK_MHZ = 50.0
 
 BOARDS = {b.name: b for b in [
     Board("ulx3s-85f", "ulx3s:ULX3S_85F_Platform", "ecp5", "digits",
@@ -88,7 +86,8 @@ BOARDS = {b.name: b for b in [
           hw=ECP5_HW, config=ECP5_CONFIG, clock_mhz=ECP5_CLOCK_MHZ),
     Board("icebreaker", "icebreaker:ICEBreakerPlatform", "ice40", "digits4",
           "1BitSquared iCEBreaker, Lattice iCE40UP5K",
-          hw=(("fe_group", 2), ("pes", 1), ("wue_group", 2), ("counters", False))),
+          hw=(("fe_group", 2), ("pes", 1), ("wue_group", 2), ("counters", False),
+              ("dist_ram", False))),
 ]}
 
 

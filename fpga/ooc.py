@@ -62,6 +62,10 @@ def build_unit(unit, design, out_dir, family="ecp5", freq_mhz=50.0, seed=1, prog
 
     if family not in DEVICES:
         raise ValueError(f"unknown family {family!r}; choose ecp5 or ice40")
+    if family == "ice40":
+        raise SynthError("unit builds are for the ECP5 only (nextpnr-ice40 has no "
+                         "--out-of-context); build the iCE40 board instead: spikeforge synth "
+                         "--board icebreaker")
     env = toolchain_env()
     os.makedirs(out_dir, exist_ok=True)
     seconds = {}

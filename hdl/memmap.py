@@ -211,15 +211,21 @@ class MemoryMap:
                                   ("values", P * cfg.e_bits))
         self.be_list_depth = 2 << self.be_list_index_bits
 
+        # what the Backward Engine reads of a neuron's forward state: u itself only for the
+        # reset-path gradient; otherwise its spike o (bit 0) and surrogate h (bit 1)
+        self.state_bits = cfg.u_bits if cfg.reset_grad else 2
         hidden = max(1, L - 1)
         self.memories = {m.name: m for m in (
-            MemSpec("x", self.spike_width, max(2 * NP, 2), holds="input spikes, 2 buffers"),
+            MemSpec("x", n[0], max(2 * NP, 2),
+                    holds="input spikes, 2 buffers (as wide as the input layer)"),
             MemSpec("labels", 8, 2 * self.label_stride, holds="labels, 2 buffers"),
             MemSpec("pred", 8, self.label_stride, holds="predicted classes"),
             MemSpec("spk", self.spike_width, max(L * NP, 2), holds="output spikes per layer"),
             MemSpec("hb", self.spike_width, max(hidden * NP, 2),
                     holds="surrogate bits of hidden layers"),
-            MemSpec("u", P * cfg.u_bits, max(self.s_depth, 2), holds="membrane u"),
+            MemSpec("u", P * self.state_bits, max(self.s_depth, 2),
+                    holds="membrane u" if cfg.reset_grad else
+                    "spike o and surrogate h (2 bits; u itself only with reset_grad)"),
             MemSpec("eps", P * cfg.e_bits, max(self.s_depth, 2), holds="eps"),
             MemSpec("g", cfg.e_bits, max(self.s_depth, 2), banks=P, holds="dL/do"),
             MemSpec("w", P * cfg.w_bits, max(self.w_depth, 2),

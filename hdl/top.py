@@ -168,6 +168,7 @@ class Accelerator(wiring.Component):
             spk_fe.addr.eq(Mux(out_reads, (L - 1) * NP + out.x_rd.addr,
                                (ctl.f_layer - 1) * NP + fe.x_rd.addr)),
             spk_fe.en.eq(Mux(out_reads, out.x_rd.en, fe.x_rd.en)),
+            # x words are as wide as the input layer; the engines see them zero-extended
             fe.x_rd.data.eq(Mux(ctl.f_layer == 0, x_fe.data, spk_fe.data)),
             x_wue.addr.eq(ctl.w_buf * NP + wue.x_rd.addr), x_wue.en.eq(wue.x_rd.en),
             spk_wue.addr.eq((ctl.w_layer - 1) * NP + wue.x_rd.addr), spk_wue.en.eq(wue.x_rd.en),
@@ -201,7 +202,11 @@ class Accelerator(wiring.Component):
         # membrane state
         u_wr = u_mem.write_port()
         u_be = u_mem.read_port()
-        m.d.comb += [u_wr.addr.eq(ctl.f_soff + fe.u_wr.addr), u_wr.data.eq(fe.u_wr.data),
+        if cfg.reset_grad:
+            state_word = fe.u_wr.data
+        else:                           # o (bit 0) and h (bit 1) of each lane, not u
+            state_word = Cat(*[Cat(lane > cfg.vth_int, h_bits[q]) for q, lane in enumerate(lanes)])
+        m.d.comb += [u_wr.addr.eq(ctl.f_soff + fe.u_wr.addr), u_wr.data.eq(state_word),
                      u_wr.en.eq(fe.u_wr.en),
                      u_be.addr.eq(sbase_t[ctl.b_layer] + be.u_rd.addr), u_be.en.eq(be.u_rd.en),
                      be.u_rd.data.eq(u_be.data)]

@@ -135,7 +135,10 @@ class WeightUpdateEngine(LutEngine):
             mem = Memory(shape=signed(A), depth=lay.wgrad_acc_depth, init=[])
             m.submodules[f"acc{k}"] = mem
             wr = mem.write_port()
-            acc_rd.append(mem.read_port(transparent_for=(wr,)))
+            # distributed RAM: read asynchronously in the accumulate stage; block RAM: a stage
+            # earlier
+            acc_rd.append(mem.read_port(domain="comb") if self.hw.dist_ram else
+                          mem.read_port(transparent_for=(wr,)))
             acc_wr.append(wr)
 
         pattern = Signal(G)
@@ -148,7 +151,6 @@ class WeightUpdateEngine(LutEngine):
         m.d.comb += [self.w_rd.addr.eq(lk_wbase + lk_j), self.w_rd.en.eq(lk_active)]
         for k in range(P):
             m.d.comb += [
-                acc_rd[k].addr.eq(lk_j), acc_rd[k].en.eq(lk_active),
                 luts[k].sel.eq(pattern), luts[k].sel_bank.eq(bank),
             ]
         m.d.sync += s1_valid.eq(lk_active)
@@ -171,6 +173,10 @@ class WeightUpdateEngine(LutEngine):
         with m.If(s1_valid):
             m.d.sync += s2_waddr.eq(s1_waddr)
         for k in range(P):
+            if self.hw.dist_ram:
+                m.d.comb += acc_rd[k].addr.eq(s1_j)
+            else:
+                m.d.comb += [acc_rd[k].addr.eq(lk_j), acc_rd[k].en.eq(lk_active)]
             total = Signal(signed(A), name=f"sum{k}")
             m.d.comb += [
                 total.eq(Mux(s1_first, 0, acc_rd[k].data) + s1_lut[k]),

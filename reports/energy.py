@@ -93,7 +93,7 @@ def energy_breakdown(counters, design, samples):
                                                                cfg.fwd_acc_bits),
         # LIF: decay (shift-adds) + add + compare per lane, and the u/o writes
         "LIF": c["fe_writes"] * P * (n_alpha + 2) * add_pj(cfg.u_bits),
-        "state writes": c["fe_writes"] * (sram_pj(sizes["u"], P * cfg.u_bits) +
+        "state writes": c["fe_writes"] * (sram_pj(sizes["u"], P * mm.state_bits) +
                                           sram_pj(sizes["spk"], SW)),
     }
     wue = {
@@ -110,7 +110,7 @@ def energy_breakdown(counters, design, samples):
                                                 sram_pj(sizes["w"], P * cfg.w_bits)),
     }
     be = {
-        "state reads": (c["be_u_reads"] * sram_pj(sizes["u"], P * cfg.u_bits) +
+        "state reads": (c["be_u_reads"] * sram_pj(sizes["u"], P * mm.state_bits) +
                         c["be_g_reads"] * sram_pj(sizes["g"] * P, P * cfg.e_bits) +
                         c["be_eps_reads"] * sram_pj(sizes["eps"], P * cfg.e_bits)),
         "recurrence": c["be_eps_writes"] * P * (n_alpha + 2) * add_pj(cfg.e_bits),

@@ -95,7 +95,10 @@ async def backward_case(host, design, job):
             padded[:, p, :] = np.pad(arr[t, b], (0, nw * P - n_out)).reshape(nw, P)
         return [_pack(padded[k, p], width) for k in range(nw) for p in range(NP)]
 
-    await host.write("u", state_words(u, cfg.u_bits))
+    if not cfg.reset_grad:        # the state memory holds o (bit 0) and h (bit 1), not u
+        lo, hi = cfg.vth_int - cfg.half_window_int, cfg.vth_int + cfg.half_window_int
+        u = (u > cfg.vth_int).astype(np.int64) | (((u > lo) & (u < hi)).astype(np.int64) << 1)
+    await host.write("u", state_words(u, mm.state_bits))
     await host.write("g", state_words(g, cfg.e_bits))
     if has_below:
         w = np.zeros((n_out, S * P), dtype=np.int64)

@@ -51,7 +51,7 @@ def _wue_memories(mm):
 
 def _be_memories(mm):
     cfg, P = mm.cfg, mm.P
-    state = P * cfg.u_bits, P * cfg.e_bits
+    state = P * mm.state_bits, P * cfg.e_bits
     return {
         "u": MemorySpec(state[0], mm.state_depth, reads=("u_rd",)),
         "g": MemorySpec(state[1], mm.state_depth, reads=("g_rd",)),
