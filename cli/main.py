@@ -316,7 +316,7 @@ def build_parser():
                         "best of the routed seeds is used (default 30: router2 sometimes "
                         "oscillates instead of converging)")
     p.add_argument("--baud", type=int, default=115200, help="UART baud rate")
-    p.add_argument("--unit", choices=("fe", "wue", "be", "out", "mirror", "top"), default=None,
+    p.add_argument("--unit", choices=("fe", "wue", "be", "out", "top"), default=None,
                    help="build only this unit (an engine, or the accelerator core without its "
                         "UART) out of context, one seed, to find which unit limits Fmax")
     p.add_argument("--family", choices=("ecp5", "ice40"), default="ecp5",

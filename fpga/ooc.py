@@ -24,15 +24,14 @@ DEVICES = {"ecp5": ("--85k", "CABGA381", "6"), "ice40": ("--up5k", "sg48", None)
 def _units():
     from spikeforge.hdl.backward import BackwardEngine
     from spikeforge.hdl.forward import ForwardEngine
-    from spikeforge.hdl.mirror import WeightMirror
     from spikeforge.hdl.outgrad import OutputUnit
     from spikeforge.hdl.top import Accelerator
     from spikeforge.hdl.wupdate import WeightUpdateEngine
     return {"fe": ForwardEngine, "wue": WeightUpdateEngine, "be": BackwardEngine,
-            "out": OutputUnit, "mirror": WeightMirror, "top": Accelerator}
+            "out": OutputUnit, "top": Accelerator}
 
 
-UNITS = ("fe", "wue", "be", "out", "mirror", "top")
+UNITS = ("fe", "wue", "be", "out", "top")
 
 
 def unit_component(unit, design):
@@ -85,7 +84,7 @@ def build_unit(unit, design, out_dir, family="ecp5", freq_mhz=50.0, seed=1, prog
               f"tee -q -o stat.json stat -json")
     with open(os.path.join(out_dir, "synth.ys"), "w") as f:
         f.write(script.replace("; ", "\n") + "\n")
-    _run(f'"$YOSYS" -q -s synth.ys', out_dir, env, "yosys.log")
+    _run('"$YOSYS" -q -s synth.ys', out_dir, env, "yosys.log")
     seconds["synthesis"] = round(time.perf_counter() - t1, 1)
 
     progress(f"[3/3] nextpnr-{family} out of context at {freq_mhz} MHz, seed {seed}")

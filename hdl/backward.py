@@ -4,13 +4,14 @@ Trade-off first. The backward pass has two kinds of zeros (``model/SPEC.md`` sec
 ``eps`` entries are zero (the surrogate window is empty and the temporal term has died out) and,
 in the layer below, every entry whose own surrogate ``h_below`` is zero is *defined* as 0. The
 multiply-accumulate work of ``W^T eps`` for one point ``(t, b)`` is therefore only
-``nnz(eps) x needed(j)`` instead of ``n_out x n_in``. This engine spends its ``P`` multipliers only
-on that product set: a **walker** streams the non-zero ``eps`` of the point, one per cycle, and
-each **lane** (lane ``k`` owns the neurons ``j = r*P + k`` of the layer below and its own weight
-bank) walks only its needed ``j``, by a priority encoder over the point's surrogate bitmask. Zero
-``eps`` cost no cycle, masked ``j`` cost no cycle. The price is lane imbalance (a point lasts as long
-as its busiest lane) and one cycle per needed output when a point has no non-zero ``eps`` at all
-(those outputs must still be written as 0).
+``nnz(eps) x needed(j)`` instead of ``n_out x n_in``. This engine reads the weights in the
+layout the Forward and Weight Update Engines use (word ``nb*n_in + j`` = the ``P`` weights
+``W[nb*P .. nb*P+P-1, j]``), so the accelerator keeps one copy of ``W`` and nothing has to be
+mirrored: for each **needed** output ``j`` (``h_below = 1``) it reads, one per cycle, only the
+weight words of the ``eps`` words that hold a non-zero value, multiplies the ``P`` lanes by their
+``eps`` and sums them in an adder tree. Masked ``j`` cost no cycle, all-zero ``eps`` words cost no
+cycle; zeros inside a non-zero word cost a lane (``P`` products per cycle). A point costs
+``needed(j) x max(1, nonzero words)`` cycles (+1 when nothing is needed).
 
 Two units run concurrently, decoupled by a two-slot buffer of compressed ``eps``:
 
@@ -21,28 +22,26 @@ Two units run concurrently, decoupled by a two-slot buffer of compressed ``eps``
       eps = sat_e(h * g' + csd(eps_next * (1 - o), alpha))
 
   ``eps_next`` is read back from the ``eps`` memory (word of point ``(t+1, b)``; 0 at ``t = T-1``),
-  with internal forwarding of the word written in the same cycle. It writes every ``eps`` word,
+  forwarded from the three stages after the recurrence when it is not yet written. It writes every ``eps`` word,
   the per-point non-zero bitmask ``nz``, and (when the layer has a layer below) appends the
   word's non-zero entries to the compressed list of the point.
-- **Backprop unit** (walker + ``P`` lanes, 3-stage pipeline: select/weight read, multiply-
-  accumulate, round/saturate/write): for each point, in rounds: every lane with a needed ``j``
-  left takes its lowest one, the walker replays the point's non-zero ``eps``, lanes accumulate
-  ``W[i, j] * eps[i]`` exactly (``bwd_acc_bits``) and write
-  ``g_below[j] = sat_e(rshr(G[j], w_frac))`` after the last one. Rounds follow each other with
-  no idle cycle; a point ends one cycle after its last round (its lanes are seen done from
-  their registered masks).
+- **Backprop unit**: an output generator streams the point's walked ``j`` (ascending, one per
+  cycle, into a small FIFO); for each ``j`` the consumer replays the point's list, reading weight
+  word ``k*n_in + j`` for every entry ``k``; a pipeline (weights registered, ``P`` products, an
+  adder tree with a register per level, accumulation, round and saturate) writes
+  ``g_below[j] = sat_e(rshr(G[j], w_frac))`` after the last word, all exact (``bwd_acc_bits``).
 
 Compressed eps (``be_sparse`` on). Per point, a list of the memory words (groups of ``P``
-neurons) that hold at least one non-zero ``eps``: entry ``(k, mask, values)`` = word index, ``P``-bit
-non-zero mask, the ``P`` values. The walker emits ``i = k*P + q`` for every set bit ``q`` of
-``mask`` in turn. The entry's fields and their widths are ``design.memmap.be_list`` (the word
+neurons) that hold at least one non-zero ``eps``: entry ``(k, mask, values, wofs)`` = word index,
+``P``-bit non-zero mask, the ``P`` values and ``k * n_in`` (where that word's weights start, so no
+multiplier sits in the weight address). The entry's fields and their widths are ``design.memmap.be_list`` (the word
 index is as wide as the largest layer's block count, and the register that produces it has exactly
 that width, so writer and reader agree on every field for every shape). Two such lists (the point
 being consumed and the point being produced) live in a small internal memory. For the rest of the accelerator the engine also writes a persistent
 bitmask per point: ``nz[p]`` bit ``i`` = ``eps[p, i] != 0``.
 
-Dense mode (input ``sparse = 0``): the list holds every word with all valid neurons marked and every
-lane walks every ``j < n_in``: the same datapath does all ``n_out x n_in`` products, so both modes are
+Dense mode (input ``sparse = 0``): the list holds every word with all valid neurons marked and the
+generator walks every ``j < n_in``: the same datapath does all ``n_out x n_in`` products, so both modes are
 measured on the same data with the same hardware.
 
 Memory layouts: those of :mod:`spikeforge.hdl.memmap` (shared with the Forward and Weight Update
@@ -60,8 +59,7 @@ g_rd       ``P x e_bits`` (eps)       ``nb*NP + p``     ``dL/do`` of this layer 
 eps_rd/wr  ``P x e_bits`` (eps)       ``nb*NP + p``     ``eps`` of this layer (read back for t+1)
 nz_wr      ``spike_width`` bits       ``p``             bit ``i``: ``eps[t, b, i] != 0``
 hb_rd      ``spike_width`` bits       ``p``             bit ``j``: ``h_below[t, b, j]``
-w_rd[q]    ``w_bits`` (bank ``q``)    ``i*S + r``       ``W[i, r*P + q]``, ``S = ceil(n_max / P)``
-                                                        (filled by ``hdl/mirror.py``)
+w_rd       ``P x w_bits``             ``nb*n_in + j``   lane ``q``: ``W[nb*P + q, j]`` (the FE layout)
 gb_wr[q]   ``e_bits`` (bank ``q``)    ``r*NP + p``      ``g_below[t, b, r*P + q]``: the banks side by
                                                         side are the ``eps`` layout of the layer below
 =========  =========================  ================  ============================================
@@ -84,7 +82,9 @@ from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
 
 from .fxp import csd, rshr, saturate
-from .memmap import addr_bits
+from amaranth.lib.fifo import SyncFIFOBuffered
+
+from .memmap import addr_bits, bits_for
 
 __all__ = ["BackwardEngine", "control_members", "verilog_units"]
 
@@ -105,14 +105,6 @@ def control_members(design):
         "done": Out(1),
         "cycles": Out(32),
     }
-
-
-def _lowest(mask, width):
-    """(index of the lowest set bit, mask with it cleared); index 0 for an empty mask."""
-    index = Const(0, range(max(2, width)))
-    for q in reversed(range(width)):
-        index = Mux(mask[q], q, index)
-    return index, mask & (mask - 1)
 
 
 class BackwardEngine(wiring.Component):
@@ -145,7 +137,7 @@ class BackwardEngine(wiring.Component):
         Busy cycles of the last run (measured by the hardware).
     u_rd, g_rd, eps_rd, hb_rd : In(ReadPort.Signature)
     eps_wr, nz_wr : In(WritePort.Signature)
-    w_rd : In(ReadPort.Signature).array(P)
+    w_rd : In(ReadPort.Signature)
     gb_wr : In(WritePort.Signature).array(P)
         Memory ports (``lib.memory`` signatures, so ``wiring.connect`` joins them to memory
         ports); layouts in the module docstring.
@@ -173,7 +165,7 @@ class BackwardEngine(wiring.Component):
             "eps_wr": wr(sa, P * cfg.e_bits),
             "nz_wr": wr(pa, mm.spike_width),
             "hb_rd": rd(pa, mm.spike_width),
-            "w_rd": rd(addr_bits(mm.bank_depth), cfg.w_bits).array(P),
+            "w_rd": rd(addr_bits(mm.weight_depth), P * cfg.w_bits),
             "gb_wr": wr(sa, cfg.e_bits).array(P),
         })
 
@@ -207,21 +199,23 @@ class BackwardEngine(wiring.Component):
         ps = Signal()                            # slot being produced
         p = Signal(addr_bits(mm.spike_depth))
         kbase = Signal(addr_bits(mm.state_depth) + 1)
+        wofs = Signal(entry["wofs"].width)       # k * n_in: the word's weights in the layer
 
         # slots of compressed eps: ``claimed`` from the producer's first word of a point until
-        # the walker releases it, ``full`` once the list is complete
+        # the consumer releases it, ``full`` once the list is complete
         full = Signal(2)
         claimed = Signal(2)
         count = [Signal(range(mm.out_blocks_max + 1), name=f"count{s}") for s in range(2)]
         last_n = [Signal(kw, name=f"last_n{s}") for s in range(2)]   # count - 1
         empty = [Signal(name=f"empty{s}") for s in range(2)]
-        slot_walk = [[Signal(S, name=f"slot{s}_walk{q}") for q in range(P)] for s in range(2)]
-        slot_need = [[Signal(S, name=f"slot{s}_need{q}") for q in range(P)] for s in range(2)]
+        slot_walk = [Signal(S * P, name=f"slot{s}_walk") for s in range(2)]
+        slot_need = [Signal(S * P, name=f"slot{s}_need") for s in range(2)]
+        walk_empty = [Signal(name=f"walk_empty{s}") for s in range(2)]
         slot_p = [Signal(addr_bits(mm.spike_depth), name=f"slot_p{s}") for s in range(2)]
         lists = memory.Memory(shape=entry.width, depth=mm.be_list_depth, init=[])
         m.submodules.lists = lists
         list_wp = lists.write_port()
-        # distributed RAM: an asynchronous read addressed with the walker's state; block RAM:
+        # distributed RAM: an asynchronous read addressed with the consumer's state; block RAM:
         # a synchronous read addressed with its next state. Either way the data belong to the
         # current state.
         list_rp = lists.read_port(domain="comb") if dist else \
@@ -248,7 +242,7 @@ class BackwardEngine(wiring.Component):
 
         # the pipeline R1 .. R5 advances every cycle (valid bits mark the words in it)
         r0 = {"valid": issue, "p": p, "k": k, "first": k == 0, "last": last_k,
-              "top": t == T - 1, "slot": ps, "addr": addr}
+              "top": t == T - 1, "slot": ps, "addr": addr, "wofs": wofs}
         r1, r2, r3, r4, r5 = (regs(f"r{i}", r0) for i in range(1, 6))
         for dst, src in ((r1, r0), (r2, r1), (r3, r2), (r4, r3), (r5, r4)):
             m.d.sync += [dst[key].eq(src[key]) for key in r0]
@@ -260,9 +254,10 @@ class BackwardEngine(wiring.Component):
                      for f, stage in zip(fwd, (r1, r2, r3))]
         m.d.sync += [a.eq(f) for a, f in zip(fwd2, fwd)]
         with m.If(issue):
-            m.d.sync += [k.eq(k + 1), kbase.eq(kbase + NP)]
+            m.d.sync += [k.eq(k + 1), kbase.eq(kbase + NP), wofs.eq(wofs + n_in)]
             with m.If(last_k):
-                m.d.sync += [k.eq(0), kbase.eq(0), b.eq(b + 1), p.eq(p + 1), ps.eq(~ps)]
+                m.d.sync += [k.eq(0), kbase.eq(0), wofs.eq(0), b.eq(b + 1), p.eq(p + 1),
+                             ps.eq(~ps)]
                 with m.If(last_b):
                     m.d.sync += [b.eq(0), p.eq(p + 1 - 2 * B)]
                     with m.If(t == 0):
@@ -303,16 +298,11 @@ class BackwardEngine(wiring.Component):
             m.d.comb += eps_q.eq(Mux(lane_valid[q], saturate(Mux(h, g, 0) + carried, eb), 0))
             eps_lanes.append(eps_q)
         m.d.sync += eps3.eq(Cat(*eps_lanes))
-        # the lane masks of the point's h_below (its last word makes the slot)
-        walk3 = [Signal(S, name=f"walk_r3_{q}") for q in range(P)]
-        need3 = [Signal(S, name=f"need_r3_{q}") for q in range(P)]
-        hb_valid = hb_q & in_valid
-        for q in range(P):
-            m.d.sync += [
-                need3[q].eq(Cat(*[hb_valid[r * P + q] for r in range(S)])),
-                walk3[q].eq(Cat(*[(hb_q[r * P + q] | ~sparse) & in_valid[r * P + q]
-                                  for r in range(S)])),
-            ]
+        # the walked and needed outputs of the point (its last word makes the slot)
+        walk3 = Signal(S * P)
+        need3 = Signal(S * P)
+        m.d.sync += [need3.eq(hb_q & in_valid),
+                     walk3.eq(Mux(sparse, hb_q, ~0) & in_valid)]
 
         # ---- producer R3: write eps, the non-zero mask and the list entry -------------------
         nz_word = Cat(*[eps3[q * eb:(q + 1) * eb] != 0 for q in range(P)])
@@ -336,7 +326,7 @@ class BackwardEngine(wiring.Component):
         append = r3["valid"] & below & (keep != 0)
         m.d.comb += [
             list_wp.addr.eq(Cat(cnt_cur[:kw], r3["slot"])),
-            list_wp.data.eq(Cat(r3["k"], keep, eps3)),     # the fields of mm.be_list
+            list_wp.data.eq(Cat(r3["k"], keep, eps3, r3["wofs"])),   # the fields of mm.be_list
             list_wp.en.eq(append),
         ]
         set_full = Signal(2)
@@ -349,16 +339,55 @@ class BackwardEngine(wiring.Component):
                     with m.If(r3["slot"] == s_):
                         m.d.sync += [count[s_].eq(total), last_n[s_].eq(total - 1),
                                      empty[s_].eq(total == 0), slot_p[s_].eq(r3["p"])]
-                        m.d.sync += [slot_walk[s_][q].eq(walk3[q]) for q in range(P)]
-                        m.d.sync += [slot_need[s_][q].eq(need3[q]) for q in range(P)]
+                        m.d.sync += [slot_walk[s_].eq(walk3), slot_need[s_].eq(need3),
+                                     walk_empty[s_].eq(walk3 == 0)]
 
-        # ---- backprop: walker ----------------------------------------------------------------
-        active = Signal()
+        # ---- backprop, 1: the output generator. For the point of slot ``gs`` it emits every
+        # walked j in ascending order (one per cycle, into a FIFO), with its h_below bit and a
+        # last flag; a point with nothing to walk emits one empty token --------------------------
+        SP = S * P
+        jb = bits_for(SP)
+        gs = Signal()
+        g_busy = Signal()
+        gen_done = Signal(2)                     # the generator has finished slot s
+        gen_set = Signal(2)
+        jm = Signal(SP)
+        nm = Signal(SP)
+        m.submodules.jfifo = jfifo = SyncFIFOBuffered(width=jb + 3, depth=4)
+        onehot = Signal(SP)
+        m.d.comb += onehot.eq(jm & (~jm + 1))               # the lowest walked j
+        j_idx = Signal(jb)
+        m.d.comb += j_idx.eq(Cat(*[Cat(*[onehot[i] for i in range(SP) if i >> bit & 1]).any()
+                                   if any(i >> bit & 1 for i in range(SP)) else Const(0, 1)
+                                   for bit in range(jb)]))
+        rest = Signal(SP)
+        m.d.comb += rest.eq(jm & ~onehot)
+        g_load = Signal()
+        m.d.comb += g_load.eq(~g_busy & full.bit_select(gs, 1) & ~gen_done.bit_select(gs, 1))
+        g_empty = Mux(gs, walk_empty[1], walk_empty[0])
+        with m.If(g_busy):
+            m.d.comb += [jfifo.w_en.eq(1),
+                         jfifo.w_data.eq(Cat(j_idx, (onehot & nm) != 0, rest == 0, 0))]
+            with m.If(jfifo.w_rdy):
+                m.d.sync += jm.eq(rest)
+                with m.If(rest == 0):
+                    m.d.sync += [g_busy.eq(0), gs.eq(~gs)]
+                    m.d.comb += gen_set.eq(1 << gs)
+        with m.Elif(g_load):
+            with m.If(g_empty):
+                m.d.comb += [jfifo.w_en.eq(1), jfifo.w_data.eq(Cat(Const(0, jb), 0, 1, 1))]
+                with m.If(jfifo.w_rdy):
+                    m.d.sync += gs.eq(~gs)
+                    m.d.comb += gen_set.eq(1 << gs)
+            with m.Else():
+                m.d.sync += [g_busy.eq(1), jm.eq(Mux(gs, slot_walk[1], slot_walk[0])),
+                             nm.eq(Mux(gs, slot_need[1], slot_need[0]))]
+
+        # ---- backprop, 2: the consumer. For each j of the FIFO it replays the point's list (the
+        # words with a non-zero eps, or every word in dense mode), one weight word per cycle:
+        # g_below[j] = sum over words k, lanes q of W[kP+q, j] * eps[kP+q] --------------------------
         cs = Signal()
         n = Signal(kw)                           # entry index within the point's list
-        rem = Signal(P)
-        started = Signal()
-        lm = [Signal(S, name=f"lm{q}") for q in range(P)]
         n_next = Signal.like(n)
         cs_next = Signal()
         m.d.comb += [n_next.eq(n), cs_next.eq(cs)]
@@ -368,112 +397,94 @@ class BackwardEngine(wiring.Component):
         def field(name):
             f = entry[name]
             return list_rp.data[f.offset:f.offset + f.width]
-        e_k = field("k")
-        e_mask = field("mask")
-        e_vals = Array(field("values").word_select(q, eb).as_signed() for q in range(P))
+        head_j = jfifo.r_data[:jb]
+        head_need = jfifo.r_data[jb]
+        head_last = jfifo.r_data[jb + 1]
+        head_empty = jfifo.r_data[jb + 2]
         zero_pt = Mux(cs, empty[1], empty[0])
         n_last = n == Mux(cs, last_n[1], last_n[0])
-        eff = Mux(started, rem, e_mask)
-        q_low, eff_rest = _lowest(eff, P)
-        item_i = Signal(range(S * P))
-        item_eps = Signal(signed(eb))
-        item_first = Signal()
-        item_last = Signal()
-        m.d.comb += [
-            item_i.eq(Mux(zero_pt, 0, e_k * P + q_low)),
-            item_eps.eq(Mux(zero_pt, 0, e_vals[q_low])),
-            item_first.eq(zero_pt | (~started & (n == 0))),
-            item_last.eq(zero_pt | ((eff_rest == 0) & n_last)),
-        ]
-        any_lane = Cat(*[x != 0 for x in lm]) != 0
-        emit = Signal()
-        m.d.comb += emit.eq(active & any_lane)
-
-        lm_after = [Signal(S, name=f"lm_after{q}") for q in range(P)]
-        for q in range(P):
-            m.d.comb += lm_after[q].eq(Mux(item_last, lm[q] & (lm[q] - 1), lm[q]))
-        # the consumed point is finished once no lane has work left (seen from the registered
-        # lane masks: one cycle after its last round)
-        point_end = Signal()
-        m.d.comb += point_end.eq(active & ~any_lane)
         clr_full = Signal(2)
-        load_slot = Signal()
-        load = Signal()
-        with m.If(point_end):
-            m.d.comb += [clr_full.eq(1 << cs), cs_next.eq(~cs)]
-            m.d.comb += [load_slot.eq(~cs), load.eq(full.bit_select(~cs, 1))]
-            m.d.sync += active.eq(full.bit_select(~cs, 1))
-        with m.Elif(~active & busy):
-            m.d.comb += [load_slot.eq(cs), load.eq(full.bit_select(cs, 1))]
-            m.d.sync += active.eq(full.bit_select(cs, 1))
-        lh = [Signal(S, name=f"lh{q}") for q in range(P)]
-        with m.If(load):
-            m.d.sync += [lm[q].eq(Mux(load_slot, slot_walk[1][q], slot_walk[0][q]))
-                         for q in range(P)]
-            m.d.sync += [lh[q].eq(Mux(load_slot, slot_need[1][q], slot_need[0][q]))
-                         for q in range(P)]
-            m.d.sync += started.eq(0)
-            m.d.comb += n_next.eq(0)
-        with m.Elif(emit):
-            m.d.sync += [lm[q].eq(lm_after[q]) for q in range(P)]
-            with m.If(item_last):
-                m.d.sync += started.eq(0)
-                m.d.comb += n_next.eq(0)
-            with m.Elif(eff_rest == 0):
-                m.d.sync += started.eq(0)
-                m.d.comb += n_next.eq(n + 1)
+        mac = Signal()                           # a product word enters the pipeline
+        end_j = Signal()
+        with m.If(jfifo.r_rdy):
+            with m.If(head_empty):
+                m.d.comb += [jfifo.r_en.eq(1), clr_full.eq(1 << cs), cs_next.eq(~cs)]
             with m.Else():
-                m.d.sync += [rem.eq(eff_rest), started.eq(1)]
+                m.d.comb += [mac.eq(1), end_j.eq(zero_pt | n_last)]
+                with m.If(zero_pt | n_last):
+                    m.d.comb += [jfifo.r_en.eq(1), n_next.eq(0)]
+                    with m.If(head_last):
+                        m.d.comb += [clr_full.eq(1 << cs), cs_next.eq(~cs)]
+                with m.Else():
+                    m.d.comb += n_next.eq(n + 1)
+        m.d.comb += [self.w_rd.addr.eq(field("wofs") + head_j),
+                     self.w_rd.en.eq(mac & ~zero_pt)]
+
+        # C1: weight read in flight; C2: weights registered; C3: products; adder tree; then
+        # accumulate, round and saturate, write
+        c1 = {"v": mac, "first": n == 0, "last": end_j, "need": head_need, "j": head_j,
+              "p": Mux(cs, slot_p[1], slot_p[0]),
+              "vals": Mux(zero_pt, 0, field("values"))}
+        stages = [regs("c1", c1)]
+        m.d.sync += [stages[0][key].eq(c1[key]) for key in c1]
+        pipe_valid = [stages[0]["v"]]
+
+        def advance(src, name):
+            dst = regs(name, src)
+            m.d.sync += [dst[key].eq(src[key]) for key in src]
+            pipe_valid.append(dst["v"])
+            return dst
+
+        c2 = advance(stages[0], "c2")
+        w_q = Signal(P * cfg.w_bits)
+        m.d.sync += w_q.eq(self.w_rd.data)
+        c3 = advance(c2, "c3")
+        pb = cfg.w_bits + eb
+        prods = [Signal(signed(pb), name=f"prod{q}") for q in range(P)]
+        for q in range(P):
+            m.d.sync += prods[q].eq(w_q.word_select(q, cfg.w_bits).as_signed() *
+                                    c2["vals"].word_select(q, eb).as_signed())
+        terms, ctx, level = prods, c3, 0
+        while len(terms) > 1:
+            nxt = []
+            for i in range(0, len(terms), 2):
+                t_ = Signal(signed(len(terms[i]) + 1), name=f"tree{level}_{i // 2}")
+                m.d.sync += t_.eq(terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i])
+                nxt.append(t_)
+            terms, level = nxt, level + 1
+            ctx = advance(ctx, f"t{level}")
+        total = terms[0]
+        acc = Signal(signed(cfg.bwd_acc_bits))
+        with m.If(ctx["v"]):
+            m.d.sync += acc.eq(Mux(ctx["first"], 0, acc) + total)
+        # after the last word of j, acc holds G[j] for one cycle
+        a1 = advance(ctx, "a1")
+        gb = Signal(signed(eb))
+        out_v = Signal()
+        out_addr = Signal(addr_bits(mm.state_depth))
+        out_bank = Signal(range(max(P, 2)))
+        if P & (P - 1) == 0:
+            lane, row = a1["j"][:P.bit_length() - 1], a1["j"] >> (P.bit_length() - 1)
+        else:
+            lane = Array(Const(j % P, range(max(P, 2))) for j in range(SP))[a1["j"]]
+            row = Array(Const(j // P, range(max(S, 2))) for j in range(SP))[a1["j"]]
+        m.d.sync += [out_v.eq(a1["v"] & a1["last"]), out_bank.eq(lane),
+                     out_addr.eq(row * NP + a1["p"]),
+                     # dense mode computes masked entries too; h_below = 0 still writes 0
+                     gb.eq(Mux(a1["need"], saturate(rshr(acc, cfg.w_frac), eb), 0))]
+        for q in range(P):
+            m.d.comb += [self.gb_wr[q].en.eq(out_v & (out_bank == q)),
+                         self.gb_wr[q].addr.eq(out_addr), self.gb_wr[q].data.eq(gb)]
+        pipe_valid.append(out_v)
         m.d.sync += [full.eq((full | set_full) & ~clr_full),
+                     gen_done.eq((gen_done | gen_set) & ~clr_full),
                      claimed.eq((claimed | Mux(issue & (k == 0) & below, 1 << ps, 0))
                                 & ~clr_full)]
 
-        # ---- backprop: lanes (L0 weight read, L1 registered weight, L2 multiply-accumulate,
-        # L3 round and saturate, L4 write) -------------------------------------------------------
-        l1 = {"eps": Signal(signed(eb), name="l1_eps"), "first": Signal(name="l1_first"),
-              "last": Signal(name="l1_last"), "p": Signal(addr_bits(mm.spike_depth), name="l1_p")}
-        l2 = regs("l2", l1)
-        m.d.sync += [l1["eps"].eq(item_eps), l1["first"].eq(item_first),
-                     l1["last"].eq(item_last), l1["p"].eq(Mux(cs, slot_p[1], slot_p[0]))]
-        m.d.sync += [l2[key].eq(l1[key]) for key in l1]
-        pipe_busy = []
-        for q in range(P):
-            r_q, _ = _lowest(lm[q], S)
-            lane_v = emit & (lm[q] != 0)
-            m.d.comb += [
-                self.w_rd[q].addr.eq(item_i * S + r_q),
-                self.w_rd[q].en.eq(lane_v),
-            ]
-            v = [Signal(name=f"v{i}_{q}") for i in range(1, 5)]
-            r = [Signal(range(max(2, S)), name=f"r{i}_{q}") for i in range(1, 4)]
-            h = [Signal(name=f"h{i}_{q}") for i in range(1, 5)]
-            w_q = Signal(signed(cfg.w_bits), name=f"w_q{q}")
-            m.d.sync += [v[0].eq(lane_v), r[0].eq(r_q), h[0].eq(lh[q].bit_select(r_q, 1)),
-                         v[1].eq(v[0]), r[1].eq(r[0]), h[1].eq(h[0]), w_q.eq(self.w_rd[q].data)]
-            acc = Signal(signed(cfg.bwd_acc_bits), name=f"acc{q}")
-            with m.If(v[1]):
-                m.d.sync += acc.eq(Mux(l2["first"], 0, acc) + w_q * l2["eps"])
-            # after the last product of a round, acc holds G[j] for one cycle
-            addr3 = Signal(addr_bits(mm.state_depth), name=f"gb_addr3_{q}")
-            addr4 = Signal(addr_bits(mm.state_depth), name=f"gb_addr4_{q}")
-            p3 = Signal.like(l2["p"], name=f"p3_{q}")
-            gb4 = Signal(signed(eb), name=f"gb4_{q}")
-            m.d.sync += [v[2].eq(v[1] & l2["last"]), r[2].eq(r[1]), h[2].eq(h[1]),
-                         p3.eq(l2["p"]), v[3].eq(v[2]),
-                         addr4.eq(addr3),
-                         # dense mode computes masked entries too; h_below = 0 still writes 0
-                         gb4.eq(Mux(h[2], saturate(rshr(acc, cfg.w_frac), eb), 0))]
-            m.d.comb += addr3.eq(r[2] * NP + p3)
-            m.d.comb += [
-                self.gb_wr[q].en.eq(v[3]),
-                self.gb_wr[q].addr.eq(addr4),
-                self.gb_wr[q].data.eq(gb4),
-            ]
-            pipe_busy += v
-
         # ---- start / done ------------------------------------------------------------------
         in_flight = Cat(r1["valid"], r2["valid"], r3["valid"])
-        idle = ~prod_run & (in_flight == 0) & ~active & (full == 0) & (Cat(*pipe_busy) == 0)
+        idle = ~prod_run & (in_flight == 0) & (full == 0) & ~g_busy & ~jfifo.r_rdy & \
+            (Cat(*pipe_valid) == 0)
         m.d.comb += self.done.eq(busy & idle)
         with m.If(busy):
             m.d.sync += cycles.eq(cycles + 1)
@@ -492,7 +503,8 @@ class BackwardEngine(wiring.Component):
                                   for j in range(S * P)])),
                 busy.eq(1), cycles.eq(0), prod_run.eq(1), t.eq(self.timesteps - 1), b.eq(0),
                 p.eq((self.timesteps - 1) * self.batch), kbase.eq(0),
-                k.eq(0), ps.eq(0), active.eq(0), full.eq(0), claimed.eq(0),
+                k.eq(0), ps.eq(0), full.eq(0), claimed.eq(0), wofs.eq(0),
+                gs.eq(0), g_busy.eq(0), gen_done.eq(0),
             ]
             m.d.comb += cs_next.eq(0)
         return m

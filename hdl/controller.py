@@ -1,4 +1,4 @@
-"""The controller of the training accelerator: four threads that start the engines in order.
+"""The controller of the training accelerator: three threads that start the engines in order.
 
 The accelerator (:mod:`spikeforge.hdl.top`) holds the memories and the wiring; this Component
 decides *when* each engine runs and on which layer and block, from the host's START operations
@@ -7,20 +7,20 @@ decides *when* each engine runs and on which layer and block, from the host's ST
 **Training step** (a batch of ``B`` samples, ``T`` steps each) for layers ``l = 0 .. L-1``::
 
     FE(0) .. FE(L-1) -> OUT (counts, prediction, output gradient)
-      -> BE(L-1) -> WUE(L-1) -> MIRROR(L-1) -> BE(L-2) -> WUE(L-2) -> ... -> WUE(0) -> MIRROR(0)
+      -> BE(L-1) -> WUE(L-1) -> BE(L-2) -> WUE(L-2) -> ... -> BE(0) -> WUE(0)
 
 The Forward and Weight Update Engines run one block of ``P`` output neurons per run, so the
 controller knows block by block when weights are final.
 
 **Pipelining** (``pipeline``, reset value ``hw.pipeline``, set by ``Op.MODE``). Four threads run
-concurrently and wait only for their data:
+concurrently and wait only for their data (the Backward Engine reads the one weight memory, so
+no copy of the weights has to be refreshed):
 
 - *F* (forward + output unit), step by step; FE(0) of step ``n+1`` starts block ``nb`` as soon as
   the WUE has written block ``nb`` of layer 0 for step ``n`` (it chases the update);
-- *B* (backward): BE(l) once the gradient of layer ``l`` exists and the mirror of ``W_l`` from the
-  previous step is done;
-- *W* (weight update): WUE(l) per block once BE(l) is done, so WUE(l) overlaps BE(l-1);
-- *M* (mirror): refreshes the Backward Engine's copy of ``W_l`` after WUE(l).
+- *B* (backward): BE(l) once the gradient of layer ``l`` exists (the forward pass that made it
+  ran after the previous step's updates, so ``W_l`` is final);
+- *W* (weight update): WUE(l) per block once BE(l) is done, so WUE(l) overlaps BE(l-1).
 
 With pipelining off, each engine runs alone in the order above and step ``n+1`` starts after step
 ``n`` is complete, so the two modes are measured on the same hardware and data.
@@ -80,7 +80,7 @@ class Controller(wiring.Component):
         Input buffer 0 / 1 may be rewritten.
     clear : Out(1)
         Pulse: clear the counters.
-    fe, out, be, wue, mirror : Out(run_signature(...))
+    fe, out, be, wue : Out(run_signature(...))
         Run control of each engine (``start``/``done`` and its run parameters).
     f_buf, f_layer, f_nb, f_woff, f_soff : Out
         F thread: input buffer, layer, block, weight and state offsets of the FE's run.
@@ -88,8 +88,6 @@ class Controller(wiring.Component):
         B thread: the BE's layer.
     w_buf, w_layer, w_woff, w_soff : Out
         W thread: input buffer, layer, weight and state offsets of the WUE's run.
-    m_layer : Out
-        M thread: the mirror's layer.
     """
 
     def __init__(self, design):
@@ -106,13 +104,11 @@ class Controller(wiring.Component):
                                     batch=Out(range(mm.B + 1)), has_below=Out(1),
                                     sparse=Out(1))),
             "wue": Out(run_signature(n_in=Out(nr), n_out=Out(nr))),
-            "mirror": Out(run_signature(n_in=Out(nr), n_out=Out(nr))),
             "f_buf": Out(1), "f_layer": Out(layer), "f_nb": Out(blocks),
             "f_woff": Out(range(mm.w_depth + 1)), "f_soff": Out(range(mm.s_depth + 1)),
             "b_layer": Out(layer),
             "w_buf": Out(1), "w_layer": Out(layer),
             "w_woff": Out(range(mm.w_depth + 1)), "w_soff": Out(range(mm.s_depth + 1)),
-            "m_layer": Out(layer),
         })
 
     def elaborate(self, platform):
@@ -157,12 +153,7 @@ class Controller(wiring.Component):
         owed = Signal()                          # a training step's layer-0 update is unfinished
         owed_buf = Signal()
         w0_blocks = Signal(range(max(mm.blocks) + 1))
-        # M thread (mirror)
-        m_req = Signal(L)                        # layers whose BE copy is stale
-        m_active = Signal()
-        m_layer = self.m_layer
-
-        any_busy = pending | f_active | b_active | w_active | owed | (m_req != 0) | m_active
+        any_busy = pending | f_active | b_active | w_active | owed
         m.d.comb += self.busy.eq(any_busy)
         for buf in range(2):
             # a new step may only be queued into an empty slot, hence ``pending`` for both
@@ -171,16 +162,13 @@ class Controller(wiring.Component):
 
         # ---- host command decoding ----------------------------------------------------------------
         clear = self.clear
-        m_set = Signal(L)                        # mirror requests raised this cycle
-        m_clr = Signal(L)                        # and taken this cycle
-        m.d.sync += m_req.eq((m_req | m_set) & ~m_clr)
         w_done = Signal(L)                       # WUE(l) finished for the step in the W thread
         with m.If(self.start):
             with m.Switch(self.op & OP_MASK):
                 with m.Case(Op.TRAIN, Op.INFER):
                     m.d.sync += [pending.eq(1), pending_op.eq(self.op)]
                 with m.Case(Op.SYNC):
-                    m.d.comb += m_set.eq((1 << L) - 1)
+                    pass                # no weight copy to refresh: accepted for older hosts
                 with m.Case(Op.CLEAR):
                     m.d.comb += clear.eq(1)
                 with m.Case(Op.MODE):
@@ -191,7 +179,7 @@ class Controller(wiring.Component):
         # when every other thread is idle
         w_final = Signal()
         m.d.comb += w_final.eq(Mux(f_layer == 0, ~owed | (f_nb < w0_blocks), ~owed))
-        seq_idle = ~(b_active | w_active | owed | (m_req != 0) | m_active)
+        seq_idle = ~(b_active | w_active | owed)
         fe_n_out = Mux(f_rem > P, P, f_rem)
         with m.FSM(name="f_fsm"):
             with m.State("IDLE"):
@@ -246,13 +234,10 @@ class Controller(wiring.Component):
                     m.d.sync += [b_start_req.eq(0), b_active.eq(1), b_layer.eq(L - 1)]
                     m.next = "GATE"
             with m.State("GATE"):
-                mirror_ready = ~m_req.bit_select(b_layer, 1) & ~(m_active & (m_layer == b_layer))
-                # sequential: BE(l) only after WUE(l+1) and its mirror have finished
+                # sequential: BE(l) only after WUE(l+1) has finished
                 above = b_layer + 1
-                seq_ok = pipeline | (b_layer == L - 1) | (
-                    w_done.bit_select(above, 1) & ~m_req.bit_select(above, 1) &
-                    ~(m_active & (m_layer == above)))
-                with m.If(mirror_ready & seq_ok):
+                seq_ok = pipeline | (b_layer == L - 1) | w_done.bit_select(above, 1)
+                with m.If(seq_ok):
                     m.d.comb += self.be.start.eq(1)
                     m.next = "RUN"
             with m.State("RUN"):
@@ -290,7 +275,6 @@ class Controller(wiring.Component):
                                      w_woff.eq(w_woff + n_in_t[w_layer]), w_soff.eq(w_soff + NP)]
                         m.next = "GATE"
                     with m.Else():
-                        m.d.comb += m_set.eq(1 << w_layer)
                         m.d.sync += w_done.eq(w_done | (1 << w_layer))
                         with m.If(w_layer == 0):
                             m.d.sync += [w_active.eq(0), owed.eq(0)]
@@ -302,24 +286,5 @@ class Controller(wiring.Component):
                                          w_soff.eq(sbase_t[(w_layer - 1).as_unsigned()])]
                             m.next = "GATE"
         m.d.comb += [self.wue.n_in.eq(n_in_t[w_layer]), self.wue.n_out.eq(wue_n_out)]
-
-        # ---- M thread ---------------------------------------------------------------------------
-        with m.FSM(name="m_fsm"):
-            with m.State("IDLE"):
-                with m.If(m_req != 0):
-                    # serve the highest requested layer first (the order the BE needs them)
-                    for l in range(L):
-                        with m.If(m_req[l]):
-                            m.d.sync += m_layer.eq(l)
-                    m.next = "START"
-            with m.State("START"):
-                m.d.comb += [self.mirror.start.eq(1), m_clr.eq(1 << m_layer)]
-                m.d.sync += m_active.eq(1)
-                m.next = "RUN"
-            with m.State("RUN"):
-                with m.If(self.mirror.done):
-                    m.d.sync += m_active.eq(0)
-                    m.next = "IDLE"
-        m.d.comb += [self.mirror.n_in.eq(n_in_t[m_layer]), self.mirror.n_out.eq(n_out_t[m_layer])]
 
         return m

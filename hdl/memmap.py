@@ -19,17 +19,17 @@ memory     word                   address                       holds
 =========  =====================  ============================  ===================================
 spikes     ``spike_width`` bits   ``p``                         bit ``i`` = spike of neuron ``i``
 weights    P lanes x ``w_bits``   ``nb * n_in + j``             lane ``k`` = ``W[nb*P + k, j]``
-state      P lanes x ``u_bits``   ``nb * NP + p``               lane ``k`` = ``u[p, nb*P + k]``
+state      P x ``state_bits``     ``nb * NP + p``               lane ``k``: ``u[p, nb*P + k]`` (with
+                                                                reset_grad) or its o and h bits
 eps        P lanes x ``e_bits``   ``nb * NP + p``               lane ``k`` = ``eps[p, nb*P + k]``
 dW         P lanes x acc bits     ``nb * n_in + j``             lane ``k`` = ``dW[nb*P + k, j]``
-BE banks   ``w_bits`` (bank k)    ``i * S + r``                 ``W[i, r*P + k]``
 =========  =====================  ============================  ===================================
 
 Top-level memories (:attr:`MemoryMap.memories`): ``x`` (2 input buffers), ``labels``, ``pred``,
 ``spk`` (a region of ``NP`` words per layer), ``hb`` (surrogate bits of hidden layers), ``u``,
-``eps``, ``g`` (``P`` banks), ``w`` (FE/WUE layout) and ``wb`` (``P`` banks, the BE's copy);
-per-layer regions start at :attr:`MemoryMap.wbase`, :attr:`MemoryMap.sbase`,
-:attr:`MemoryMap.wbbase`. Host targets, in the bridge's order: :attr:`MemoryMap.host_targets`.
+``eps``, ``g`` (``P`` banks) and ``w`` (one layout, read by the FE, the BE and the WUE: no second
+copy); per-layer regions start at :attr:`MemoryMap.wbase` and :attr:`MemoryMap.sbase`. Host
+targets, in the bridge's order: :attr:`MemoryMap.host_targets`.
 """
 
 from dataclasses import dataclass
@@ -126,11 +126,11 @@ class PackedWord:
 
 
 ENGINE_COUNTERS = (
-    "active_cycles", "steps", "fe_busy", "out_busy", "be_busy", "wue_busy", "mirror_busy",
+    "active_cycles", "steps", "fe_busy", "out_busy", "be_busy", "wue_busy",
     "fe_x_reads", "fe_w_reads", "fe_writes",
     "wue_x_reads", "wue_eps_reads", "wue_w_reads", "wue_w_writes",
     "be_u_reads", "be_g_reads", "be_eps_reads", "be_eps_writes", "be_w_reads", "be_g_writes",
-    "mirror_reads", "mirror_writes", "out_reads", "out_writes",
+    "out_reads", "out_writes",
 )
 
 
@@ -147,21 +147,22 @@ class MemoryMap:
     blocks : list of int
         ``ceil(n_out / P)`` per weight layer.
     n_in_max, n_out_max, n_max, out_blocks_max : int
-    spike_depth, weight_depth, state_depth, bank_depth : int
+    spike_depth, weight_depth, state_depth : int
         Engine-side depths (one layer, the largest): spike words, weight/dW words, state/eps
-        words, Backward Engine bank words.
+        words.
     psum_depth, wgrad_acc_depth : int
         Depths of the Forward Engine's per-PE partial sums and of the Weight Update Engine's
         per-PE gradient accumulators.
-    wbase, sbase, wbbase : list of int
-        Per-layer bases in the top's ``w``, state (``u``/``eps``/``g``) and ``wb`` memories.
-    w_depth, s_depth, wb_depth : int
+    wbase, sbase : list of int
+        Per-layer bases in the top's ``w`` and state (``u``/``eps``/``g``) memories.
+    w_depth, s_depth : int
         Depths of those top memories.
     label_stride : int
         Words of one label/prediction buffer.
     be_list : PackedWord
         The Backward Engine's compressed-eps list entry: ``k`` (word index), ``mask`` (``P``
-        non-zero bits), ``values`` (``P`` x ``e_bits``).
+        non-zero bits), ``values`` (``P`` x ``e_bits``), ``wofs`` (``k * n_in``: where the
+        weights of that word's neurons start in the layer's weight region).
     be_list_index_bits : int
         Bits of an entry's index within one point's list (``out_blocks_max`` entries at most).
     """
@@ -186,29 +187,27 @@ class MemoryMap:
         self.spike_depth = max(NP, 2)
         self.weight_depth = max(self.out_blocks_max * self.n_in_max, 2)
         self.state_depth = max(self.out_blocks_max * NP, 2)
-        self.bank_depth = max(self.n_out_max * S, 2)
         # the engines' own per-lane accumulator memories: the FE's partial sum of every point,
         # the WUE's dW of every input
         self.psum_depth = max(NP, 2)
         self.wgrad_acc_depth = max(self.n_in_max, 2)
 
         # top: per-layer regions
-        self.wbase, self.sbase, self.wbbase = [], [], []
-        w_acc = s_acc = wb_acc = 0
+        self.wbase, self.sbase = [], []
+        w_acc = s_acc = 0
         for l in range(L):
             self.wbase.append(w_acc)
             self.sbase.append(s_acc)
-            self.wbbase.append(wb_acc)
             w_acc += self.blocks[l] * n[l]
             s_acc += self.blocks[l] * NP
-            wb_acc += n[l + 1] * S
-        self.w_depth, self.s_depth, self.wb_depth = w_acc, s_acc, wb_acc
+        self.w_depth, self.s_depth = w_acc, s_acc
         self.label_stride = max(cfg.batch, 2)
 
         # Backward Engine: compressed-eps list entries (one point's list: out_blocks_max words)
         self.be_list_index_bits = bits_for(self.out_blocks_max)
         self.be_list = PackedWord(("k", self.be_list_index_bits), ("mask", P),
-                                  ("values", P * cfg.e_bits))
+                                  ("values", P * cfg.e_bits),
+                                  ("wofs", addr_bits(self.weight_depth)))
         self.be_list_depth = 2 << self.be_list_index_bits
 
         # what the Backward Engine reads of a neuron's forward state: u itself only for the
@@ -229,9 +228,7 @@ class MemoryMap:
             MemSpec("eps", P * cfg.e_bits, max(self.s_depth, 2), holds="eps"),
             MemSpec("g", cfg.e_bits, max(self.s_depth, 2), banks=P, holds="dL/do"),
             MemSpec("w", P * cfg.w_bits, max(self.w_depth, 2),
-                    holds="weights (FE/WUE layout)"),
-            MemSpec("wb", cfg.w_bits, max(self.wb_depth, 2), banks=P,
-                    holds="weights (BE banks)"),
+                    holds="weights (one layout for the FE, BE and WUE)"),
         )}
         mem = self.memories
         self.host_targets = (
@@ -329,10 +326,9 @@ class MemoryMap:
         needed = {
             "x": 2 * NP * n[0], "labels": 2 * cfg.batch * 8, "pred": cfg.batch * 8,
             "spk": NP * sum(n[1:]), "hb": NP * sum(n[1:-1]),
-            "u": NP * sum(n[1:]) * cfg.u_bits, "eps": NP * sum(n[1:]) * cfg.e_bits,
+            "u": NP * sum(n[1:]) * self.state_bits, "eps": NP * sum(n[1:]) * cfg.e_bits,
             "g": NP * sum(n[1:]) * cfg.e_bits,
             "w": sum(n[l] * n[l + 1] for l in range(L)) * cfg.w_bits,
-            "wb": sum(n[l] * n[l + 1] for l in range(L)) * cfg.w_bits,
         }
         return {name: {"allocated_bits": spec.bits, "needed_bits": needed[name],
                        "width": spec.width, "depth": spec.depth, "banks": spec.banks}

@@ -38,7 +38,7 @@ class Op(IntEnum):
     """Operation of a START frame (low 7 bits; see :data:`BUFFER_BIT`)."""
     TRAIN = 1        # one training step on an input buffer
     INFER = 2        # one inference step on an input buffer
-    SYNC = 3         # refresh the Backward Engine's copy of every layer (after host weight writes)
+    SYNC = 3         # accepted, does nothing (the BE reads the one weight memory; no copy)
     CLEAR = 4        # clear the counters
     MODE = 5         # BUFFER_BIT set: pipelining on, clear: off
 

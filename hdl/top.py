@@ -1,7 +1,7 @@
 """The training accelerator: engines, on-chip memories, controller and host bridge in one component.
 
-One Forward Engine, one Backward Engine, one Weight Update Engine, the output unit and the weight
-mirror serve every layer in turn; the host only streams spikes and labels in and results out
+One Forward Engine, one Backward Engine, one Weight Update Engine and the output unit serve every
+layer in turn; the host only streams spikes and labels in and results out
 through the byte protocol of :mod:`spikeforge.hdl.protocol` (over a UART on a board). The order in
 which the engines run, and pipelining between them, is the :class:`~spikeforge.hdl.controller.
 Controller`'s; this module holds the memories and the wiring.
@@ -20,14 +20,14 @@ hb       L-1 regions x NP                   surrogate bits of hidden layers, tak
 u        sum_l blocks_l x NP, ``P*u_bits``  FE / BE
 eps      as u, ``P*e_bits``                 BE / BE, WUE
 g        P banks, as u, ``e_bits``          output unit, BE (``g_below``) / BE
-w        sum_l blocks_l x n_in_l            host, WUE / FE, WUE, mirror, host
-wb       P banks, sum_l n_out_l x S         mirror / BE
+w        sum_l blocks_l x n_in_l            host, WUE / FE, WUE, BE, host (one layout:
+                                            the BE sums the P lanes of a word)
 pred     B, 8 bits                          output unit / host
 =======  =================================  ===========================================
 
 **Host operations** (:class:`~spikeforge.hdl.protocol.Op`, in a START frame): TRAIN and INFER take
-the input buffer in :data:`~spikeforge.hdl.protocol.BUFFER_BIT`; SYNC refreshes the Backward
-Engine's copy of every layer (after the host wrote weights); CLEAR clears the counters; MODE sets
+the input buffer in :data:`~spikeforge.hdl.protocol.BUFFER_BIT`; SYNC is accepted and does nothing
+(the Backward Engine reads the weights the host wrote: there is no copy to refresh); CLEAR clears the counters; MODE sets
 pipelining (the reset value is ``hw.pipeline``). WAIT conditions:
 :class:`~spikeforge.hdl.protocol.Wait`. Weights may be written or read only while idle. The
 counters are ``design.memmap.counters``.
@@ -43,7 +43,6 @@ from .controller import Controller, attach, layer_table
 from .design import require_design
 from .forward import ForwardEngine
 from .host import HostBridge
-from .mirror import WeightMirror
 from .outgrad import OutputUnit
 from .wupdate import WeightUpdateEngine
 
@@ -110,7 +109,6 @@ class Accelerator(wiring.Component):
         self.wue = WeightUpdateEngine(design)
         self.be = BackwardEngine(design)
         self.out = OutputUnit(design)
-        self.mirror = WeightMirror(design)
         self.bridge = HostBridge(mm.host_targets, len(mm.counters), n_conditions=2,
                                  key=design.key_bytes())
         super().__init__({"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8))})
@@ -120,8 +118,8 @@ class Accelerator(wiring.Component):
         cfg, mm = self.cfg, self.memmap
         P, L, NP, S = mm.P, mm.L, mm.NP, mm.S
         ctl, fe, wue, be = self.controller, self.fe, self.wue, self.be
-        out, mir, br = self.out, self.mirror, self.bridge
-        for name in ("controller", "fe", "wue", "be", "out", "mirror", "bridge"):
+        out, br = self.out, self.bridge
+        for name in ("controller", "fe", "wue", "be", "out", "bridge"):
             m.submodules[name] = getattr(self, name)
         wiring.connect(m, wiring.flipped(self.rx), br.rx)
         wiring.connect(m, br.tx, wiring.flipped(self.tx))
@@ -129,8 +127,7 @@ class Accelerator(wiring.Component):
         # ---- controller: host operations in, engine runs out ---------------------------------
         m.d.comb += [ctl.start.eq(br.start), ctl.op.eq(br.op),
                      br.wait_ok.eq(ctl.wait_ok)]
-        for port, engine in ((ctl.fe, fe), (ctl.out, out), (ctl.be, be), (ctl.wue, wue),
-                             (ctl.mirror, mir)):
+        for port, engine in ((ctl.fe, fe), (ctl.out, out), (ctl.be, be), (ctl.wue, wue)):
             attach(m, port, engine)
 
         # ---- memories (sizes from the memory map) ------------------------------------------------
@@ -148,12 +145,10 @@ class Accelerator(wiring.Component):
         spk_mem, hb_mem = mem("spk", spec["spk"]), mem("hb", spec["hb"])
         u_mem, eps_mem, w_mem = mem("u", spec["u"]), mem("eps", spec["eps"]), mem("w", spec["w"])
         g_mems = [mem(f"g{q}", spec["g"]) for q in range(spec["g"].banks)]
-        wb_mems = [mem(f"wb{q}", spec["wb"]) for q in range(spec["wb"].banks)]
 
         # per-layer bases, indexed by a thread's layer register
         sbase_t = layer_table(mm.sbase + [0])
         wbase_t = layer_table(mm.wbase + [0])
-        wbbase_t = layer_table(mm.wbbase + [0])
 
         # ---- memory ports -----------------------------------------------------------------------
         # x: host write/read, FE(0) read, WUE(0) read
@@ -234,7 +229,7 @@ class Accelerator(wiring.Component):
                              wr.data.eq(lane_out), wr.en.eq(out.g_wr.en)]
             m.d.comb += [rd.addr.eq(sbase_t[ctl.b_layer] + be.g_rd.addr), rd.en.eq(be.g_rd.en)]
         m.d.comb += be.g_rd.data.eq(Cat(*[rd.data for rd in g_reads]))
-        # weights (FE/WUE layout): WUE or host write; FE, WUE, mirror and host read
+        # weights (one layout): WUE or host write; FE, WUE, BE and host read
         w_wr = w_mem.write_port()
         with m.If(wue.w_wr.en):
             m.d.comb += [w_wr.addr.eq(ctl.w_woff + wue.w_wr.addr), w_wr.data.eq(wue.w_wr.data),
@@ -242,23 +237,18 @@ class Accelerator(wiring.Component):
         with m.Else():
             m.d.comb += [w_wr.addr.eq(br.w_w.addr), w_wr.data.eq(br.w_w.data),
                          w_wr.en.eq(br.w_w.en)]
-        # the host reads weights only while idle: it shares the mirror's read port
-        w_fe, w_wue, w_mir = w_mem.read_port(), w_mem.read_port(), w_mem.read_port()
-        m.d.comb += br.r_w.data.eq(w_mir.data)
-        m.d.comb += [w_fe.addr.eq(ctl.f_woff + fe.w_rd.addr), w_fe.en.eq(fe.w_rd.en),
-                     fe.w_rd.data.eq(w_fe.data),
-                     w_wue.addr.eq(ctl.w_woff + wue.w_rd.addr), w_wue.en.eq(wue.w_rd.en),
-                     wue.w_rd.data.eq(w_wue.data),
-                     w_mir.addr.eq(Mux(mir.busy, wbase_t[ctl.m_layer] + mir.w_rd.addr, br.r_w.addr)),
-                     w_mir.en.eq(Mux(mir.busy, mir.w_rd.en, br.r_w.en)),
-                     mir.w_rd.data.eq(w_mir.data)]
-        # weight banks of the BE: mirror writes, BE reads
-        for q, wm in enumerate(wb_mems):
-            wr, rd = wm.write_port(), wm.read_port()
-            m.d.comb += [wr.addr.eq(wbbase_t[ctl.m_layer] + mir.wb_wr[q].addr),
-                         wr.data.eq(mir.wb_wr[q].data), wr.en.eq(mir.wb_wr[q].en),
-                         rd.addr.eq(wbbase_t[ctl.b_layer] + be.w_rd[q].addr), rd.en.eq(be.w_rd[q].en),
-                         be.w_rd[q].data.eq(rd.data)]
+        # two read ports, not three: the FE and the BE never read weights at the same time (the
+        # BE runs after the forward pass of its step, and the next step's forward pass waits for
+        # the weight update, which waits for the BE), so they share one, with the host (idle only)
+        w_fb, w_wue = w_mem.read_port(), w_mem.read_port()
+        m.d.comb += [
+            w_fb.addr.eq(Mux(be.busy, wbase_t[ctl.b_layer] + be.w_rd.addr,
+                             Mux(fe.busy, ctl.f_woff + fe.w_rd.addr, br.r_w.addr))),
+            w_fb.en.eq(Mux(be.busy, be.w_rd.en, Mux(fe.busy, fe.w_rd.en, br.r_w.en))),
+            fe.w_rd.data.eq(w_fb.data), be.w_rd.data.eq(w_fb.data), br.r_w.data.eq(w_fb.data),
+            w_wue.addr.eq(ctl.w_woff + wue.w_rd.addr), w_wue.en.eq(wue.w_rd.en),
+            wue.w_rd.data.eq(w_wue.data),
+        ]
 
         # ---- counters: off the datapath. Every event is registered first, a count of bits goes
         # through a pipelined popcount, and the bridge sees the accelerator busy until the last
@@ -266,16 +256,14 @@ class Accelerator(wiring.Component):
         events = {
             "active_cycles": ctl.busy, "steps": out.done,
             "fe_busy": fe.busy, "out_busy": out.busy, "be_busy": be.busy,
-            "wue_busy": wue.busy, "mirror_busy": mir.busy,
+            "wue_busy": wue.busy,
             "fe_x_reads": fe.x_rd.en, "fe_w_reads": fe.w_rd.en, "fe_writes": fe.u_wr.en,
             "wue_x_reads": wue.x_rd.en, "wue_eps_reads": wue.eps_rd.en,
             "wue_w_reads": wue.w_rd.en, "wue_w_writes": wue.w_wr.en,
             "be_u_reads": be.u_rd.en, "be_g_reads": be.g_rd.en, "be_eps_reads": be.eps_rd.en,
             "be_eps_writes": be.eps_wr.en,
-            "be_w_reads": Cat(*[be.w_rd[q].en for q in range(P)]),
+            "be_w_reads": be.w_rd.en,
             "be_g_writes": Cat(*[be.gb_wr[q].en for q in range(P)]),
-            "mirror_reads": mir.w_rd.en,
-            "mirror_writes": Cat(*[mir.wb_wr[q].en for q in range(P)]),
             "out_reads": out.x_rd.en, "out_writes": out.g_wr.en,
         }
         for l in range(L):

@@ -70,7 +70,7 @@ def energy_breakdown(counters, design, samples):
     SW = mm.spike_width
     sizes = {  # bytes of each memory (one bank)
         **{name: mm.memories[name].width * mm.memories[name].depth / 8
-           for name in ("x", "spk", "u", "eps", "g", "w", "wb")},
+           for name in ("x", "spk", "u", "eps", "g", "w")},
         # per-PE accumulators inside the engines: FE partial sums per point, WUE dW per input
         "fe psum": mm.psum_depth * cfg.fwd_acc_bits / 8,
         "wue acc": mm.wgrad_acc_depth * cfg.wgrad_acc_bits / 8,
@@ -115,20 +115,19 @@ def energy_breakdown(counters, design, samples):
                         c["be_eps_reads"] * sram_pj(sizes["eps"], P * cfg.e_bits)),
         "recurrence": c["be_eps_writes"] * P * (n_alpha + 2) * add_pj(cfg.e_bits),
         "eps writes": c["be_eps_writes"] * sram_pj(sizes["eps"], P * cfg.e_bits),
-        # each bank read is one multiply-accumulate
-        "MACs": c["be_w_reads"] * (mul_pj(max(cfg.w_bits, cfg.e_bits)) +
-                                   add_pj(cfg.bwd_acc_bits) + sram_pj(sizes["wb"], cfg.w_bits)),
+        # each weight-word read: P multiplies, a P-input adder tree and one accumulation
+        "MACs": c["be_w_reads"] * (P * mul_pj(max(cfg.w_bits, cfg.e_bits)) +
+                                   P * add_pj(cfg.bwd_acc_bits) +
+                                   sram_pj(sizes["w"], P * cfg.w_bits)),
         "g writes": c["be_g_writes"] * sram_pj(sizes["g"], cfg.e_bits),
     }
     other = {
-        "mirror": (c["mirror_reads"] * sram_pj(sizes["w"], P * cfg.w_bits) +
-                   c["mirror_writes"] * sram_pj(sizes["wb"], cfg.w_bits)),
         "output unit": (c["out_reads"] * sram_pj(sizes["spk"], SW) +
                         c["out_writes"] * sram_pj(sizes["g"] * P, P * cfg.e_bits)),
     }
     result = {}
     for name, parts in (("forward", fe), ("weight update", wue), ("backward", be),
-                        ("mirror + output", other)):
+                        ("output", other)):
         result[name] = {k: v / samples for k, v in parts.items()}
     result["total_pj_per_sample"] = sum(sum(p.values()) for p in result.values())
     result["memory_bytes"] = sizes

@@ -231,7 +231,7 @@ def render(results, out_dir=HERE):
     # energy
     lines += [f"## Energy per training sample ({energy['source']}; RTL event counts)", "",
               "| engine | pJ per sample |", "|---|---|"]
-    for name in ("forward", "weight update", "backward", "mirror + output"):
+    for name in ("forward", "weight update", "backward", "output"):
         lines.append(f"| {name} | {sum(energy[name].values()):,.0f} |")
     total_pj = energy["total_pj_per_sample"]
     lines += [f"| **total** | **{total_pj:,.0f}** |", ""]
@@ -343,7 +343,7 @@ def _plots(results, energy, rows, out_dir):
 
     made = []
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    names = ["forward", "weight update", "backward", "mirror + output"]
+    names = ["forward", "weight update", "backward", "output"]
     ax.bar(names, [sum(energy[n].values()) / 1e3 for n in names], color="#4477aa")
     ax.set_ylabel("nJ per training sample")
     ax.set_title("Energy by engine (45 nm, RTL event counts)")

@@ -14,8 +14,8 @@ from conftest import tiny_design
 from spikeforge.hdl.controller import Controller
 from spikeforge.hdl.protocol import BUFFER_BIT, Op
 
-ENGINES = ("fe", "out", "be", "wue", "mirror")
-LATENCY = {"fe": 5, "out": 3, "be": 7, "wue": 4, "mirror": 6}
+ENGINES = ("fe", "out", "be", "wue")
+LATENCY = {"fe": 5, "out": 3, "be": 7, "wue": 4}
 
 
 def run(design, ops, pipeline):
@@ -57,8 +57,8 @@ def run(design, ops, pipeline):
                 port = getattr(ctl, name)
                 if ctx.get(port.start):
                     assert name not in due, f"{name} started while running"
-                    layer = {"fe": ctl.f_layer, "be": ctl.b_layer, "wue": ctl.w_layer,
-                             "mirror": ctl.m_layer}.get(name)
+                    layer = {"fe": ctl.f_layer, "be": ctl.b_layer,
+                             "wue": ctl.w_layer}.get(name)
                     entry = (cycle, name, ctx.get(layer) if layer is not None else None,
                              ctx.get(ctl.f_nb) if name == "fe" else None)
                     log["starts"].append(entry)
@@ -95,7 +95,7 @@ def expected_step(mm):
     L = mm.L
     order = [("fe", l, nb) for l in range(L) for nb in range(mm.blocks[l])] + [("out", None, None)]
     for l in reversed(range(L)):
-        order += [("be", l, None)] + [("wue", l, None)] * mm.blocks[l] + [("mirror", l, None)]
+        order += [("be", l, None)] + [("wue", l, None)] * mm.blocks[l]
     return order
 
 
@@ -134,19 +134,20 @@ def test_pipelined_dependencies_and_saving():
             fe_cycle = fe0[step * mm.blocks[0] + nb][0]
             wue_start = wue0[(step - 1) * mm.blocks[0] + nb]
             assert fe_cycle > wue_start + LATENCY["wue"] - 1, (step, nb)
-    # BE(l) of step n+1 only after MIRROR(l) of step n finished
+    # BE(l) of step n+1 reads W_l: only after every WUE(l) run of step n finished
     for l in range(mm.L):
         be = [c for c, n, ll, _ in starts if n == "be" and ll == l]
-        mir = [c for c, n, ll, _ in starts if n == "mirror" and ll == l]
+        wue = [c for c, n, ll, _ in starts if n == "wue" and ll == l]
         for step in range(1, len(ops)):
-            assert be[step] >= mir[step - 1] + LATENCY["mirror"], (l, step)
+            last_wue = wue[step * mm.blocks[l] - 1]
+            assert be[step] >= last_wue + LATENCY["wue"], (l, step)
         per_step[l] = len(be)
     assert per_step == {l: len(ops) for l in range(mm.L)}
     # and engines really overlapped: the WUE of a layer with the BE of the layer below, and the
     # FE of the next step with the update of the last
     found = overlaps(piped)
     assert any(name == "wue" and "be" in running for _, name, running in found), found
-    assert any(name == "fe" and {"wue", "mirror"} & set(running) for _, name, running in found)
+    assert any(name == "fe" and "wue" in running for _, name, running in found)
 
 
 def test_infer_runs_forward_and_output_only():
@@ -156,8 +157,8 @@ def test_infer_runs_forward_and_output_only():
     assert 0b11 in log["wait_ok"] and 0b00 in log["wait_ok"]
 
 
-def test_sync_mirrors_every_layer_highest_first():
+def test_sync_is_accepted_and_starts_nothing():
+    """There is no weight copy to refresh: SYNC (kept for older hosts) runs no engine."""
     design = tiny_design(layers=(4, 7, 3, 5))
     log = run(design, [Op.SYNC], pipeline=True)
-    assert [(n, l) for _, n, l, _ in log["starts"]] == [("mirror", 2), ("mirror", 1),
-                                                         ("mirror", 0)]
+    assert log["starts"] == []

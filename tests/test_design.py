@@ -41,12 +41,14 @@ def test_memory_map_regions_and_list_entry():
     assert mm.wbase == [0, 4 * 64] and mm.sbase == [0, 4 * mm.NP]
     # the list entry's word-index field holds every block index of any layer, no more, and the
     # fields follow each other without gaps
-    k, mask, values = (mm.be_list[n] for n in ("k", "mask", "values"))
+    k, mask, values, wofs = (mm.be_list[n] for n in ("k", "mask", "values", "wofs"))
     assert (1 << k.width) >= mm.out_blocks_max and k.offset == 0
     assert mask.offset == k.width and values.offset == k.width + mm.P
-    assert mm.be_list.width == k.width + mm.P + mm.P * mm.cfg.e_bits
-    word = mm.be_list.pack(k=3, mask=0b101, values=7)
-    assert mm.be_list.unpack(word) == {"k": 3, "mask": 0b101, "values": 7}
+    # the weight offset k * n_in of any word of any layer fits its field
+    assert (1 << wofs.width) >= mm.weight_depth and wofs.offset == values.offset + values.width
+    assert mm.be_list.width == k.width + mm.P + mm.P * mm.cfg.e_bits + wofs.width
+    word = mm.be_list.pack(k=3, mask=0b101, values=7, wofs=3 * 64)
+    assert mm.be_list.unpack(word) == {"k": 3, "mask": 0b101, "values": 7, "wofs": 192}
     usage = mm.usage()
     assert all(u["allocated_bits"] >= u["needed_bits"] for u in usage.values())
 

@@ -108,14 +108,21 @@ def _draw_data(design, seed, attempt):
 
 
 async def drive(drv, weights, xs, ys):
-    """Load, train step by step (weights read back after each), infer."""
+    """Load, train step by step (weights read back after each), infer; then, from the same
+    weights, queue every step back to back (the engines of consecutive steps overlap when
+    pipelined) and read the weights after the last."""
     await drv.connect()
     await drv.load_weights(weights)
     after = []
     for x, y in zip(xs, ys):
         await drv.train_step(x, y)
         after.append(await drv.read_weights())
-    return after, await drv.infer(xs[0])
+    pred = await drv.infer(xs[0])
+    await drv.load_weights(weights)
+    for x, y in zip(xs, ys):
+        await drv.queue_train(x, y)
+    await drv.wait()
+    return after + [await drv.read_weights()], pred
 
 
 def run_amaranth(design, weights, xs, ys):
@@ -144,6 +151,9 @@ def run_verilator(design, weights, xs, ys):
 
     res = run_top(design, weights, xs, ys, pipeline=design.hw.pipeline, check_every=True)
     after = [[res[f"w_after{s}_{l}"] for l in range(design.cfg.n_layers)] for s in range(STEPS)]
+    queued = run_top(design, weights, xs, ys, pipeline=design.hw.pipeline, queue=True,
+                     check_every=False)
+    after.append([queued[f"w_final_{l}"] for l in range(design.cfg.n_layers)])
     return after, res["pred"]
 
 
@@ -157,6 +167,12 @@ def check(seed, runner):
         golden.train_step(xs[s], ys[s])
         for l in range(design.cfg.n_layers):
             got, want = np.asarray(after[s][l]), golden.weights[l]
+            queued = s == STEPS - 1 and len(after) > STEPS
+            if queued:               # the same steps queued back to back
+                q = np.asarray(after[STEPS][l])
+                assert np.array_equal(q, want), (
+                    f"{label}: steps queued back to back: {int((q != want).sum())} weights of "
+                    f"layer {l} differ after step {STEPS}")
             if not np.array_equal(got, want):
                 i, j = np.argwhere(got != want)[0]
                 raise AssertionError(f"{label}: after step {s + 1}, {int((got != want).sum())} "

@@ -79,7 +79,7 @@ def run(design, dataset, simulator="verilator", steps=STEPS):
     cs = runs["sequential"]["counters"]
     per_step = c["active_cycles"] / steps
     ideal_step = max(ideal.values())
-    busy = {k: c[f"{k}_busy"] / steps for k in ("fe", "out", "be", "wue", "mirror")}
+    busy = {k: c[f"{k}_busy"] / steps for k in ("fe", "out", "be", "wue")}
     wall = float(runs["pipelined"]["wall_seconds"])
     return {
         "cycles_per_sample": c["active_cycles"] / (steps * B),

@@ -81,7 +81,7 @@ async def backward_case(host, design, job):
     returns ``eps``, ``eps_pad``, ``nz``, ``g_below`` (with a layer below) and the cycle counts
     (the engine's counter and the testbench's own)."""
     mm, cfg = design.memmap, design.cfg
-    P, NP, S = mm.P, mm.NP, mm.S
+    P, NP = mm.P, mm.NP
     u, g = np.asarray(job["u"]), np.asarray(job["g"])
     T, B, n_out = u.shape
     n_in, has_below = int(job["n_in"]), int(job["has_below"])
@@ -101,12 +101,8 @@ async def backward_case(host, design, job):
     await host.write("u", state_words(u, mm.state_bits))
     await host.write("g", state_words(g, cfg.e_bits))
     if has_below:
-        w = np.zeros((n_out, S * P), dtype=np.int64)
-        w[:, :n_in] = job["w"]
-        mask = (1 << cfg.w_bits) - 1
-        for q in range(P):         # bank q, word i * S + r = W[i, r * P + q]
-            await host.write(f"w{q}", [int(w[i, r * P + q]) & mask
-                                       for i in range(n_out) for r in range(S)])
+        # the FE/WUE layout: word nb * n_in + j holds W[nb*P + q, j] in lane q
+        await host.write("w", mm.pack_matrix(np.asarray(job["w"]), cfg.w_bits))
         hb = np.asarray(job["h_below"])
         await host.write("hb", [sum(int(hb[t, b, j]) << j for j in range(n_in))
                                 for t, b, _ in points])

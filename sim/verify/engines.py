@@ -58,8 +58,7 @@ def _be_memories(mm):
         "eps": MemorySpec(state[1], mm.state_depth, reads=("eps_rd",), writes=("eps_wr",)),
         "nz": MemorySpec(mm.spike_width, mm.spike_depth, writes=("nz_wr",)),
         "hb": MemorySpec(mm.spike_width, mm.spike_depth, reads=("hb_rd",)),
-        **{f"w{q}": MemorySpec(cfg.w_bits, mm.bank_depth, reads=(("w_rd", q),))
-           for q in range(P)},
+        "w": MemorySpec(P * cfg.w_bits, mm.weight_depth, reads=("w_rd",)),
         **{f"gb{q}": MemorySpec(cfg.e_bits, mm.state_depth, writes=(("gb_wr", q),))
            for q in range(P)},
     }
