@@ -192,6 +192,7 @@ def cmd_synth(args):
     result = build_board(target, top, args.out,
                          seeds=tuple(range(1, args.seeds + 1)), jobs=args.jobs,
                          seed_timeout=args.seed_timeout * 60 if args.seed_timeout else None,
+                         placer=args.placer,
                          meta=synth_meta(name, design, clock_hz, args.baud))
     res = result["resources"]
     print(f"Fmax {result['fmax_mhz']:.1f} MHz (seeds {result['fmax_seeds_mhz']}, clock "
@@ -316,6 +317,8 @@ def build_parser():
                         "best of the routed seeds is used (default 30: router2 sometimes "
                         "oscillates instead of converging)")
     p.add_argument("--baud", type=int, default=115200, help="UART baud rate")
+    p.add_argument("--placer", choices=("heap", "static", "sa"), default=None,
+                   help="nextpnr placer (default heap)")
     p.add_argument("--unit", choices=("fe", "wue", "be", "out", "top"), default=None,
                    help="build only this unit (an engine, or the accelerator core without its "
                         "UART) out of context, one seed, to find which unit limits Fmax")

