@@ -60,14 +60,15 @@ eps_rd/wr  ``P x e_bits`` (eps)       ``nb*NP + p``     ``eps`` of this layer (r
 nz_wr      ``spike_width`` bits       ``p``             bit ``i``: ``eps[t, b, i] != 0``
 hb_rd      ``spike_width`` bits       ``p``             bit ``j``: ``h_below[t, b, j]``
 w_rd       ``P x w_bits``             ``nb*n_in + j``   lane ``q``: ``W[nb*P + q, j]`` (the FE layout)
-gb_wr[q]   ``e_bits`` (bank ``q``)    ``r*NP + p``      ``g_below[t, b, r*P + q]``: the banks side by
-                                                        side are the ``eps`` layout of the layer below
+gb_wr      ``P x e_bits``, a write    ``r*NP + p``      lane ``q``: ``g_below[t, b, r*P + q]`` (one lane
+           enable per lane                              written at a time): the ``eps`` layout of
+                                                        the layer below
 =========  =========================  ================  ============================================
 
 ``spike_width = ceil(max(cfg.layers) / P) * P`` (the spike-memory word: the Forward Engine can
-write ``h`` bitmasks exactly as it writes spikes). The ``P`` banks of ``gb_wr`` read side by side
-form the ``g_rd`` word of the layer below, so the top can back both with the same ``P`` banks (one
-write port each). Entries of ``g_below`` with ``h_below = 0`` are **not written** in sparse mode
+write ``h`` bitmasks exactly as it writes spikes). The words ``gb_wr`` writes are the ``g_rd``
+words of the layer below, so the top backs both with one memory (a write enable per lane). Entries of
+``g_below`` with ``h_below = 0`` are **not written** in sparse mode
 (the spec defines them as 0 and the recurrence of the layer below multiplies them by ``h = 0``;
 the dense mode writes them as 0); padding lanes (``i >= n_out``) of ``eps`` words are written as 0.
 All read ports are synchronous (data the cycle after the address).
@@ -138,7 +139,7 @@ class BackwardEngine(wiring.Component):
     u_rd, g_rd, eps_rd, hb_rd : In(ReadPort.Signature)
     eps_wr, nz_wr : In(WritePort.Signature)
     w_rd : In(ReadPort.Signature)
-    gb_wr : In(WritePort.Signature).array(P)
+    gb_wr : In(WritePort.Signature)
         Memory ports (``lib.memory`` signatures, so ``wiring.connect`` joins them to memory
         ports); layouts in the module docstring.
     """
@@ -166,7 +167,8 @@ class BackwardEngine(wiring.Component):
             "nz_wr": wr(pa, mm.spike_width),
             "hb_rd": rd(pa, mm.spike_width),
             "w_rd": rd(addr_bits(mm.weight_depth), P * cfg.w_bits),
-            "gb_wr": wr(sa, cfg.e_bits).array(P),
+            "gb_wr": In(WritePort.Signature(addr_width=sa, shape=P * cfg.e_bits,
+                                            granularity=cfg.e_bits)),
         })
 
     def elaborate(self, platform):
@@ -472,9 +474,8 @@ class BackwardEngine(wiring.Component):
                      out_addr.eq(row * NP + a1["p"]),
                      # dense mode computes masked entries too; h_below = 0 still writes 0
                      gb.eq(Mux(a1["need"], saturate(rshr(acc, cfg.w_frac), eb), 0))]
-        for q in range(P):
-            m.d.comb += [self.gb_wr[q].en.eq(out_v & (out_bank == q)),
-                         self.gb_wr[q].addr.eq(out_addr), self.gb_wr[q].data.eq(gb)]
+        m.d.comb += [self.gb_wr.en.eq(Cat(*[out_v & (out_bank == q) for q in range(P)])),
+                     self.gb_wr.addr.eq(out_addr), self.gb_wr.data.eq(Cat(*([gb] * P)))]
         pipe_valid.append(out_v)
         m.d.sync += [full.eq((full | set_full) & ~clr_full),
                      gen_done.eq((gen_done | gen_set) & ~clr_full),

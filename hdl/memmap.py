@@ -226,7 +226,8 @@ class MemoryMap:
                     holds="membrane u" if cfg.reset_grad else
                     "spike o and surrogate h (2 bits; u itself only with reset_grad)"),
             MemSpec("eps", P * cfg.e_bits, max(self.s_depth, 2), holds="eps"),
-            MemSpec("g", cfg.e_bits, max(self.s_depth, 2), banks=P, holds="dL/do"),
+            MemSpec("g", P * cfg.e_bits, max(self.s_depth, 2),
+                    holds="dL/do (a write enable per lane)"),
             MemSpec("w", P * cfg.w_bits, max(self.w_depth, 2),
                     holds="weights (one layout for the FE, BE and WUE)"),
         )}

@@ -144,7 +144,7 @@ class Accelerator(wiring.Component):
             mem("pred", spec["pred"])
         spk_mem, hb_mem = mem("spk", spec["spk"]), mem("hb", spec["hb"])
         u_mem, eps_mem, w_mem = mem("u", spec["u"]), mem("eps", spec["eps"]), mem("w", spec["w"])
-        g_mems = [mem(f"g{q}", spec["g"]) for q in range(spec["g"].banks)]
+        g_mem = mem("g", spec["g"])
 
         # per-layer bases, indexed by a thread's layer register
         sbase_t = layer_table(mm.sbase + [0])
@@ -214,21 +214,18 @@ class Accelerator(wiring.Component):
                      be.eps_rd.data.eq(eps_be.data),
                      eps_wue.addr.eq(ctl.w_soff + wue.eps_rd.addr), eps_wue.en.eq(wue.eps_rd.en),
                      wue.eps_rd.data.eq(eps_wue.data)]
-        # gradient banks: the output unit writes whole words of the last layer, the BE writes
-        # g_below lane by lane; the BE reads whole words
-        g_reads = []
-        for q, gm in enumerate(g_mems):
-            wr, rd = gm.write_port(), gm.read_port()
-            g_reads.append(rd)
-            lane_out = out.g_wr.data.word_select(q, cfg.e_bits)
-            with m.If(be.gb_wr[q].en):
-                m.d.comb += [wr.addr.eq(sbase_t[(ctl.b_layer - 1).as_unsigned()] + be.gb_wr[q].addr),
-                             wr.data.eq(be.gb_wr[q].data), wr.en.eq(1)]
-            with m.Else():
-                m.d.comb += [wr.addr.eq(mm.sbase[L - 1] + out.g_wr.addr),
-                             wr.data.eq(lane_out), wr.en.eq(out.g_wr.en)]
-            m.d.comb += [rd.addr.eq(sbase_t[ctl.b_layer] + be.g_rd.addr), rd.en.eq(be.g_rd.en)]
-        m.d.comb += be.g_rd.data.eq(Cat(*[rd.data for rd in g_reads]))
+        # gradient: the output unit writes whole words of the last layer, the BE writes g_below
+        # one lane at a time (a write enable per lane); the BE reads whole words
+        g_wr, g_be = g_mem.write_port(granularity=cfg.e_bits), g_mem.read_port()
+        with m.If(be.gb_wr.en.any()):
+            m.d.comb += [g_wr.addr.eq(sbase_t[(ctl.b_layer - 1).as_unsigned()] + be.gb_wr.addr),
+                         g_wr.data.eq(be.gb_wr.data), g_wr.en.eq(be.gb_wr.en)]
+        with m.Else():
+            m.d.comb += [g_wr.addr.eq(mm.sbase[L - 1] + out.g_wr.addr),
+                         g_wr.data.eq(out.g_wr.data),
+                         g_wr.en.eq(Mux(out.g_wr.en, (1 << P) - 1, 0))]
+        m.d.comb += [g_be.addr.eq(sbase_t[ctl.b_layer] + be.g_rd.addr), g_be.en.eq(be.g_rd.en),
+                     be.g_rd.data.eq(g_be.data)]
         # weights (one layout): WUE or host write; FE, WUE, BE and host read
         w_wr = w_mem.write_port()
         with m.If(wue.w_wr.en):
@@ -263,7 +260,7 @@ class Accelerator(wiring.Component):
             "be_u_reads": be.u_rd.en, "be_g_reads": be.g_rd.en, "be_eps_reads": be.eps_rd.en,
             "be_eps_writes": be.eps_wr.en,
             "be_w_reads": be.w_rd.en,
-            "be_g_writes": Cat(*[be.gb_wr[q].en for q in range(P)]),
+            "be_g_writes": be.gb_wr.en,
             "out_reads": out.x_rd.en, "out_writes": out.g_wr.en,
         }
         for l in range(L):

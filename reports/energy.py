@@ -62,13 +62,12 @@ def scale_energy(pj, node_nm, volts=0.9):
 def energy_breakdown(counters, design, samples):
     """Picojoules per training sample by engine, from ``counters`` over ``samples`` samples.
 
-    Memory sizes and widths come from ``design.memmap`` (:mod:`spikeforge.hdl.memmap`); a banked
-    memory's access costs that of one bank.
+    Memory sizes and widths come from ``design.memmap`` (:mod:`spikeforge.hdl.memmap`).
     """
     mm = design.memmap
     cfg, hw, P = design.cfg, design.hw, mm.P
     SW = mm.spike_width
-    sizes = {  # bytes of each memory (one bank)
+    sizes = {  # bytes of each memory
         **{name: mm.memories[name].width * mm.memories[name].depth / 8
            for name in ("x", "spk", "u", "eps", "g", "w")},
         # per-PE accumulators inside the engines: FE partial sums per point, WUE dW per input
@@ -111,7 +110,7 @@ def energy_breakdown(counters, design, samples):
     }
     be = {
         "state reads": (c["be_u_reads"] * sram_pj(sizes["u"], P * mm.state_bits) +
-                        c["be_g_reads"] * sram_pj(sizes["g"] * P, P * cfg.e_bits) +
+                        c["be_g_reads"] * sram_pj(sizes["g"], P * cfg.e_bits) +
                         c["be_eps_reads"] * sram_pj(sizes["eps"], P * cfg.e_bits)),
         "recurrence": c["be_eps_writes"] * P * (n_alpha + 2) * add_pj(cfg.e_bits),
         "eps writes": c["be_eps_writes"] * sram_pj(sizes["eps"], P * cfg.e_bits),
@@ -123,7 +122,7 @@ def energy_breakdown(counters, design, samples):
     }
     other = {
         "output unit": (c["out_reads"] * sram_pj(sizes["spk"], SW) +
-                        c["out_writes"] * sram_pj(sizes["g"] * P, P * cfg.e_bits)),
+                        c["out_writes"] * sram_pj(sizes["g"], P * cfg.e_bits)),
     }
     result = {}
     for name, parts in (("forward", fe), ("weight update", wue), ("backward", be),

@@ -63,7 +63,8 @@ def test_board_tops():
     from spikeforge.hdl.top import Accelerator
     b = board("ulx3s-85f")
     top, clock_hz = b.make_top(Accelerator(b.design()))
-    assert clock_hz == pytest.approx(15e6) and top.clock is not None
+    # the PLL's setting at or just below the board's core clock
+    assert 0.97 * b.clock_mhz * 1e6 <= clock_hz <= b.clock_mhz * 1e6 and top.clock is not None
     small = board("icebreaker")
     top, clock_hz = small.make_top(Accelerator(small.design()))
     assert clock_hz == pytest.approx(12e6) and top.clock is None

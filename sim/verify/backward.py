@@ -106,8 +106,7 @@ async def backward_case(host, design, job):
         hb = np.asarray(job["h_below"])
         await host.write("hb", [sum(int(hb[t, b, j]) << j for j in range(n_in))
                                 for t, b, _ in points])
-        for q in range(P):
-            await host.write(f"gb{q}", [0] * (nwb * NP))
+        await host.write("gb", [0] * (nwb * NP))
 
     cycles = await host.run(n_out=n_out, n_in=n_in, timesteps=T, batch=B, has_below=has_below,
                             sparse=int(job["sparse"]))
@@ -123,11 +122,10 @@ async def backward_case(host, design, job):
               "cycles": cycles, "tb_cycles": host.tb_cycles}
     if has_below:
         gb = np.zeros((T, B, nwb * P), dtype=np.int64)
-        for q in range(P):
-            bank = await host.read(f"gb{q}", nwb * NP)
-            for t, b, p in points:
-                for r in range(nwb):
-                    gb[t, b, r * P + q] = _unpack(bank[r * NP + p], cfg.e_bits, 1)[0]
+        words = await host.read("gb", nwb * NP)
+        for t, b, p in points:
+            for r in range(nwb):
+                gb[t, b, r * P:(r + 1) * P] = _unpack(words[r * NP + p], cfg.e_bits, P)
         result["g_below"] = gb[:, :, :n_in]
     return result
 

@@ -59,8 +59,8 @@ def _be_memories(mm):
         "nz": MemorySpec(mm.spike_width, mm.spike_depth, writes=("nz_wr",)),
         "hb": MemorySpec(mm.spike_width, mm.spike_depth, reads=("hb_rd",)),
         "w": MemorySpec(P * cfg.w_bits, mm.weight_depth, reads=("w_rd",)),
-        **{f"gb{q}": MemorySpec(cfg.e_bits, mm.state_depth, writes=(("gb_wr", q),))
-           for q in range(P)},
+        "gb": MemorySpec(P * cfg.e_bits, mm.state_depth, writes=("gb_wr",),
+                         granularity=cfg.e_bits),
     }
 
 
