@@ -45,7 +45,7 @@ def _critical_path(report):
     """(logic levels, routing share) of the worst critical path in a nextpnr ``--report``."""
     paths = report.get("critical_paths") or []
     if not paths:
-        return None, None
+        return None, None, None, None
     worst = max(paths, key=lambda p: sum(step.get("delay", 0.0) for step in p.get("path", [])))
     steps = worst.get("path", [])
     logic = sum(1 for s in steps if s.get("type") == "logic")

@@ -207,7 +207,6 @@ class BackwardEngine(wiring.Component):
         # the consumer releases it, ``full`` once the list is complete
         full = Signal(2)
         claimed = Signal(2)
-        count = [Signal(range(mm.out_blocks_max + 1), name=f"count{s}") for s in range(2)]
         last_n = [Signal(kw, name=f"last_n{s}") for s in range(2)]   # count - 1
         empty = [Signal(name=f"empty{s}") for s in range(2)]
         slot_walk = [Signal(S * P, name=f"slot{s}_walk") for s in range(2)]
@@ -339,7 +338,7 @@ class BackwardEngine(wiring.Component):
                 total = cnt_cur + append
                 for s_ in range(2):
                     with m.If(r3["slot"] == s_):
-                        m.d.sync += [count[s_].eq(total), last_n[s_].eq(total - 1),
+                        m.d.sync += [last_n[s_].eq(total - 1),
                                      empty[s_].eq(total == 0), slot_p[s_].eq(r3["p"])]
                         m.d.sync += [slot_walk[s_].eq(walk3), slot_need[s_].eq(need3),
                                      walk_empty[s_].eq(walk3 == 0)]
