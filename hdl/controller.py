@@ -20,7 +20,9 @@ no copy of the weights has to be refreshed):
   the WUE has written block ``nb`` of layer 0 for step ``n`` (it chases the update);
 - *B* (backward): BE(l) once the gradient of layer ``l`` exists (the forward pass that made it
   ran after the previous step's updates, so ``W_l`` is final);
-- *W* (weight update): WUE(l) per block once BE(l) is done, so WUE(l) overlaps BE(l-1).
+- *W* (weight update): WUE(l) per block once BE(l) is done, so WUE(1) overlaps BE(0); a BE
+  that reads weights (l >= 1) waits for the WUE of the layer above, since the weights have one
+  read port and the WUE holds it while updating.
 
 With pipelining off, each engine runs alone in the order above and step ``n+1`` starts after step
 ``n`` is complete, so the two modes are measured on the same hardware and data.
@@ -234,9 +236,12 @@ class Controller(wiring.Component):
                     m.d.sync += [b_start_req.eq(0), b_active.eq(1), b_layer.eq(L - 1)]
                     m.next = "GATE"
             with m.State("GATE"):
-                # sequential: BE(l) only after WUE(l+1) has finished
+                # BE(l) only after WUE(l+1) has finished: always when sequential; pipelined
+                # when BE(l) reads weights (l >= 1: the weights have one read port, and the WUE
+                # has it while it updates), so only BE(0) overlaps WUE(1)
                 above = b_layer + 1
-                seq_ok = pipeline | (b_layer == L - 1) | w_done.bit_select(above, 1)
+                seq_ok = ((pipeline & (b_layer == 0)) | (b_layer == L - 1) |
+                          w_done.bit_select(above, 1))
                 with m.If(seq_ok):
                     m.d.comb += self.be.start.eq(1)
                     m.next = "RUN"

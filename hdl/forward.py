@@ -47,6 +47,9 @@ class ForwardEngine(LutEngine):
         Input spikes, word ``p`` = spikes of all inputs at point ``p``.
     w_rd : In(ReadPort.Signature(weight depth, P * w_bits))
         Weights, read only while building tables.
+    w_stall : In(1)
+        Another engine reads the weight memory this cycle: the table fetch waits (the weights
+        have one read port; see :mod:`spikeforge.hdl.top`).
     u_wr : In(WritePort.Signature(state depth, P * u_bits))
         Membrane potential ``u`` (saturated) of block ``nb`` at point ``p``, address ``nb*T*B + p``;
         lanes of neurons ``>= n_out`` are written 0.
@@ -63,6 +66,7 @@ class ForwardEngine(LutEngine):
                                           shape=mm.spike_width)),
             "w_rd": In(ReadPort.Signature(addr_width=addr_bits(mm.weight_depth),
                                           shape=P * cfg.w_bits)),
+            "w_stall": In(1),
             "u_wr": In(WritePort.Signature(addr_width=addr_bits(mm.state_depth),
                                            shape=P * cfg.u_bits)),
             "o_wr": In(WritePort.Signature(addr_width=addr_bits(mm.spike_depth),
@@ -125,6 +129,7 @@ class ForwardEngine(LutEngine):
         fetch_ok = [Signal(name=f"fetch_ok{i}") for i in range(2)]
         w_q = Signal.like(self.w_rd.data)
         m.d.comb += [
+            ctl.stall.eq(self.w_stall),
             self.w_rd.addr.eq(b_wbase + b_gbase + ctl.fetch_idx),
             self.w_rd.en.eq(ctl.fetch_en),
         ]

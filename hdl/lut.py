@@ -167,11 +167,14 @@ class LutBuildControl(wiring.Component):
     of :func:`build_order` (``build_*``, one per cycle, every output a register). Then ``ready`` is
     1 until the next ``start``. The table is thus ready ``G + latency + 2**G`` cycles after
     ``start`` (``"tree"``: ``G + latency``, nothing to build). ``build_bank`` is an input of
-    the lanes: the bank the engine is *not* looking up in.
+    the lanes: the bank the engine is *not* looking up in. While ``stall`` is 1 (another user
+    holds the memory port the values come from), FETCH waits: ``fetch_en`` is 0 and ``fetch_idx``
+    holds; each stalled cycle delays ``ready`` by one.
 
     Members
     -------
     start : In(1)
+    stall : In(1)
     busy : Out(1)
     ready : Out(1)
     fetch_en : Out(1)
@@ -190,6 +193,7 @@ class LutBuildControl(wiring.Component):
         self._latency = latency
         super().__init__({
             "start": In(1),
+            "stall": In(1),
             "busy": Out(1),
             "ready": Out(1),
             "fetch_en": Out(1),
@@ -224,11 +228,12 @@ class LutBuildControl(wiring.Component):
                     m.d.sync += [self.fetch_idx.eq(0), self.ready.eq(0)]
                     m.next = "FETCH"
             with m.State("FETCH"):
-                m.d.comb += [self.busy.eq(1), self.fetch_en.eq(1)]
-                m.d.sync += self.fetch_idx.eq(self.fetch_idx + 1)
-                with m.If(self.fetch_idx == G - 1):
-                    m.d.sync += drain.eq(self._latency - 1)
-                    m.next = "DRAIN"
+                m.d.comb += [self.busy.eq(1), self.fetch_en.eq(~self.stall)]
+                with m.If(~self.stall):
+                    m.d.sync += self.fetch_idx.eq(self.fetch_idx + 1)
+                    with m.If(self.fetch_idx == G - 1):
+                        m.d.sync += drain.eq(self._latency - 1)
+                        m.next = "DRAIN"
             with m.State("DRAIN"):
                 # the last fetched values are being loaded
                 m.d.comb += self.busy.eq(1)

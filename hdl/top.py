@@ -21,7 +21,8 @@ u        sum_l blocks_l x NP, ``P*u_bits``  FE / BE
 eps      as u, ``P*e_bits``                 BE / BE, WUE
 g        P banks, as u, ``e_bits``          output unit, BE (``g_below``) / BE
 w        sum_l blocks_l x n_in_l            host, WUE / FE, WUE, BE, host (one layout:
-                                            the BE sums the P lanes of a word)
+                                            the BE sums the P lanes of a word; one read
+                                            port, the WUE first, the FE's fetch waits)
 pred     B, 8 bits                          output unit / host
 =======  =================================  ===========================================
 
@@ -234,17 +235,23 @@ class Accelerator(wiring.Component):
         with m.Else():
             m.d.comb += [w_wr.addr.eq(br.w_w.addr), w_wr.data.eq(br.w_w.data),
                          w_wr.en.eq(br.w_w.en)]
-        # two read ports, not three: the FE and the BE never read weights at the same time (the
-        # BE runs after the forward pass of its step, and the next step's forward pass waits for
-        # the weight update, which waits for the BE), so they share one, with the host (idle only)
-        w_fb, w_wue = w_mem.read_port(), w_mem.read_port()
+        # one read port (one block-RAM copy): the WUE reads only during the last point group
+        # of a block and cannot wait, so it has priority; the FE's table fetch waits for it
+        # (``w_stall``; the fetch overlaps the look-ups of the previous table). The BE never reads
+        # at the same time as the FE (the BE runs after the forward pass of its step, and the
+        # next step's forward pass waits for the weight update, which waits for the BE) nor as
+        # the WUE (the controller starts a BE that reads weights only once the WUE of the layer
+        # above is done); the host reads only while idle
+        w_rd = w_mem.read_port()
         m.d.comb += [
-            w_fb.addr.eq(Mux(be.busy, wbase_t[ctl.b_layer] + be.w_rd.addr,
-                             Mux(fe.busy, ctl.f_woff + fe.w_rd.addr, br.r_w.addr))),
-            w_fb.en.eq(Mux(be.busy, be.w_rd.en, Mux(fe.busy, fe.w_rd.en, br.r_w.en))),
-            fe.w_rd.data.eq(w_fb.data), be.w_rd.data.eq(w_fb.data), br.r_w.data.eq(w_fb.data),
-            w_wue.addr.eq(ctl.w_woff + wue.w_rd.addr), w_wue.en.eq(wue.w_rd.en),
-            wue.w_rd.data.eq(w_wue.data),
+            w_rd.addr.eq(Mux(wue.w_rd.en, ctl.w_woff + wue.w_rd.addr,
+                             Mux(be.busy, wbase_t[ctl.b_layer] + be.w_rd.addr,
+                                 Mux(fe.busy, ctl.f_woff + fe.w_rd.addr, br.r_w.addr)))),
+            w_rd.en.eq(wue.w_rd.en | Mux(be.busy, be.w_rd.en,
+                                          Mux(fe.busy, fe.w_rd.en, br.r_w.en))),
+            fe.w_stall.eq(wue.w_rd.en),
+            fe.w_rd.data.eq(w_rd.data), be.w_rd.data.eq(w_rd.data), br.r_w.data.eq(w_rd.data),
+            wue.w_rd.data.eq(w_rd.data),
         ]
 
         # ---- counters: off the datapath. Every event is registered first, a count of bits goes
