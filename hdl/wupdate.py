@@ -148,7 +148,7 @@ class WeightUpdateEngine(LutEngine):
         s1_waddr = Signal(range(lay.weight_depth + 2 * lay.n_in_max + 1))
         s1_lut = [Signal(signed(luts[0].out.shape().width), name=f"s1_lut{k}") for k in range(P)]
 
-        m.d.comb += [self.w_rd.addr.eq(lk_wbase + lk_j), self.w_rd.en.eq(lk_active)]
+        m.d.comb += [self.w_rd.addr.eq(lk_wbase + lk_j), self.w_rd.en.eq(lk_active & lk_last)]
         for k in range(P):
             m.d.comb += [
                 luts[k].sel.eq(pattern), luts[k].sel_bank.eq(bank),
