@@ -128,7 +128,7 @@ class PackedWord:
 ENGINE_COUNTERS = (
     "active_cycles", "steps", "fe_busy", "out_busy", "be_busy", "wue_busy",
     "fe_x_reads", "fe_w_reads", "fe_writes",
-    "wue_x_reads", "wue_eps_reads", "wue_w_reads", "wue_w_writes",
+    "wue_x_reads", "wue_eps_reads", "wue_lookups", "wue_w_reads", "wue_w_writes",
     "be_u_reads", "be_g_reads", "be_eps_reads", "be_eps_writes", "be_w_reads", "be_g_writes",
     "out_reads", "out_writes",
 )

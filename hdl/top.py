@@ -263,6 +263,7 @@ class Accelerator(wiring.Component):
             "wue_busy": wue.busy,
             "fe_x_reads": fe.x_rd.en, "fe_w_reads": fe.w_rd.en, "fe_writes": fe.u_wr.en,
             "wue_x_reads": wue.x_rd.en, "wue_eps_reads": wue.eps_rd.en,
+            "wue_lookups": wue.lookup,
             "wue_w_reads": wue.w_rd.en, "wue_w_writes": wue.w_wr.en,
             "be_u_reads": be.u_rd.en, "be_g_reads": be.g_rd.en, "be_eps_reads": be.eps_rd.en,
             "be_eps_writes": be.eps_wr.en,

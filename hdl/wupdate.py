@@ -21,7 +21,7 @@ update, write) drains at the end: about ``ceil(n_out / P) * ceil(T*B / G) * (n_i
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib.memory import Memory, ReadPort, WritePort
-from amaranth.lib.wiring import In
+from amaranth.lib.wiring import In, Out
 
 from .fxp import csd, saturate
 from .design import require_design
@@ -47,6 +47,8 @@ class WeightUpdateEngine(LutEngine):
         The layer's input spikes (word ``p``).
     eps_rd : In(ReadPort.Signature(state depth, P * e_bits))
         ``eps`` of block ``nb`` at point ``p``, address ``nb*T*B + p``.
+    lookup : Out(1)
+        A look-up is issued this cycle (for the counters).
     w_rd : In(ReadPort.Signature(weight depth, P * w_bits))
     w_wr : In(WritePort.Signature(weight depth, P * w_bits))
         Weights, read and updated in place (address ``nb*n_in + j``; lanes of neurons ``>= n_out``
@@ -65,6 +67,7 @@ class WeightUpdateEngine(LutEngine):
             "eps_rd": In(ReadPort.Signature(addr_width=addr_bits(mm.state_depth),
                                             shape=P * cfg.e_bits)),
             "w_rd": In(ReadPort.Signature(addr_width=waw, shape=P * cfg.w_bits)),
+            "lookup": Out(1),
             "w_wr": In(WritePort.Signature(addr_width=waw, shape=P * cfg.w_bits)),
             "dw_wr": In(WritePort.Signature(addr_width=waw, shape=P * cfg.wgrad_acc_bits)),
         })
@@ -148,7 +151,9 @@ class WeightUpdateEngine(LutEngine):
         s1_waddr = Signal(range(lay.weight_depth + 2 * lay.n_in_max + 1))
         s1_lut = [Signal(signed(luts[0].out.shape().width), name=f"s1_lut{k}") for k in range(P)]
 
-        m.d.comb += [self.w_rd.addr.eq(lk_wbase + lk_j), self.w_rd.en.eq(lk_active & lk_last)]
+        # the weights are needed only for the update, in the last point group of a block
+        m.d.comb += [self.w_rd.addr.eq(lk_wbase + lk_j), self.w_rd.en.eq(lk_active & lk_last),
+                     self.lookup.eq(lk_active)]
         for k in range(P):
             m.d.comb += [
                 luts[k].sel.eq(pattern), luts[k].sel_bank.eq(bank),

@@ -100,10 +100,10 @@ def energy_breakdown(counters, design, samples):
         "eps reads": c["wue_eps_reads"] * sram_pj(sizes["eps"], P * cfg.e_bits),
         "LUT builds": c["wue_eps_reads"] / G_wue * (2 ** G_wue - 1) * P * add_pj(lut_wue),
         "LUT register writes": c["wue_eps_reads"] / G_wue * 2 ** G_wue * P * register_pj(lut_wue),
-        # each look-up (one weight word read per look-up cycle) reads and writes its input's dW
-        "accumulator SRAM": c["wue_w_reads"] * P * 2 * sram_pj(sizes["wue acc"],
+        # each look-up reads and writes its input's dW; weights are read for the update only
+        "accumulator SRAM": c["wue_lookups"] * P * 2 * sram_pj(sizes["wue acc"],
                                                                 cfg.wgrad_acc_bits),
-        "look-up adds": c["wue_w_reads"] * P * add_pj(cfg.wgrad_acc_bits),
+        "look-up adds": c["wue_lookups"] * P * add_pj(cfg.wgrad_acc_bits),
         "weight reads": c["wue_w_reads"] * sram_pj(sizes["w"], P * cfg.w_bits),
         "update + writes": c["wue_w_writes"] * (P * 2 * add_pj(cfg.w_bits) +
                                                 sram_pj(sizes["w"], P * cfg.w_bits)),
