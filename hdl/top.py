@@ -18,7 +18,7 @@ spk      L regions x NP                     FE (output spikes) / FE, WUE, output
 hb       L-1 regions x NP                   surrogate bits of hidden layers, taken from the
                                             FE's membrane writes / BE (``h_below``)
 u        sum_l blocks_l x NP, ``P*u_bits``  FE / BE
-eps      as u, ``P*e_bits``                 BE / BE, WUE
+eps      as u, ``P*e_bits``                 BE / BE, WUE (one read port, the BE first)
 g        P banks, as u, ``e_bits``          output unit, BE (``g_below``) / BE
 w        sum_l blocks_l x n_in_l            host, WUE / FE, WUE, BE, host (one layout:
                                             the BE sums the P lanes of a word; one read
@@ -208,13 +208,16 @@ class Accelerator(wiring.Component):
                      be.u_rd.data.eq(u_be.data)]
         # eps
         eps_wr = eps_mem.write_port()
-        eps_be, eps_wue = eps_mem.read_port(), eps_mem.read_port()
+        # one read port: the BE's reads (its recurrence reads eps of t+1 back) cannot wait, the
+        # WUE's table fetch waits for them (``eps_stall``)
+        eps_rd = eps_mem.read_port()
         m.d.comb += [eps_wr.addr.eq(sbase_t[ctl.b_layer] + be.eps_wr.addr),
                      eps_wr.data.eq(be.eps_wr.data), eps_wr.en.eq(be.eps_wr.en),
-                     eps_be.addr.eq(sbase_t[ctl.b_layer] + be.eps_rd.addr), eps_be.en.eq(be.eps_rd.en),
-                     be.eps_rd.data.eq(eps_be.data),
-                     eps_wue.addr.eq(ctl.w_soff + wue.eps_rd.addr), eps_wue.en.eq(wue.eps_rd.en),
-                     wue.eps_rd.data.eq(eps_wue.data)]
+                     eps_rd.addr.eq(Mux(be.eps_rd.en, sbase_t[ctl.b_layer] + be.eps_rd.addr,
+                                        ctl.w_soff + wue.eps_rd.addr)),
+                     eps_rd.en.eq(be.eps_rd.en | wue.eps_rd.en),
+                     wue.eps_stall.eq(be.eps_rd.en),
+                     be.eps_rd.data.eq(eps_rd.data), wue.eps_rd.data.eq(eps_rd.data)]
         # gradient: the output unit writes whole words of the last layer, the BE writes g_below
         # one lane at a time (a write enable per lane); the BE reads whole words
         g_wr, g_be = g_mem.write_port(granularity=cfg.e_bits), g_mem.read_port()

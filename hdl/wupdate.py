@@ -45,6 +45,9 @@ class WeightUpdateEngine(LutEngine):
         Run control (:class:`~spikeforge.hdl.lut.LutEngine`).
     x_rd : In(ReadPort.Signature(spike depth, spike_width))
         The layer's input spikes (word ``p``).
+    eps_stall : In(1)
+        Another engine reads ``eps`` this cycle: the table fetch waits (``eps`` has one read
+        port; see :mod:`spikeforge.hdl.top`).
     eps_rd : In(ReadPort.Signature(state depth, P * e_bits))
         ``eps`` of block ``nb`` at point ``p``, address ``nb*T*B + p``.
     lookup : Out(1)
@@ -64,6 +67,7 @@ class WeightUpdateEngine(LutEngine):
         super().__init__(design, design.hw.wue_group, {
             "x_rd": In(ReadPort.Signature(addr_width=addr_bits(mm.spike_depth),
                                           shape=mm.spike_width)),
+            "eps_stall": In(1),
             "eps_rd": In(ReadPort.Signature(addr_width=addr_bits(mm.state_depth),
                                             shape=P * cfg.e_bits)),
             "w_rd": In(ReadPort.Signature(addr_width=waw, shape=P * cfg.w_bits)),
@@ -116,6 +120,7 @@ class WeightUpdateEngine(LutEngine):
         x_q = Signal.like(self.x_rd.data)
         eps_q = Signal.like(self.eps_rd.data)
         m.d.comb += [
+            ctl.stall.eq(self.eps_stall),
             self.eps_rd.addr.eq(b_ebase + b_qbase + ctl.fetch_idx),
             self.eps_rd.en.eq(ctl.fetch_en),
             self.x_rd.addr.eq(b_qbase + ctl.fetch_idx),
