@@ -5,6 +5,7 @@ import json
 import os
 import sys
 
+from spikeforge.fpga.boards import board_names
 from spikeforge.model.config import Config, ConfigError, PRESETS, preset
 from spikeforge.model.data import DATASETS
 from spikeforge.model.encode import ENCODERS
@@ -181,7 +182,7 @@ def cmd_synth(args):
     if args.unit:
         return _synth_unit(args)
     if not args.board or os.path.isdir(args.board):
-        raise ConfigError("synth needs --board NAME (ulx3s-85f, orangecrab-85f or icebreaker), "
+        raise ConfigError(f"synth needs --board NAME ({board_names()}), "
                           "or --unit NAME for one unit out of context")
     target = board(args.board)
     design, name = design_from_args(args)
@@ -238,8 +239,8 @@ def add_design_options(p, board_help=None):
     p.add_argument("--hw", action="append", metavar="FIELD=VALUE",
                    help="override a hardware parameter, e.g. --hw pes=4 (repeatable)")
     p.add_argument("--board", default=None, metavar="NAME",
-                   help=board_help or "build the design of this board (ulx3s-85f, "
-                                      "orangecrab-85f, icebreaker): its preset and hardware")
+                   help=board_help or f"build the design of this board ({board_names()}): its "
+                                      "preset and hardware")
 
 
 def _version():
@@ -326,8 +327,8 @@ def build_parser():
                    help="with --unit: the FPGA family (ecp5 = LFE5U-85F -6, ice40 = UP5K)")
     p.add_argument("--freq", type=float, default=50.0,
                    help="with --unit: the target clock in MHz (default 50)")
-    add_design_options(p, board_help="the board (required unless --unit): ulx3s-85f, "
-                                     "orangecrab-85f or icebreaker; with --unit, its design")
+    add_design_options(p, board_help=f"the board (required unless --unit): {board_names()}; "
+                                     "with --unit, its design")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser(

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-__all__ = ["Board", "BOARDS", "board"]
+__all__ = ["Board", "BOARDS", "board", "board_for", "board_names"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,11 @@ BOARDS = {b.name: b for b in [
     Board("ulx3s-85f", "ulx3s:ULX3S_85F_Platform", "ecp5", "digits",
           "Radiona ULX3S, Lattice ECP5 LFE5U-85F (primary target)", hw=ECP5_HW,
           config=ECP5_CONFIG, clock_mhz=ECP5_CLOCK_MHZ),
+    # mnist16 (256-256-10) from on-chip memory on the same device and design parameters: one
+    # block-RAM copy of W (one read port, see hdl/top.py) is what makes it fit
+    Board("ulx3s-85f-mnist16", "ulx3s:ULX3S_85F_Platform", "ecp5", "mnist16",
+          "Radiona ULX3S, Lattice ECP5 LFE5U-85F, mnist16", hw=ECP5_HW, config=ECP5_CONFIG,
+          clock_mhz=ECP5_CLOCK_MHZ),
     Board("orangecrab-85f", "orangecrab_r0_2:OrangeCrabR0_2_85FPlatform", "ecp5", "digits",
           "OrangeCrab r0.2, Lattice ECP5 LFE5U-85F; UART on Feather pins 0 (RX) / 1 (TX)",
           hw=ECP5_HW, config=ECP5_CONFIG, clock_mhz=ECP5_CLOCK_MHZ),
@@ -93,6 +98,21 @@ BOARDS = {b.name: b for b in [
           hw=(("fe_group", 2), ("pes", 1), ("wue_group", 2), ("counters", False),
               ("dist_ram", False), ("table", "tree"))),
 ]}
+
+
+def board_names():
+    """The board names as a sentence fragment: ``a, b or c``."""
+    names = list(BOARDS)
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def board_for(platform, design):
+    """The board on ``platform`` whose own design is ``design`` (a dict of ``Design.to_dict``),
+    or None."""
+    for b in BOARDS.values():
+        if b.platform == platform and b.design().to_dict() == design:
+            return b
+    return None
 
 
 def board(name):

@@ -11,6 +11,10 @@ import os
 import sys
 
 from spikeforge.model.atomic import atomic_write_text
+from spikeforge.fpga.boards import BOARDS
+
+#: the report items of the board builds, in the order of ``BOARDS``
+SYNTH_KEYS = tuple(f"synth_{name}" for name in BOARDS)
 
 __all__ = ["ITEMS", "generate"]
 
@@ -158,9 +162,9 @@ def _gpu():
 ITEMS = {
     "bench_fe": _bench("fe"), "bench_wue": _bench("wue"), "bench_be": _bench("be"),
     "bench_top": _bench("top"),
-    "synth_ulx3s-85f": _synth("ulx3s-85f"), "synth_orangecrab-85f": _synth("orangecrab-85f"),
-    "synth_icebreaker": _synth("icebreaker"),
+    **{f"synth_{name}": _synth(name) for name in BOARDS},
     "bench_top_ulx3s-85f": _bench_board("ulx3s-85f"),
+    "bench_top_ulx3s-85f-mnist16": _bench_board("ulx3s-85f-mnist16"),
     "bench_top_icebreaker": _bench_board("icebreaker"),
     "tables_ecp5": _tables, "units_ecp5": _units,
     "asic": _asic, "cpu": _cpu, "gpu": _gpu,
@@ -218,7 +222,7 @@ def render(results, out_dir=HERE):
               "| board | preset | PEs (FE/WUE/BE) | LUT | FF | BRAM | DSP | Fmax (MHz), best of "
               "seeds | core clock (MHz) |",
               "|---|---|---|---|---|---|---|---|---|"]
-    for key in ("synth_ulx3s-85f", "synth_orangecrab-85f", "synth_icebreaker"):
+    for key in SYNTH_KEYS:
         r = results.get(key)
         name = key.split("_", 1)[1]
         if r is None:
@@ -241,7 +245,6 @@ def render(results, out_dir=HERE):
                      f"({', '.join(f'{v:.1f}' for v in r['fmax_seeds_mhz'].values())}) | "
                      f"{r['clock_constraint_mhz']:.1f}"
                      f"{'' if r['timing_met'] else ' (timing NOT met)'} |")
-    from spikeforge.fpga.boards import BOARDS
     carried = []
     for b in BOARDS.values():
         d = b.design()
@@ -255,8 +258,7 @@ def render(results, out_dir=HERE):
                   "): " + "; ".join(carried) + ". Place-and-route time of the build (one "
                   "seed per core, 2 cores): " +
                   "; ".join(f"{key.split('_', 1)[1]} {results[key]['seconds']['place_and_route']:.0f} s"
-                            for key in ("synth_ulx3s-85f", "synth_orangecrab-85f",
-                                        "synth_icebreaker")
+                            for key in SYNTH_KEYS
                             if (results.get(key) or {}).get("fits")) + ".", ""]
     units = results.get("units_ecp5")
     if units:
@@ -331,7 +333,7 @@ def render(results, out_dir=HERE):
     gpu = results["gpu"]
     flops = _flops_per_sample(cfg)
     rows = []
-    for key in ("synth_ulx3s-85f", "synth_orangecrab-85f", "synth_icebreaker"):
+    for key in SYNTH_KEYS:
         synth, name = results.get(key) or {}, key.split("_", 1)[1]
         # the OrangeCrab carries the ULX3S's design (same device, preset and HwParams)
         bench = results.get(f"bench_top_{name}") or results.get("bench_top_ulx3s-85f")
@@ -346,7 +348,7 @@ def render(results, out_dir=HERE):
                      f"bitstream's clock (timing {'met' if synth['timing_met'] else 'NOT met'}, "
                      f"Fmax {synth['fmax_mhz']:.1f} MHz)" +
                      ("" if synth["preset"] == "digits" else
-                      "; a smaller network (digits4), not comparable")))
+                      f"; another network ({synth['preset']}), not comparable")))
     rows.append((f"spikeforge ASIC estimate (45 nm, assumed {ASIC_CLOCK_MHZ} MHz)",
                  ASIC_CLOCK_MHZ * 1e6 / cps, total_pj * 1e-12,
                  "measured cycles; energy from RTL event counts"))
@@ -467,7 +469,7 @@ def _plots(results, energy, rows, out_dir):
 def adopt_synth(directory):
     """Store ``directory/synth.json`` (from ``spikeforge synth``) as the board's report item,
     after checking it is the board's own build (its preset and hardware parameters)."""
-    from spikeforge.fpga.boards import board
+    from spikeforge.fpga.boards import board, board_for
     path = os.path.join(directory, "synth.json")
     try:
         with open(path) as f:
@@ -477,6 +479,11 @@ def adopt_synth(directory):
         raise ValueError(f"{path} is not a synth.json of `spikeforge synth`: {exc}") from None
     own = b.design()
     got = result.get("design")
+    # e.g. `--board ulx3s-85f --preset mnist16` builds the ulx3s-85f-mnist16 board's design
+    other = board_for(b.platform, got) if got != own.to_dict() else None
+    if other is not None:
+        b, own = other, other.design()
+        result["board"] = b.name
     if got != own.to_dict():
         raise ValueError(f"{path} was built with design {got}, not the {b.name}'s own "
                          f"{own.to_json()}; rebuild with `spikeforge synth --board {b.name} --out "

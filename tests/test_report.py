@@ -37,7 +37,7 @@ def test_report_tables_carry_the_measurements(tmp_path):
     text = (tmp_path / "README.md").read_text()
     top = results["bench_top"]
     assert f"| Accelerator | {top['cycles_per_step']:.0f} |" in text
-    for key in ("synth_ulx3s-85f", "synth_orangecrab-85f", "synth_icebreaker"):
+    for key in generate.SYNTH_KEYS:
         r = results[key]
         name = key.split("_", 1)[1]
         if r is None:
@@ -49,8 +49,10 @@ def test_report_tables_carry_the_measurements(tmp_path):
 
 
 def test_adopt_synth_refuses_a_foreign_build(tmp_path):
+    from spikeforge.fpga.boards import board
     (tmp_path / "synth.json").write_text(json.dumps(
-        {"board": "ulx3s-85f", "preset": "mnist16", "hw": {}}))
+        {"board": "ulx3s-85f", "preset": "mnist16", "hw": {},
+         "design": board("ulx3s-85f").design(hw_changes={"pes": 3}).to_dict()}))
     with pytest.raises(ValueError, match="not the ulx3s-85f's own"):
         generate.adopt_synth(str(tmp_path))
     (tmp_path / "synth.json").write_text("{broken")
