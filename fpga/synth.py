@@ -278,7 +278,10 @@ def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, 
 
 def synth_meta(preset_name, design, clock_hz, baud):
     """What ``synth.json`` records of a build besides the tools' figures: the preset, the design
-    (its JSON and key, which the bitstream's IDENT reports), the core clock and the baud rate."""
+    (its JSON and key, which the bitstream's IDENT reports), the revision of the RTL sources, the
+    core clock and the baud rate."""
+    from spikeforge.hdl.design import rtl_revision
     return {"preset": preset_name, "design": design.to_dict(), "design_key": design.key(),
+            "rtl": rtl_revision(),
             "config": design.cfg.to_dict(), "hw": design.hw.to_dict(),
             "core_clock_mhz": clock_hz / 1e6, "baud": baud}

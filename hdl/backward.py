@@ -346,34 +346,65 @@ class BackwardEngine(wiring.Component):
         # ---- backprop, 1: the output generator. For the point of slot ``gs`` it emits every
         # walked j in ascending order (one per cycle, into a FIFO), with its h_below bit and a
         # last flag; a point with nothing to walk emits one empty token --------------------------
+        # The walk goes chunk by chunk (CW bits each) so that no carry chain spans the whole
+        # mask: a chunk is selected (MOVE: its index, then its word, both registered: two bubble
+        # cycles per non-empty chunk) and its bits are emitted lowest first (EMIT).
         SP = S * P
         jb = bits_for(SP)
+        CW = min(16, SP)
+        C = -(-SP // CW)
+        cb = bits_for(C)
         gs = Signal()
         g_busy = Signal()
         gen_done = Signal(2)                     # the generator has finished slot s
         gen_set = Signal(2)
-        jm = Signal(SP)
-        nm = Signal(SP)
+        jm = Signal(C * CW)                      # the point's walked j (padded to C chunks)
+        nm = Signal(C * CW)                      # ... and their h_below bits
+        nz = Signal(C)                           # non-empty chunks not yet selected
+        c = Signal(range(max(C, 2)))             # the selected chunk
+        cw = Signal(CW)                          # its walked j not yet emitted
+        cn = Signal(CW)                          # its h_below bits
+        g_phase = Signal(2)                      # 0: select a chunk, 1: load it, 2: emit
         m.submodules.jfifo = jfifo = SyncFIFOBuffered(width=jb + 3, depth=4)
-        onehot = Signal(SP)
-        m.d.comb += onehot.eq(jm & (~jm + 1))               # the lowest walked j
+        onehot = Signal(CW)
+        m.d.comb += onehot.eq(cw & (~cw + 1))               # the lowest walked j of the chunk
+        j_lo = Signal(range(max(CW, 2)))
+        m.d.comb += j_lo.eq(Cat(*[Cat(*[onehot[i] for i in range(CW) if i >> bit & 1]).any()
+                                  if any(i >> bit & 1 for i in range(CW)) else Const(0, 1)
+                                  for bit in range(len(j_lo))]))
         j_idx = Signal(jb)
-        m.d.comb += j_idx.eq(Cat(*[Cat(*[onehot[i] for i in range(SP) if i >> bit & 1]).any()
-                                   if any(i >> bit & 1 for i in range(SP)) else Const(0, 1)
-                                   for bit in range(jb)]))
-        rest = Signal(SP)
-        m.d.comb += rest.eq(jm & ~onehot)
+        m.d.comb += j_idx.eq(c * CW + j_lo)
+        rest = Signal(CW)
+        m.d.comb += rest.eq(cw & ~onehot)
+        lowest_nz = Signal(C)
+        m.d.comb += lowest_nz.eq(nz & (~nz + 1))
+        nz_idx = Signal(range(max(C, 2)))
+        m.d.comb += nz_idx.eq(Cat(*[Cat(*[lowest_nz[i] for i in range(C) if i >> bit & 1]).any()
+                                    if any(i >> bit & 1 for i in range(C)) else Const(0, 1)
+                                    for bit in range(len(nz_idx))]))
         g_load = Signal()
         m.d.comb += g_load.eq(~g_busy & full.bit_select(gs, 1) & ~gen_done.bit_select(gs, 1))
         g_empty = Mux(gs, walk_empty[1], walk_empty[0])
+        walk_sel = Signal(C * CW)
+        m.d.comb += walk_sel.eq(Mux(gs, slot_walk[1], slot_walk[0]))
         with m.If(g_busy):
-            m.d.comb += [jfifo.w_en.eq(1),
-                         jfifo.w_data.eq(Cat(j_idx, (onehot & nm) != 0, rest == 0, 0))]
-            with m.If(jfifo.w_rdy):
-                m.d.sync += jm.eq(rest)
-                with m.If(rest == 0):
-                    m.d.sync += [g_busy.eq(0), gs.eq(~gs)]
-                    m.d.comb += gen_set.eq(1 << gs)
+            with m.Switch(g_phase):
+                with m.Case(0):
+                    m.d.sync += [c.eq(nz_idx), nz.eq(nz & ~lowest_nz), g_phase.eq(1)]
+                with m.Case(1):
+                    m.d.sync += [cw.eq(jm.word_select(c, CW)), cn.eq(nm.word_select(c, CW)),
+                                 g_phase.eq(2)]
+                with m.Default():
+                    last = (rest == 0) & (nz == 0)
+                    m.d.comb += [jfifo.w_en.eq(1),
+                                 jfifo.w_data.eq(Cat(j_idx, (onehot & cn) != 0, last, 0))]
+                    with m.If(jfifo.w_rdy):
+                        m.d.sync += cw.eq(rest)
+                        with m.If(last):
+                            m.d.sync += [g_busy.eq(0), gs.eq(~gs)]
+                            m.d.comb += gen_set.eq(1 << gs)
+                        with m.Elif(rest == 0):
+                            m.d.sync += g_phase.eq(0)
         with m.Elif(g_load):
             with m.If(g_empty):
                 m.d.comb += [jfifo.w_en.eq(1), jfifo.w_data.eq(Cat(Const(0, jb), 0, 1, 1))]
@@ -381,8 +412,10 @@ class BackwardEngine(wiring.Component):
                     m.d.sync += gs.eq(~gs)
                     m.d.comb += gen_set.eq(1 << gs)
             with m.Else():
-                m.d.sync += [g_busy.eq(1), jm.eq(Mux(gs, slot_walk[1], slot_walk[0])),
-                             nm.eq(Mux(gs, slot_need[1], slot_need[0]))]
+                m.d.sync += [g_busy.eq(1), g_phase.eq(0), jm.eq(walk_sel),
+                             nm.eq(Mux(gs, slot_need[1], slot_need[0])),
+                             nz.eq(Cat(*[walk_sel[i * CW:(i + 1) * CW].any()
+                                         for i in range(C)]))]
 
         # ---- backprop, 2: the consumer. For each j of the FIFO it replays the point's list (the
         # words with a non-zero eps, or every word in dense mode), one weight word per cycle:

@@ -19,7 +19,7 @@ from spikeforge.model.config import Config, ConfigError
 
 from .params import HwParams
 
-__all__ = ["Design", "DesignError", "KEY_BYTES", "require_design"]
+__all__ = ["Design", "DesignError", "KEY_BYTES", "require_design", "rtl_revision"]
 
 class DesignError(ConfigError):
     """A (config, hardware) pair the accelerator cannot realise; the message says what to change."""
@@ -117,3 +117,17 @@ def require_design(design):
     if not isinstance(design, Design):
         raise TypeError(f"design must be a Design, got {type(design).__name__}")
     return design
+
+
+@functools.lru_cache(maxsize=1)
+def rtl_revision():
+    """A 16-hex-digit digest of the generator's sources (every ``hdl/*.py``): two builds of one
+    design from different RTL differ here though their design keys agree."""
+    import os
+    here = os.path.dirname(os.path.abspath(__file__))
+    h = hashlib.sha256()
+    for name in sorted(os.listdir(here)):
+        if name.endswith(".py"):
+            with open(os.path.join(here, name), "rb") as f:
+                h.update(name.encode() + b"\0" + f.read() + b"\0")
+    return h.hexdigest()[:16]

@@ -488,6 +488,11 @@ def adopt_synth(directory):
         raise ValueError(f"{path} was built with design {got}, not the {b.name}'s own "
                          f"{own.to_json()}; rebuild with `spikeforge synth --board {b.name} --out "
                          f"DIR` (no --preset/--set/--hw)")
+    from spikeforge.hdl.design import rtl_revision
+    if result.get("rtl") != rtl_revision():
+        raise ValueError(f"{path} was built from other RTL sources (revision "
+                         f"{result.get('rtl', 'not recorded')}, now {rtl_revision()}); rebuild "
+                         f"with `spikeforge synth --board {b.name} --out DIR`")
     result.pop("bitstream", None)
     result["fits"] = True
     atomic_write_text(os.path.join(DATA, f"synth_{b.name}.json"),

@@ -55,6 +55,13 @@ def test_adopt_synth_refuses_a_foreign_build(tmp_path):
          "design": board("ulx3s-85f").design(hw_changes={"pes": 3}).to_dict()}))
     with pytest.raises(ValueError, match="not the ulx3s-85f's own"):
         generate.adopt_synth(str(tmp_path))
+    from spikeforge.hdl.design import rtl_revision
+    own = board("ulx3s-85f").design().to_dict()
+    (tmp_path / "synth.json").write_text(json.dumps(
+        {"board": "ulx3s-85f", "preset": "digits", "design": own, "rtl": "0" * 16}))
+    with pytest.raises(ValueError, match="built from other RTL sources"):
+        generate.adopt_synth(str(tmp_path))
+    assert rtl_revision() != "0" * 16
     (tmp_path / "synth.json").write_text("{broken")
     with pytest.raises(ValueError, match="is not a synth.json"):
         generate.adopt_synth(str(tmp_path))
