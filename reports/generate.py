@@ -412,7 +412,8 @@ def memory_table():
               "n_in-bit words; w: every weight once; u: 2 bits (o, h) per neuron and point "
               "without the reset-path gradient); allocated: words x width as the memory is "
               "declared, before the tools map it to block RAM (which rounds further and makes "
-              "one copy per simultaneous read port: x, spk, eps and w have two).", ""]
+              "one copy per simultaneous read port: x and spk have two; w and eps have one each, "
+              "shared by engines that wait for each other; see `hdl/top.py`).", ""]
     return lines
 
 
