@@ -110,48 +110,37 @@ def test_training_steps_bit_exact_verilator_tiny(tmp_path):
     assert res["pred"].tolist() == net.predict(xs[0]).tolist()
 
 
-def test_digits_training_step_bit_exact_verilator():
-    """One full training step of the digits preset on real digits data, then one queued pair."""
+def check_real_steps_verilator(design, dataset, steps):
+    """``steps`` batches of real ``dataset`` samples (rate code), queued back to back on
+    ``design``'s accelerator under Verilator: the final weights equal the golden model's word for
+    word, and so do the classes it infers for the first batch."""
     require_simulator("verilator")
     from spikeforge.model.data import load_dataset
     from spikeforge.model.encode import encode
     from spikeforge.sim.verify.top import run_top
-    cfg = preset("digits")
-    data = load_dataset("digits")
+    cfg = design.cfg
+    data = load_dataset(dataset)
     B = cfg.batch
-    x = encode(data.x_train[:3 * B], cfg.timesteps, data.vmax, "rate")
-    xs = np.stack([x[:, s * B:(s + 1) * B] for s in range(3)])
-    ys = np.stack([data.y_train[s * B:(s + 1) * B] for s in range(3)])
+    x = encode(data.x_train[:steps * B], cfg.timesteps, data.vmax, "rate")
+    xs = np.stack([x[:, s * B:(s + 1) * B] for s in range(steps)])
+    ys = np.stack([data.y_train[s * B:(s + 1) * B] for s in range(steps)])
     net = Network(cfg, "fixed", seed=0)
-    res = run_top(Design(cfg, DEFAULT_HW), net.weights, xs, ys, pipeline=True, queue=True,
-                  check_every=False)
-    for s in range(3):
+    res = run_top(design, net.weights, xs, ys, pipeline=True, queue=True, check_every=False)
+    for s in range(steps):
         net.train_step(xs[s], ys[s])
     for l in range(cfg.n_layers):
         assert np.array_equal(res[f"w_final_{l}"], net.weights[l]), f"layer {l}"
     assert res["pred"].tolist() == net.predict(xs[0]).tolist()
+
+
+def test_digits_training_step_bit_exact_verilator():
+    """Three queued training steps of the digits preset on real digits data."""
+    check_real_steps_verilator(Design(preset("digits"), DEFAULT_HW), "digits", 3)
 
 
 @pytest.mark.slow
 def test_mnist16_board_design_trains_bit_exact_verilator():
     """The ulx3s-85f-mnist16 board's design (256-256-10, its batch and P) trains two queued
     steps of real MNIST data bit-identical to the golden model, and infers the same classes."""
-    require_simulator("verilator")
     from spikeforge.fpga.boards import board
-    from spikeforge.model.data import load_dataset
-    from spikeforge.model.encode import encode
-    from spikeforge.sim.verify.top import run_top
-    design = board("ulx3s-85f-mnist16").design()
-    cfg = design.cfg
-    data = load_dataset("mnist16")
-    B = cfg.batch
-    x = encode(data.x_train[:2 * B], cfg.timesteps, data.vmax, "rate")
-    xs = np.stack([x[:, s * B:(s + 1) * B] for s in range(2)])
-    ys = np.stack([data.y_train[s * B:(s + 1) * B] for s in range(2)])
-    net = Network(cfg, "fixed", seed=0)
-    res = run_top(design, net.weights, xs, ys, pipeline=True, queue=True, check_every=False)
-    for s in range(2):
-        net.train_step(xs[s], ys[s])
-    for l in range(cfg.n_layers):
-        assert np.array_equal(res[f"w_final_{l}"], net.weights[l]), f"layer {l}"
-    assert res["pred"].tolist() == net.predict(xs[0]).tolist()
+    check_real_steps_verilator(board("ulx3s-85f-mnist16").design(), "mnist16", 2)
