@@ -90,6 +90,9 @@ BOARDS = {b.name: b for b in [
     Board("orangecrab-85f", "orangecrab_r0_2:OrangeCrabR0_2_85FPlatform", "ecp5", "digits",
           "OrangeCrab r0.2, Lattice ECP5 LFE5U-85F; UART on Feather pins 0 (RX) / 1 (TX)",
           hw=ECP5_HW, config=ECP5_CONFIG, clock_mhz=ECP5_CLOCK_MHZ),
+    Board("orangecrab-85f-mnist16", "orangecrab_r0_2:OrangeCrabR0_2_85FPlatform", "ecp5",
+          "mnist16", "OrangeCrab r0.2, Lattice ECP5 LFE5U-85F, mnist16; UART on Feather pins "
+          "0 (RX) / 1 (TX)", hw=ECP5_HW, config=ECP5_CONFIG, clock_mhz=ECP5_CLOCK_MHZ),
     Board("icebreaker", "icebreaker:ICEBreakerPlatform", "ice40", "digits4",
           "1BitSquared iCEBreaker, Lattice iCE40UP5K",
           # no distributed RAM on the iCE40: small buffers in block RAM; adder trees beat LUT

@@ -35,7 +35,8 @@ def test_a_design_that_fits_raises_nothing():
 
 
 def test_boards():
-    assert set(BOARDS) == {"ulx3s-85f", "ulx3s-85f-mnist16", "orangecrab-85f", "icebreaker"}
+    assert set(BOARDS) == {"ulx3s-85f", "ulx3s-85f-mnist16", "orangecrab-85f",
+                           "orangecrab-85f-mnist16", "icebreaker"}
     with pytest.raises(ValueError, match="unknown board 'de10'; choose one of ulx3s-85f"):
         board("de10")
     assert board("icebreaker").hw_params().counters is False
