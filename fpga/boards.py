@@ -16,6 +16,9 @@ class Board:
     config: tuple = ()     # Config overrides (e.g. a smaller batch buffer), as (field, value) pairs
     clock_mhz: float = None  # the accelerator's clock at most (a PLL below the oscillator); None:
                              # the oscillator itself
+    baud: int = 115200     # the UART's rate: the fastest the board's USB-serial bridge allows
+    onchip_data: tuple = ()  # presets whose whole data set the board holds on chip (it then
+                             # trains by itself, hdl/job.py)
 
     def hw_params(self):
         """The default hardware parameters with this board's overrides."""
@@ -33,17 +36,26 @@ class Board:
         """The design built for this board: ``preset_name`` (default: the board's own) with the
         board's config and hardware overrides, then the user's ``cfg_changes``/``hw_changes``."""
         from spikeforge.hdl.design import Design
-        return Design(self.build_config(preset_name), self.hw_params()).replace(
-            **(cfg_changes or {}), **(hw_changes or {}))
+        from spikeforge.model.config import preset_dataset
+        from spikeforge.model.data import DATASET_SAMPLES, DATASET_VMAX
+        name = preset_name or self.preset
+        data = {}
+        if name in self.onchip_data:
+            dataset = preset_dataset(name)
+            data = {"data_samples": DATASET_SAMPLES[dataset], "data_vmax": DATASET_VMAX[dataset]}
+        return Design(self.build_config(name), self.hw_params()).replace(
+            **(cfg_changes or {}), **{**data, **(hw_changes or {})})
 
-    def make_top(self, core, baud=115200, platform=None):
-        """The board top around ``core``: UART at ``baud`` and, with ``clock_mhz``, a PLL.
+    def make_top(self, core, baud=None, platform=None):
+        """The board top around ``core``: UART at ``baud`` (default: the board's) and, with
+        ``clock_mhz``, a PLL.
 
         Returns ``(top, clock_hz)``, the clock the core runs at.
         """
         from spikeforge.hdl.board import BoardTop
         from spikeforge.hdl.uart import divisor_for
         platform = platform or self.make_platform()
+        baud = baud or self.baud
         clock_hz, clock = platform.default_clk_frequency, None
         if self.clock_mhz is not None:
             if self.family != "ecp5":
@@ -52,6 +64,14 @@ class Board:
             config = ecp5_pll_config(clock_hz, self.clock_mhz * 1e6)
             clock_hz, clock = config["fout_hz"], Ecp5Pll(config)
         return BoardTop(core, divisor_for(clock_hz, baud), clock), clock_hz
+
+    def clock_hz(self):
+        """The accelerator's clock on this board (the PLL's output, or the oscillator)."""
+        platform = self.make_platform()
+        if self.clock_mhz is None:
+            return platform.default_clk_frequency
+        from spikeforge.hdl.pll import ecp5_pll_config
+        return ecp5_pll_config(platform.default_clk_frequency, self.clock_mhz * 1e6)["fout_hz"]
 
     def make_platform(self):
         import importlib
@@ -77,22 +97,32 @@ ECP5_CONFIG = (("batch", 8),)
 # ... and run at 50 MHz from a PLL (every block-RAM read registered; the ULX3S build reaches
 # 57 MHz, see reports/)
 ECP5_CLOCK_MHZ = 50.0
+# With digits the ECP5 boards train by themselves: the whole digits set (1,797 samples,
+# intensities 0..16) on chip, with its order banks and the training job (hdl/job.py); mnist16
+# (5,000 x 256 bytes) would need the SDRAM
+ONCHIP = ("digits",)
+# The ULX3S's FT231X bridge runs 3 Mbaud (50 MHz / 17 cycles per bit: 2.94 Mbaud, 2% off);
+# on the OrangeCrab's Feather pins a common USB-serial adapter (FT232R, CP2102N) runs 1 Mbaud
+ULX3S_BAUD = 3_000_000
+FEATHER_BAUD = 1_000_000
 
 BOARDS = {b.name: b for b in [
     Board("ulx3s-85f", "ulx3s:ULX3S_85F_Platform", "ecp5", "digits",
           "Radiona ULX3S, Lattice ECP5 LFE5U-85F (primary target)", hw=ECP5_HW,
-          config=ECP5_CONFIG, clock_mhz=ECP5_CLOCK_MHZ),
+          onchip_data=ONCHIP, config=ECP5_CONFIG, clock_mhz=ECP5_CLOCK_MHZ, baud=ULX3S_BAUD),
     # mnist16 (256-256-10) from on-chip memory on the same device and design parameters: one
     # block-RAM copy of W (one read port, see hdl/top.py) is what makes it fit
     Board("ulx3s-85f-mnist16", "ulx3s:ULX3S_85F_Platform", "ecp5", "mnist16",
           "Radiona ULX3S, Lattice ECP5 LFE5U-85F, mnist16", hw=ECP5_HW, config=ECP5_CONFIG,
-          clock_mhz=ECP5_CLOCK_MHZ),
+          clock_mhz=ECP5_CLOCK_MHZ, baud=ULX3S_BAUD),
     Board("orangecrab-85f", "orangecrab_r0_2:OrangeCrabR0_2_85FPlatform", "ecp5", "digits",
           "OrangeCrab r0.2, Lattice ECP5 LFE5U-85F; UART on Feather pins 0 (RX) / 1 (TX)",
-          hw=ECP5_HW, config=ECP5_CONFIG, clock_mhz=ECP5_CLOCK_MHZ),
+          hw=ECP5_HW, onchip_data=ONCHIP, config=ECP5_CONFIG, clock_mhz=ECP5_CLOCK_MHZ,
+          baud=FEATHER_BAUD),
     Board("orangecrab-85f-mnist16", "orangecrab_r0_2:OrangeCrabR0_2_85FPlatform", "ecp5",
           "mnist16", "OrangeCrab r0.2, Lattice ECP5 LFE5U-85F, mnist16; UART on Feather pins "
-          "0 (RX) / 1 (TX)", hw=ECP5_HW, config=ECP5_CONFIG, clock_mhz=ECP5_CLOCK_MHZ),
+          "0 (RX) / 1 (TX)", hw=ECP5_HW, config=ECP5_CONFIG, clock_mhz=ECP5_CLOCK_MHZ,
+          baud=FEATHER_BAUD),
     Board("icebreaker", "icebreaker:ICEBreakerPlatform", "ice40", "digits4",
           "1BitSquared iCEBreaker, Lattice iCE40UP5K",
           # no distributed RAM on the iCE40: small buffers in block RAM; adder trees beat LUT

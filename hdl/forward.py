@@ -24,6 +24,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.lib.wiring import In
 
+from spikeforge.model.fixedpoint import smax
+
 from .fxp import csd, saturate
 from .design import require_design
 from .lut import LutEngine, drive_lut, lut_bank
@@ -227,16 +229,34 @@ class ForwardEngine(LutEngine):
             m.d.sync += [s3_p.eq(s2_p), s3_nb.eq(s2_nb), s3_uaddr.eq(s2_uaddr)]
         first_step = Signal()
         m.d.comb += first_step.eq(s2_early)
+        # with B >= 2 the decayed state of the next point (hist[1] now, hist[0] after the shift)
+        # is computed a cycle early into ``dec``, so the LIF stage is one addition and the clamp;
+        # the threshold compares the unsaturated sum, which gives the same spike since
+        # 0 < vth; at vth = smax(u_bits) (the config allows it) no saturated u exceeds it
+        early_decay = B >= 2
+        vth = cfg.vth_int
+        can_fire = vth < smax(cfg.u_bits)
         for k in range(P):
             hist_u = [Signal(signed(cfg.u_bits), name=f"hist_u{k}_{i}") for i in range(B)]
             hist_o = [Signal(name=f"hist_o{k}_{i}") for i in range(B)]
-            kept = Signal(signed(cfg.u_bits), name=f"kept{k}")
-            m.d.comb += kept.eq(Mux(first_step | hist_o[0], 0, hist_u[0]))
             u_new = Signal(signed(cfg.u_bits), name=f"u{k}")
             o_new = Signal(name=f"o{k}")
+            if early_decay:
+                nxt = Mux(hist_o[1], 0, hist_u[1])
+                decayed = csd(nxt, cfg.alpha_terms)
+                dec = Signal(signed(len(decayed)), name=f"dec{k}")
+                with m.If(s2_valid):
+                    m.d.sync += dec.eq(decayed)
+                raw = Mux(first_step, 0, dec) + s2_cur[k]
+            else:
+                kept = Signal(signed(cfg.u_bits), name=f"kept{k}")
+                m.d.comb += kept.eq(Mux(first_step | hist_o[0], 0, hist_u[0]))
+                raw = csd(kept, cfg.alpha_terms) + s2_cur[k]
+            total_u = Signal(signed(len(raw)), name=f"raw{k}")
             m.d.comb += [
-                u_new.eq(saturate(csd(kept, cfg.alpha_terms) + s2_cur[k], cfg.u_bits)),
-                o_new.eq(u_new > cfg.vth_int),
+                total_u.eq(raw),
+                u_new.eq(saturate(total_u, cfg.u_bits)),
+                o_new.eq((total_u > vth) if can_fire else 0),
             ]
             alive = Signal(name=f"alive{k}")
             m.d.comb += alive.eq(s2_nbase + k < n_out)

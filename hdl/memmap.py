@@ -231,13 +231,37 @@ class MemoryMap:
             MemSpec("w", P * cfg.w_bits, max(self.w_depth, 2),
                     holds="weights (one layout for the FE, BE and WUE)"),
         )}
+        # on-chip data set (hw.data_samples > 0): a word per sample (intensities and label),
+        # two banks of sample order, the correct test predictions of each epoch of a job
+        self.data_samples = D = hw.data_samples
+        self.has_data = D > 0
+        self.value_bits = hw.data_vmax.bit_length()
+        self.label_bits = bits_for(n[-1])
+        self.data_word = PackedWord(("x", n[0] * self.value_bits), ("label", self.label_bits))
+        self.order_bits = bits_for(max(D, 2))
+        self.acc_bits = bits_for(D + 1)
+        if self.has_data:
+            from .protocol import JOB_EPOCHS_MAX
+            self.memories.update({m.name: m for m in (
+                MemSpec("data", self.data_word.width, D,
+                        holds=f"on-chip data set: {n[0]} intensities of {self.value_bits} bits "
+                              f"and a label per sample"),
+                MemSpec("order", self.order_bits, 2 * D, holds="sample order, 2 banks"),
+                MemSpec("acc", self.acc_bits, JOB_EPOCHS_MAX,
+                        holds="correct test predictions per epoch of a job"),
+            )})
         mem = self.memories
         self.host_targets = (
             HostTarget("x", mem["x"].depth, mem["x"].width),
             HostTarget("labels", mem["labels"].depth, 8),
             HostTarget("w", mem["w"].depth, mem["w"].width),
             HostTarget("pred", mem["pred"].depth, 8),
-        )
+        ) + ((
+            HostTarget("data", D, self.data_word.width),
+            HostTarget("order", 2 * D, self.order_bits),
+            HostTarget("acc", mem["acc"].depth, self.acc_bits),
+            HostTarget("job", 8, 32),
+        ) if self.has_data else ())
         self.counters = (list(ENGINE_COUNTERS) + [f"spikes{l}" for l in range(L)] +
                          [f"eps_nonzero{l}" for l in range(L)]) if hw.counters \
             else ["active_cycles", "steps"]
@@ -318,6 +342,42 @@ class MemoryMap:
             out[p, nb * self.P:(nb + 1) * self.P] = self.unpack_lanes(word, bits, self.P)
         return out[:, :n].reshape(self.T, self.B, n)
 
+    # ---- on-chip data set ------------------------------------------------------------------------
+
+    def pack_samples(self, x, y):
+        """Data-set words of intensities ``x`` (N, n_in) in ``0..data_vmax`` and labels ``y``."""
+        x, y = np.asarray(x, dtype=np.int64), np.asarray(y, dtype=np.int64)
+        vb, vmax = self.value_bits, self.hw.data_vmax
+        if x.ndim != 2 or x.shape[1] != self.layers[0] or len(y) != len(x):
+            raise ValueError(f"the data set needs (N, {self.layers[0]}) intensities and N labels, "
+                             f"got {x.shape} and {y.shape}")
+        if x.size and (x.min() < 0 or x.max() > vmax):
+            raise ValueError(f"intensities must be in 0..{vmax} (the design's data_vmax), got "
+                             f"{x.min()}..{x.max()}; rebuild with --hw data_vmax={x.max()}")
+        if y.size and (y.min() < 0 or y.max() >= self.layers[-1]):
+            raise ValueError(f"labels must be in 0..{self.layers[-1] - 1}, got {y.min()}..{y.max()}")
+        words = []
+        for row, label in zip(x, y):
+            v = 0
+            for i, value in enumerate(row):
+                v |= int(value) << (i * vb)
+            words.append(self.data_word.pack(x=v, label=int(label)))
+        return words
+
+    def rate_table(self):
+        """The rate code as a table: bit ``t * 2**value_bits + v`` is the spike of intensity ``v``
+        at step ``t`` (``model/encode.py``; 0 for ``v > data_vmax``)."""
+        from spikeforge.model.encode import encode
+        vb, vmax, T = self.value_bits, self.hw.data_vmax, self.T
+        values = np.arange(vmax + 1)[None, :]
+        spikes = encode(values, T, vmax, "rate")[:, 0, :]           # (T, vmax + 1)
+        table = 0
+        for t in range(T):
+            for v in range(vmax + 1):
+                if spikes[t, v]:
+                    table |= 1 << (t * (1 << vb) + v)
+        return table
+
     # ---- report -------------------------------------------------------------------------------
 
     def usage(self):
@@ -331,6 +391,9 @@ class MemoryMap:
             "g": NP * sum(n[1:]) * cfg.e_bits,
             "w": sum(n[l] * n[l + 1] for l in range(L)) * cfg.w_bits,
         }
+        if self.has_data:
+            needed.update({"data": self.memories["data"].bits,
+                           "order": self.memories["order"].bits, "acc": self.memories["acc"].bits})
         return {name: {"allocated_bits": spec.bits, "needed_bits": needed[name],
                        "width": spec.width, "depth": spec.depth, "banks": spec.banks}
                 for name, spec in self.memories.items()}

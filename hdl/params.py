@@ -52,6 +52,13 @@ class HwParams:
         sums) in distributed RAM with an asynchronous read, off the block RAM and out of the
         critical paths; off for families without distributed RAM (iCE40), where they stay in
         block RAM.
+    data_samples : int
+        Capacity of the on-chip data set in samples (0: none, the host streams spikes). With a
+        data set the accelerator holds the samples' intensities and labels, a rate encoder
+        (``model/encode.py``) and a training job that runs epochs without the host
+        (:mod:`spikeforge.hdl.job`).
+    data_vmax : int
+        Largest intensity of the on-chip data set (the rate code's ``vmax``; 16 for digits).
     """
 
     pes: int = 8
@@ -62,6 +69,8 @@ class HwParams:
     counters: bool = True
     table: str = "lut"
     dist_ram: bool = True
+    data_samples: int = 0
+    data_vmax: int = 16
 
     def validate(self):
         check_field_types(self, HwError)
@@ -71,6 +80,10 @@ class HwParams:
                 raise HwError(f"{name} must be an int in 1..8, got {value!r}")
         if self.table not in TABLES:
             raise HwError(f"table must be one of {', '.join(TABLES)}, got {self.table!r}")
+        if not 0 <= self.data_samples <= 65535:
+            raise HwError(f"data_samples must be an int in 0..65535, got {self.data_samples!r}")
+        if not 1 <= self.data_vmax <= 255:
+            raise HwError(f"data_vmax must be an int in 1..255, got {self.data_vmax!r}")
         if not 1 <= self.pes <= 256:
             raise HwError(f"pes must be an int in 1..256, got {self.pes!r}")
         return self

@@ -20,7 +20,8 @@ from enum import IntEnum
 
 from .design import KEY_BYTES
 
-__all__ = ["Cmd", "Op", "Ack", "Wait", "BUFFER_BIT", "OP_MASK", "IDENT_MAGIC", "IDENT_BYTES",
+__all__ = ["Cmd", "Op", "Ack", "Wait", "JobReg", "JOB_ERR_BUFFER", "JOB_ERR_ORDER",
+           "JOB_ERR_DATA", "JOB_EPOCHS_MAX", "BUFFER_BIT", "OP_MASK", "IDENT_MAGIC", "IDENT_BYTES",
            "KEY_BYTES"]
 
 
@@ -41,6 +42,8 @@ class Op(IntEnum):
     SYNC = 3         # accepted, does nothing (the BE reads the one weight memory; no copy)
     CLEAR = 4        # clear the counters
     MODE = 5         # BUFFER_BIT set: pipelining on, clear: off
+    JOB = 6          # start the training job of the on-chip data set (registers: JobReg)
+    ORDER = 7        # the sample order of bank (BUFFER_BIT) is loaded: the job may use it
 
 
 #: TRAIN/INFER: input buffer 1 (else 0); MODE: pipelining on
@@ -53,6 +56,26 @@ class Wait(IntEnum):
     IDLE = 0         # nothing queued or running
     BUFFER0 = 1      # input buffer 0 may be rewritten
     BUFFER1 = 2      # input buffer 1 may be rewritten
+    ORDER0 = 3       # order bank 0 may be rewritten (not loaded, or used up by the job)
+    ORDER1 = 4       # order bank 1 may be rewritten
+    JOB = 5          # no training job is running
+
+
+class JobReg(IntEnum):
+    """Words of the ``job`` memory target (32 bits each; designs with an on-chip data set)."""
+    TRAIN_COUNT = 0  # training samples per epoch (the job trains TRAIN_COUNT // B batches)
+    TEST_BASE = 1    # data-set index of the first test sample
+    TEST_COUNT = 2   # test samples inferred after each epoch
+    EPOCHS = 3       # epochs of the job (1 .. JOB_EPOCHS_MAX)
+    STATUS = 4       # read only: bit 0 running, bit 1 waiting for an order, bits 16.. epochs done
+    ERRORS = 5       # read only, sticky: host writes refused while the job owned the memory
+
+
+#: bits of JobReg.ERRORS
+JOB_ERR_BUFFER = 1   # a host write to x or labels while the job ran (dropped)
+JOB_ERR_ORDER = 2    # a host write to an order bank that was loaded (dropped)
+JOB_ERR_DATA = 4     # a host write to the data set while the job ran (dropped)
+JOB_EPOCHS_MAX = 256
 
 
 class Ack(IntEnum):

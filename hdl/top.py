@@ -44,6 +44,8 @@ from .controller import Controller, attach, layer_table
 from .design import require_design
 from .forward import ForwardEngine
 from .host import HostBridge
+from .job import TrainingJob
+from .protocol import BUFFER_BIT, JOB_ERR_BUFFER, JOB_ERR_DATA, JOB_ERR_ORDER, OP_MASK, JobReg, Op
 from .outgrad import OutputUnit
 from .wupdate import WeightUpdateEngine
 
@@ -110,8 +112,9 @@ class Accelerator(wiring.Component):
         self.wue = WeightUpdateEngine(design)
         self.be = BackwardEngine(design)
         self.out = OutputUnit(design)
-        self.bridge = HostBridge(mm.host_targets, len(mm.counters), n_conditions=2,
-                                 key=design.key_bytes())
+        self.job = TrainingJob(design) if mm.has_data else None
+        self.bridge = HostBridge(mm.host_targets, len(mm.counters),
+                                 n_conditions=5 if mm.has_data else 2, key=design.key_bytes())
         super().__init__({"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8))})
 
     def elaborate(self, platform):
@@ -125,9 +128,10 @@ class Accelerator(wiring.Component):
         wiring.connect(m, wiring.flipped(self.rx), br.rx)
         wiring.connect(m, br.tx, wiring.flipped(self.tx))
 
-        # ---- controller: host operations in, engine runs out ---------------------------------
-        m.d.comb += [ctl.start.eq(br.start), ctl.op.eq(br.op),
-                     br.wait_ok.eq(ctl.wait_ok)]
+        # ---- controller: host operations (or the training job's) in, engine runs out -----------
+        job = self.job
+        if job is None:
+            m.d.comb += [ctl.start.eq(br.start), ctl.op.eq(br.op), br.wait_ok.eq(ctl.wait_ok)]
         for port, engine in ((ctl.fe, fe), (ctl.out, out), (ctl.be, be), (ctl.wue, wue)):
             attach(m, port, engine)
 
@@ -153,7 +157,9 @@ class Accelerator(wiring.Component):
 
         # ---- memory ports -----------------------------------------------------------------------
         # x: host write/read, FE(0) read, WUE(0) read
-        wiring.connect(m, br.w_x, x_mem.write_port())
+        x_wr = x_mem.write_port()
+        if job is None:
+            wiring.connect(m, br.w_x, x_wr)
         # (the host cannot read x or labels back: each read port costs a block-RAM copy)
         x_fe, x_wue = x_mem.read_port(), x_mem.read_port()
         # the output unit runs only while the FE is idle: it shares the FE's read port
@@ -172,11 +178,14 @@ class Accelerator(wiring.Component):
             out.x_rd.data.eq(spk_fe.data),
         ]
         # labels and predictions
-        wiring.connect(m, br.w_labels, lab_mem.write_port())
+        lab_wr = lab_mem.write_port()
+        if job is None:
+            wiring.connect(m, br.w_labels, lab_wr)
         lab_out = lab_mem.read_port()
         m.d.comb += [lab_out.addr.eq(ctl.f_buf * mm.label_stride + out.label_rd.addr),
                      lab_out.en.eq(out.label_rd.en), out.label_rd.data.eq(lab_out.data)]
-        wiring.connect(m, out.pred_wr, pred_mem.write_port())
+        pred_wr = pred_mem.write_port()
+        wiring.connect(m, out.pred_wr, pred_wr)
         wiring.connect(m, br.r_pred, pred_mem.read_port())
         # output spikes (granular by block) and the surrogate bits of hidden layers
         spk_wr = spk_mem.write_port(granularity=P)
@@ -297,8 +306,96 @@ class Accelerator(wiring.Component):
             m.d.comb += br.counters[index].eq(counter)
         settle = Signal(depth + 1)
         m.d.sync += settle.eq(Cat(ctl.busy, settle[:-1]))
-        m.d.comb += br.busy.eq(ctl.busy | settle.any())
+        busy = ctl.busy | settle.any()
+        if job is None:
+            m.d.comb += br.busy.eq(busy)
+        else:
+            # a job waiting for its order leaves the accelerator idle: the host may read
+            # weights then (a checkpoint)
+            m.d.comb += br.busy.eq(busy | (job.active & ~job.waiting))
+            self._attach_job(m, x_wr, lab_wr, pred_wr)
         return m
+
+    def _attach_job(self, m, x_wr, lab_wr, pred_wr):
+        """The on-chip data set, its order banks, the job registers and the training job."""
+        mm, ctl, br, job, out = self.memmap, self.controller, self.bridge, self.job, self.out
+        D = mm.data_samples
+        m.submodules.job = job
+        spec = mm.memories
+        data_mem, order_mem, acc_mem = (Memory(shape=spec[k].width, depth=spec[k].depth, init=[])
+                                        for k in ("data", "order", "acc"))
+        for name, memory in (("data", data_mem), ("order", order_mem), ("acc", acc_mem)):
+            m.submodules[f"mem_{name}"] = memory
+            self.memories[name] = memory
+        errors = Signal(8)
+
+        # operations: JOB and ORDER go to the job, TRAIN/INFER from the host are refused while
+        # a job runs; the job's own operations wait for a cycle without a host START
+        code = br.op & OP_MASK
+        host_step = (code == Op.TRAIN) | (code == Op.INFER)
+        m.d.comb += [
+            job.start.eq(br.start & (code == Op.JOB)),
+            job.order_set.eq(Mux(br.start & (code == Op.ORDER),
+                                 Mux(br.op & BUFFER_BIT, 0b10, 0b01), 0)),
+            ctl.start.eq(Mux(br.start, ~(job.active & host_step), job.op_start)),
+            ctl.op.eq(Mux(br.start, br.op, job.op)),
+            job.wait_ok.eq(ctl.wait_ok), job.hold.eq(br.start),
+            job.ctl_busy.eq(ctl.busy), job.f_buf.eq(ctl.f_buf),
+            job.pred_en.eq(pred_wr.en), job.pred_addr.eq(pred_wr.addr),
+            job.pred_data.eq(pred_wr.data),
+            br.wait_ok.eq(Cat(ctl.wait_ok, job.order_free, ~job.active)),
+        ]
+        # input buffers: the job's while it runs
+        for port, host, job_port in ((x_wr, br.w_x, job.x_wr), (lab_wr, br.w_labels, job.lab_wr)):
+            m.d.comb += [port.addr.eq(Mux(job.active, job_port.addr, host.addr)),
+                         port.data.eq(Mux(job.active, job_port.data, host.data)),
+                         port.en.eq(Mux(job.active, job_port.en, host.en))]
+        with m.If(job.active & (br.w_x.en | br.w_labels.en)):
+            m.d.sync += errors.eq(errors | JOB_ERR_BUFFER)
+        with m.If(job.active & (br.start & host_step)):
+            m.d.sync += errors.eq(errors | JOB_ERR_BUFFER)
+        # data set: host writes while no job runs; the job reads
+        data_wr, data_rd = data_mem.write_port(), data_mem.read_port()
+        m.d.comb += [data_wr.addr.eq(br.w_data.addr), data_wr.data.eq(br.w_data.data),
+                     data_wr.en.eq(br.w_data.en & ~job.active)]
+        with m.If(br.w_data.en & job.active):
+            m.d.sync += errors.eq(errors | JOB_ERR_DATA)
+        wiring.connect(m, job.data_rd, data_rd)
+        # order: host writes into a bank that is not loaded; the job reads
+        order_wr, order_rd = order_mem.write_port(), order_mem.read_port()
+        bank_loaded = Mux(br.w_order.addr >= D, ~job.order_free[1], ~job.order_free[0])
+        m.d.comb += [order_wr.addr.eq(br.w_order.addr), order_wr.data.eq(br.w_order.data),
+                     order_wr.en.eq(br.w_order.en & ~bank_loaded)]
+        with m.If(br.w_order.en & bank_loaded):
+            m.d.sync += errors.eq(errors | JOB_ERR_ORDER)
+        wiring.connect(m, job.order_rd, order_rd)
+        # correct counts per epoch: the job writes, the host reads
+        wiring.connect(m, job.acc_wr, acc_mem.write_port())
+        wiring.connect(m, br.r_acc, acc_mem.read_port())
+        # job registers (the "job" target): four written by the host, status and errors read
+        regs = {r: Signal(32, name=f"job_{r.name.lower()}") for r in
+                (JobReg.TRAIN_COUNT, JobReg.TEST_BASE, JobReg.TEST_COUNT, JobReg.EPOCHS)}
+        with m.If(br.w_job.en & ~job.active):
+            with m.Switch(br.w_job.addr):
+                for r, reg in regs.items():
+                    with m.Case(r):
+                        m.d.sync += reg.eq(br.w_job.data)
+        m.d.comb += [job.train_count.eq(regs[JobReg.TRAIN_COUNT]),
+                     job.test_base.eq(regs[JobReg.TEST_BASE]),
+                     job.test_count.eq(regs[JobReg.TEST_COUNT]),
+                     job.epochs.eq(regs[JobReg.EPOCHS])]
+        status = Cat(job.active, job.waiting, Const(0, 14), job.epochs_done)
+        with m.If(br.r_job.en):
+            with m.Switch(br.r_job.addr):
+                for r, reg in regs.items():
+                    with m.Case(r):
+                        m.d.sync += br.r_job.data.eq(reg)
+                with m.Case(JobReg.STATUS):
+                    m.d.sync += br.r_job.data.eq(status)
+                with m.Case(JobReg.ERRORS):
+                    m.d.sync += br.r_job.data.eq(errors)
+                with m.Default():
+                    m.d.sync += br.r_job.data.eq(0)
 
 
 def verilog_units(design):

@@ -15,10 +15,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Dataset", "load_dataset", "DATASETS", "SPLIT_SEED", "area_resize"]
+__all__ = ["Dataset", "load_dataset", "DATASETS", "DATASET_SAMPLES", "DATASET_VMAX", "SPLIT_SEED",
+           "area_resize"]
 
 SPLIT_SEED = 20240607
 DATASETS = ("digits", "mnist16", "digits4")
+#: samples (training + test) and largest intensity of each set, for sizing an on-chip data set
+#: (``hw.data_samples``, ``hw.data_vmax``); ``tests/test_job.py`` checks them against the sets
+DATASET_SAMPLES = {"digits": 1797, "mnist16": 5000, "digits4": 1797}
+DATASET_VMAX = {"digits": 16, "mnist16": 255, "digits4": 16}
 
 
 @dataclass(frozen=True)

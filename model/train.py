@@ -22,7 +22,8 @@ from .encode import encode
 from .network import Network
 from .weights import WeightsError, load_weights, save_weights
 
-__all__ = ["TrainOptions", "train", "evaluate", "CHECKPOINT", "WEIGHTS", "METRICS"]
+__all__ = ["TrainOptions", "train", "evaluate", "epoch_order", "job_golden", "CHECKPOINT",
+           "WEIGHTS", "METRICS"]
 
 CHECKPOINT = "checkpoint.npz"
 WEIGHTS = "weights.npz"
@@ -55,6 +56,35 @@ def evaluate(engine, x_spikes, labels, chunk=512):
         pred = engine.predict(x_spikes[:, i:i + chunk])
         correct += int((np.asarray(pred) == labels[i:i + chunk]).sum())
     return correct / len(labels)
+
+
+def epoch_order(seed, epoch, n):
+    """The training-set order of ``epoch`` (the same for a resumed run and for the board's job)."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def job_golden(network, x, y, vmax, orders, train_count, test_base, test_count):
+    """What the on-chip training job (``hdl/job.py``) computes, in the golden model: for each
+    order, ``train_count // B`` training steps on the rate-coded samples ``x[order]`` (intensities
+    of the whole data set, ``(N, n_in)``), then the correct predictions on samples
+    ``test_base .. test_base + test_count - 1``. Trains ``network`` in place; returns the counts."""
+    cfg = network.cfg
+    B, T = cfg.batch, cfg.timesteps
+    x, y = np.asarray(x), np.asarray(y)
+    x_test = encode(x[test_base:test_base + test_count], T, vmax, "rate")
+    correct = []
+    for order in orders:
+        order = np.asarray(order)[:train_count]
+        spikes = encode(x[order], T, vmax, "rate")
+        for i in range(train_count // B):
+            sl = slice(i * B, (i + 1) * B)
+            network.train_step(spikes[:, sl], y[order][sl])
+        hits = 0
+        for i in range(0, test_count, 512):
+            pred = np.asarray(network.predict(x_test[:, i:i + 512]))
+            hits += int((pred == y[test_base + i:test_base + min(i + 512, test_count)]).sum())
+        correct.append(hits)
+    return correct
 
 
 def _plain(value):
@@ -125,7 +155,7 @@ def train(cfg, opts, engine=None, log=print):
     n_batches = len(data.x_train) // B
     t0 = time.perf_counter()
     for epoch in range(start_epoch, opts.epochs):
-        order = np.random.default_rng([opts.seed, epoch]).permutation(len(data.x_train))
+        order = epoch_order(opts.seed, epoch, len(data.x_train))
         x_train = encode(data.x_train[order], cfg.timesteps, data.vmax, opts.encoder,
                          seed=[opts.seed, epoch])
         y_train = data.y_train[order]

@@ -47,10 +47,11 @@ class CocotbTransport:
             self.rx_payload.value = byte
             while True:
                 await ReadOnly()
-                accepted = int(self.rx_ready.value)
-                await RisingEdge(self.clk)
-                if accepted:
+                if int(self.rx_ready.value):
+                    await RisingEdge(self.clk)
                     break
+                # not ready (a UART busy sending the previous byte): sleep until ready rises
+                await RisingEdge(self.rx_ready)
         self.rx_valid.value = 0
         self.bytes_sent += len(data)
 

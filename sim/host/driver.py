@@ -9,7 +9,7 @@ generated Verilog, and a board over a serial port.
 
 import numpy as np
 
-from spikeforge.hdl.protocol import BUFFER_BIT, Op, Wait
+from spikeforge.hdl.protocol import BUFFER_BIT, JOB_EPOCHS_MAX, JobReg, Op, Wait
 
 from .protocol import Host, ProtocolError
 
@@ -110,3 +110,85 @@ class AcceleratorDriver:
 
     async def clear_counters(self):
         await self.host.start(Op.CLEAR)
+
+    # ---- the training job of the on-chip data set (designs with hw.data_samples > 0) -----------
+
+    def _need_data(self):
+        if not self.mm.has_data:
+            raise ProtocolError(f"design {self.design.key()} has no on-chip data set; build one "
+                                f"with --hw data_samples=N (the boards of `spikeforge synth` "
+                                f"that train by themselves have it)")
+
+    async def upload_dataset(self, x, y):
+        """Write the intensities ``x`` (N, n_in) and labels ``y`` of every sample (training
+        samples first, then test samples) into the data set (once; call when no job runs)."""
+        self._need_data()
+        words = self.mm.pack_samples(x, y)
+        if len(words) > self.mm.data_samples:
+            raise ProtocolError(f"{len(words)} samples do not fit the on-chip data set of "
+                                f"{self.mm.data_samples}; rebuild with --hw data_samples="
+                                f"{len(words)}")
+        await self.host.write("data", words)
+
+    async def load_order(self, bank, order):
+        """Wait until order bank ``bank`` is free, write ``order`` (data-set indices) into it and
+        mark it loaded."""
+        self._need_data()
+        order = np.asarray(order, dtype=np.int64)
+        D = self.mm.data_samples
+        if len(order) > D or (order.size and (order.min() < 0 or order.max() >= D)):
+            raise ProtocolError(f"an order holds at most {D} indices in 0..{D - 1}")
+        await self.host.wait(Wait.ORDER1 if bank else Wait.ORDER0)
+        await self.host.write("order", order, addr=bank * D)
+        await self.host.start(Op.ORDER | (BUFFER_BIT if bank else 0))
+
+    async def start_job(self, train_count, test_base, test_count, epochs):
+        self._need_data()
+        D, B = self.mm.data_samples, self.mm.B
+        if not B <= train_count <= D:
+            raise ProtocolError(f"train_count must be in {B}..{D}, got {train_count}")
+        if test_count < 0 or test_base < 0 or test_base + test_count > D:
+            raise ProtocolError(f"test samples {test_base}..{test_base + test_count - 1} are "
+                                f"outside the data set of {D}")
+        if not 1 <= epochs <= JOB_EPOCHS_MAX:
+            raise ProtocolError(f"a job runs 1..{JOB_EPOCHS_MAX} epochs, got {epochs}")
+        await self.host.wait(Wait.JOB)
+        for reg, value in ((JobReg.TRAIN_COUNT, train_count), (JobReg.TEST_BASE, test_base),
+                           (JobReg.TEST_COUNT, test_count), (JobReg.EPOCHS, epochs)):
+            await self.host.write("job", [value], addr=reg)
+        await self.host.start(Op.JOB)
+
+    async def job_status(self):
+        status, errors = await self.host.read("job", 2, addr=JobReg.STATUS)
+        return {"running": bool(status & 1), "waiting": bool(status & 2),
+                "epochs_done": int(status) >> 16, "errors": int(errors)}
+
+    async def job_accuracy(self, epochs):
+        """Correct test predictions of each of the first ``epochs`` epochs of the last job."""
+        return [int(v) for v in await self.host.read("acc", epochs)]
+
+    async def run_job(self, orders, train_count, test_base, test_count, on_epoch=None,
+                      after_start=None, check_errors=True):
+        """Run ``len(orders)`` epochs, one order each, loading each order while the previous
+        epoch trains; returns the correct test predictions per epoch. ``on_epoch(e)`` is awaited
+        once epoch ``e``'s training steps are queued (its order bank came free), and at the end
+        for the last two; ``after_start()`` right after the job started."""
+        epochs = len(orders)
+        for e in range(min(2, epochs)):
+            await self.load_order(e % 2, orders[e])
+        await self.start_job(train_count, test_base, test_count, epochs)
+        if after_start is not None:
+            await after_start()
+        for e in range(2, epochs):
+            await self.load_order(e % 2, orders[e])
+            if on_epoch is not None:
+                await on_epoch(e - 2)
+        await self.host.wait(Wait.JOB)
+        if on_epoch is not None:
+            for e in range(max(0, epochs - 2), epochs):
+                await on_epoch(e)
+        status = await self.job_status()
+        if check_errors and status["errors"]:
+            raise ProtocolError(f"the job reported errors {status['errors']:#x} (host writes "
+                                f"refused while it ran)")
+        return await self.job_accuracy(epochs)
