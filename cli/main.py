@@ -133,6 +133,7 @@ BENCHES = {
     "wue": "spikeforge.sim.bench.wue",
     "be": "spikeforge.sim.bench.be",
     "top": "spikeforge.sim.bench.top",
+    "board": "spikeforge.sim.bench.board",
 }
 
 
@@ -164,7 +165,13 @@ def cmd_bench(args):
     dataset = preset_dataset(name)
     _check_dataset(design.cfg, dataset)
     module = importlib.import_module(BENCHES[args.target])
-    result = module.run(design, dataset, simulator=args.simulator)
+    if args.target == "board":
+        if not args.board or os.path.isdir(args.board):
+            raise ConfigError(f"bench board needs --board NAME ({board_names()}): its clock, "
+                              f"baud rate and design")
+        result = module.run(design, dataset, simulator=args.simulator, board_name=args.board)
+    else:
+        result = module.run(design, dataset, simulator=args.simulator)
     result = {"bench": args.target, "preset": name, "dataset": dataset,
               "design_key": design.key(), **result}
     text = json.dumps(result, indent=2, default=float)
@@ -349,8 +356,10 @@ def build_parser():
     p = sub.add_parser(
         "bench", help="measure an engine's cycles in RTL simulation on real data",
         description="Run an engine (fe: Forward Engine, wue: Weight Update Engine, be: Backward "
-                    "Engine, top: whole accelerator) in RTL simulation on real data, print what "
-                    "was measured and how, and optionally write it as JSON.")
+                    "Engine, top: whole accelerator; board: a training job over the on-chip "
+                    "data set on the board top with its UART link, end to end) in RTL "
+                    "simulation on real data, print what was measured and how, and optionally "
+                    "write it as JSON.")
     p.add_argument("target", choices=sorted(BENCHES))
     p.add_argument("--json", default=None, metavar="FILE", help="also write the result here")
     p.add_argument("--simulator", choices=("verilator", "icarus", "amaranth"), default="verilator")

@@ -2,7 +2,9 @@
 
 ``BoardTop(core, divisor)`` wraps any component with ``rx: In(stream(8))`` and
 ``tx: Out(stream(8))`` host streams (the accelerator top) between a :class:`UARTRx` and a
-:class:`UARTTx` on the platform's ``uart`` resource, clocked by the board's default clock.
+:class:`UARTTx` on the platform's ``uart`` resource, clocked by the board's default clock. A core
+with a ``link_error`` input gets the receiver's error pulses (overrun, frame error), and one with
+``set_link(divisor)`` learns the link's bit time.
 """
 
 from amaranth import *
@@ -19,6 +21,8 @@ class UartCore(Elaboratable):
 
     def __init__(self, core, divisor):
         self.core = core
+        if hasattr(core, "set_link"):
+            core.set_link(divisor)
         self.uart_rx = UARTRx(divisor)
         self.uart_tx = UARTTx(divisor)
         self.rx = Signal(init=1)
@@ -32,6 +36,8 @@ class UartCore(Elaboratable):
         m.d.comb += [self.uart_rx.rx.eq(self.rx), self.tx.eq(self.uart_tx.tx)]
         wiring.connect(m, self.uart_rx.out, self.core.rx)
         wiring.connect(m, self.core.tx, self.uart_tx.inp)
+        if "link_error" in self.core.signature.members:
+            m.d.comb += self.core.link_error.eq(self.uart_rx.error)
         return m
 
 

@@ -19,7 +19,7 @@ sample order (``order``). The host uploads the data set once, writes the job reg
 
 The controller keeps its ordering (a step's forward pass waits for the previous step's weight
 update), so the job trains bit for bit as the host would. While the job runs it owns the ``x``
-and ``labels`` write ports; host writes there are dropped and flagged in ``errors``.
+and ``labels`` write ports; the top refuses host writes there (``Err.REFUSED``).
 
 Cycle cost: a sample takes ``T + 2`` cycles to encode (order read, data read, ``T`` writes),
 ``B * (T + 2) + 2`` cycles a batch, hidden behind the running step.

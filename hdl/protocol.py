@@ -4,25 +4,34 @@ The bridge (:mod:`spikeforge.hdl.host`) decodes :class:`Cmd`, the top (:mod:`spi
 executes :class:`Op` and answers :class:`Wait` conditions, and the driver
 (:mod:`spikeforge.sim.host`) packs the same codes. Pure Python (no Amaranth import).
 
-Frames (all integers little-endian)::
+Frames (all integers little-endian); every frame ends with ``crc``, the CRC-8 (:func:`crc8`:
+polynomial 0x07, initial value 0) of all its bytes before it::
 
-    WRITE  mem:u8 addr:u32 count:u32 data[count]    words of ceil(width/8) bytes; no reply
-    READ   mem:u8 addr:u32 count:u32                 reply: data[count]
-    START  op:u8                                     start operation ``op``; no reply
-    WAIT   cond:u8                                   reply Ack.DONE once condition ``cond`` holds
-    COUNT                                            reply: every counter as u32
-    IDENT                                            reply: IDENT_MAGIC, n_mems:u8, n_counters:u8,
-                                                     the design key (KEY_BYTES bytes)
-    other                                            reply Ack.ERROR, then idle
+    WRITE  mem:u8 addr:u32 count:u32 data[count] crc   words of ceil(width/8) bytes
+    READ   mem:u8 addr:u32 count:u32 crc               reply data: data[count]
+    START  op:u8 crc                                   start operation ``op``
+    WAIT   cond:u8 crc                                 reply once condition ``cond`` holds
+    COUNT  crc                                         reply data: every counter as u32
+    IDENT  crc                                         reply data: IDENT_MAGIC, n_mems:u8,
+                                                       n_counters:u8, the design key
+
+Every frame gets exactly one reply, ``status:u8 [data] crc`` (the CRC over status and data):
+``status`` is :data:`Ack.DONE` with the data, or ``Ack.ERROR | flags`` (:class:`Err`) without.
+The host sends a frame only after the reply to the previous one (a credit of one frame), so the
+bridge is always reading when a byte arrives; bytes that arrive while it replies or waits are
+consumed and reported (``Err.FRAME``). After an error the bridge discards bytes until the line
+has been quiet for a while, then replies, so host and bridge agree on where the next frame
+starts. A frame that stops arriving mid-way times out (``Err.FRAME``). WRITE data are stored as
+they arrive (a corrupt frame is answered with ``Err.CRC`` after its words were written: writes
+are idempotent and the host repeats them); START, WAIT and READ act only once their CRC checked.
 """
 
 from enum import IntEnum
 
 from .design import KEY_BYTES
 
-__all__ = ["Cmd", "Op", "Ack", "Wait", "JobReg", "JOB_ERR_BUFFER", "JOB_ERR_ORDER",
-           "JOB_ERR_DATA", "JOB_EPOCHS_MAX", "BUFFER_BIT", "OP_MASK", "IDENT_MAGIC", "IDENT_BYTES",
-           "KEY_BYTES"]
+__all__ = ["Cmd", "Op", "Ack", "Err", "crc8", "Wait", "JobReg", "JOB_EPOCHS_MAX", "BUFFER_BIT",
+           "OP_MASK", "IDENT_MAGIC", "IDENT_BYTES", "KEY_BYTES"]
 
 
 class Cmd(IntEnum):
@@ -68,20 +77,33 @@ class JobReg(IntEnum):
     TEST_COUNT = 2   # test samples inferred after each epoch
     EPOCHS = 3       # epochs of the job (1 .. JOB_EPOCHS_MAX)
     STATUS = 4       # read only: bit 0 running, bit 1 waiting for an order, bits 16.. epochs done
-    ERRORS = 5       # read only, sticky: host writes refused while the job owned the memory
 
 
-#: bits of JobReg.ERRORS
-JOB_ERR_BUFFER = 1   # a host write to x or labels while the job ran (dropped)
-JOB_ERR_ORDER = 2    # a host write to an order bank that was loaded (dropped)
-JOB_ERR_DATA = 4     # a host write to the data set while the job ran (dropped)
 JOB_EPOCHS_MAX = 256
 
 
 class Ack(IntEnum):
     DONE = 0xD0
-    ERROR = 0xEE
+    ERROR = 0xE0     # with the Err flags in the low 4 bits
 
 
-IDENT_MAGIC = b"SFG2"
+class Err(IntEnum):
+    """Flags of an error reply (``Ack.ERROR | flags``)."""
+    CRC = 1          # the frame's CRC did not match: nothing was started; repeat the frame
+    LINK = 2         # the UART lost a byte (overrun) or saw a frame error since the last reply
+    REFUSED = 4      # the access conflicts with a running engine or the training job
+    FRAME = 8        # unknown command or memory, a frame cut short (timeout), or bytes sent
+                     # while the bridge replied or waited
+
+
+def crc8(data, crc=0):
+    """CRC-8, polynomial x^8 + x^2 + x + 1 (0x07), MSB first, no final XOR."""
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc
+
+
+IDENT_MAGIC = b"SFG3"
 IDENT_BYTES = len(IDENT_MAGIC) + 2 + KEY_BYTES

@@ -45,7 +45,7 @@ from .design import require_design
 from .forward import ForwardEngine
 from .host import HostBridge
 from .job import TrainingJob
-from .protocol import BUFFER_BIT, JOB_ERR_BUFFER, JOB_ERR_DATA, JOB_ERR_ORDER, OP_MASK, JobReg, Op
+from .protocol import BUFFER_BIT, OP_MASK, JobReg, Op
 from .outgrad import OutputUnit
 from .wupdate import WeightUpdateEngine
 
@@ -100,6 +100,8 @@ class Accelerator(wiring.Component):
         Host command bytes.
     tx : Out(stream.Signature(8))
         Reply bytes.
+    link_error : In(1)
+        The UART in front lost a byte or saw a frame error (reported in the next reply).
     """
 
     def __init__(self, design):
@@ -115,7 +117,13 @@ class Accelerator(wiring.Component):
         self.job = TrainingJob(design) if mm.has_data else None
         self.bridge = HostBridge(mm.host_targets, len(mm.counters),
                                  n_conditions=5 if mm.has_data else 2, key=design.key_bytes())
-        super().__init__({"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8))})
+        super().__init__({"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)),
+                          "link_error": In(1)})
+
+    def set_link(self, divisor):
+        """The host link is a UART of ``divisor`` cycles per bit (the bridge's error-recovery
+        and timeout times scale with it)."""
+        self.bridge.set_link(10 * divisor)
 
     def elaborate(self, platform):
         m = Module()
@@ -127,6 +135,10 @@ class Accelerator(wiring.Component):
             m.submodules[name] = getattr(self, name)
         wiring.connect(m, wiring.flipped(self.rx), br.rx)
         wiring.connect(m, br.tx, wiring.flipped(self.tx))
+        m.d.comb += br.link_error.eq(self.link_error)
+        target = {t.name: i for i, t in enumerate(mm.host_targets)}
+        deny_w = [Const(0) for _ in mm.host_targets]
+        deny_r = [Const(0) for _ in mm.host_targets]
 
         # ---- controller: host operations (or the training job's) in, engine runs out -----------
         job = self.job
@@ -158,8 +170,6 @@ class Accelerator(wiring.Component):
         # ---- memory ports -----------------------------------------------------------------------
         # x: host write/read, FE(0) read, WUE(0) read
         x_wr = x_mem.write_port()
-        if job is None:
-            wiring.connect(m, br.w_x, x_wr)
         # (the host cannot read x or labels back: each read port costs a block-RAM copy)
         x_fe, x_wue = x_mem.read_port(), x_mem.read_port()
         # the output unit runs only while the FE is idle: it shares the FE's read port
@@ -179,8 +189,6 @@ class Accelerator(wiring.Component):
         ]
         # labels and predictions
         lab_wr = lab_mem.write_port()
-        if job is None:
-            wiring.connect(m, br.w_labels, lab_wr)
         lab_out = lab_mem.read_port()
         m.d.comb += [lab_out.addr.eq(ctl.f_buf * mm.label_stride + out.label_rd.addr),
                      lab_out.en.eq(out.label_rd.en), out.label_rd.data.eq(lab_out.data)]
@@ -241,6 +249,7 @@ class Accelerator(wiring.Component):
                      be.g_rd.data.eq(g_be.data)]
         # weights (one layout): WUE or host write; FE, WUE, BE and host read
         w_wr = w_mem.write_port()
+        # (the host writes only while idle: the bridge refuses its words otherwise)
         with m.If(wue.w_wr.en):
             m.d.comb += [w_wr.addr.eq(ctl.w_woff + wue.w_wr.addr), w_wr.data.eq(wue.w_wr.data),
                          w_wr.en.eq(1)]
@@ -307,18 +316,34 @@ class Accelerator(wiring.Component):
         settle = Signal(depth + 1)
         m.d.sync += settle.eq(Cat(ctl.busy, settle[:-1]))
         busy = ctl.busy | settle.any()
-        if job is None:
-            m.d.comb += br.busy.eq(busy)
-        else:
+        if job is not None:
             # a job waiting for its order leaves the accelerator idle: the host may read
             # weights then (a checkpoint)
-            m.d.comb += br.busy.eq(busy | (job.active & ~job.waiting))
-            self._attach_job(m, x_wr, lab_wr, pred_wr)
+            busy = busy | (job.active & ~job.waiting)
+        m.d.comb += br.busy.eq(busy)
+
+        # ---- host accesses that would conflict with a running engine are refused ------------
+        # weights: only while idle (the engines hold the one read port, the WUE writes); an
+        # input buffer or its labels: only while no queued or running step reads it
+        deny_w[target["w"]] = deny_r[target["w"]] = busy
+        deny_w[target["x"]] = ~ctl.wait_ok.bit_select(br.w_x.addr >= NP, 1)
+        deny_w[target["labels"]] = ~ctl.wait_ok.bit_select(br.w_labels.addr >= mm.label_stride, 1)
+        deny_r[target["pred"]] = ctl.busy
+        deny_start = Const(0)
+        if job is not None:
+            deny_start = self._attach_job(m, x_wr, lab_wr, pred_wr, target, deny_w)
+        else:
+            m.d.comb += [x_wr.addr.eq(br.w_x.addr), x_wr.data.eq(br.w_x.data),
+                         x_wr.en.eq(br.w_x.en), lab_wr.addr.eq(br.w_labels.addr),
+                         lab_wr.data.eq(br.w_labels.data), lab_wr.en.eq(br.w_labels.en)]
+        m.d.comb += [br.deny_w.eq(Cat(*deny_w)), br.deny_r.eq(Cat(*deny_r)),
+                     br.deny_start.eq(deny_start)]
         return m
 
-    def _attach_job(self, m, x_wr, lab_wr, pred_wr):
-        """The on-chip data set, its order banks, the job registers and the training job."""
-        mm, ctl, br, job, out = self.memmap, self.controller, self.bridge, self.job, self.out
+    def _attach_job(self, m, x_wr, lab_wr, pred_wr, target, deny_w):
+        """The on-chip data set, its order banks, the job registers and the training job;
+        returns the refusal of the host's START (TRAIN/INFER or JOB while a job runs)."""
+        mm, ctl, br, job = self.memmap, self.controller, self.bridge, self.job
         D = mm.data_samples
         m.submodules.job = job
         spec = mm.memories
@@ -327,17 +352,16 @@ class Accelerator(wiring.Component):
         for name, memory in (("data", data_mem), ("order", order_mem), ("acc", acc_mem)):
             m.submodules[f"mem_{name}"] = memory
             self.memories[name] = memory
-        errors = Signal(8)
 
-        # operations: JOB and ORDER go to the job, TRAIN/INFER from the host are refused while
-        # a job runs; the job's own operations wait for a cycle without a host START
+        # operations: JOB and ORDER go to the job; the job's own operations wait for a cycle
+        # without a host START
         code = br.op & OP_MASK
-        host_step = (code == Op.TRAIN) | (code == Op.INFER)
+        host_step = (code == Op.TRAIN) | (code == Op.INFER) | (code == Op.JOB)
         m.d.comb += [
             job.start.eq(br.start & (code == Op.JOB)),
             job.order_set.eq(Mux(br.start & (code == Op.ORDER),
                                  Mux(br.op & BUFFER_BIT, 0b10, 0b01), 0)),
-            ctl.start.eq(Mux(br.start, ~(job.active & host_step), job.op_start)),
+            ctl.start.eq(br.start | job.op_start),
             ctl.op.eq(Mux(br.start, br.op, job.op)),
             job.wait_ok.eq(ctl.wait_ok), job.hold.eq(br.start),
             job.ctl_busy.eq(ctl.busy), job.f_buf.eq(ctl.f_buf),
@@ -345,37 +369,33 @@ class Accelerator(wiring.Component):
             job.pred_data.eq(pred_wr.data),
             br.wait_ok.eq(Cat(ctl.wait_ok, job.order_free, ~job.active)),
         ]
-        # input buffers: the job's while it runs
+        # input buffers: the job's while it runs (the host's writes are refused then)
         for port, host, job_port in ((x_wr, br.w_x, job.x_wr), (lab_wr, br.w_labels, job.lab_wr)):
             m.d.comb += [port.addr.eq(Mux(job.active, job_port.addr, host.addr)),
                          port.data.eq(Mux(job.active, job_port.data, host.data)),
                          port.en.eq(Mux(job.active, job_port.en, host.en))]
-        with m.If(job.active & (br.w_x.en | br.w_labels.en)):
-            m.d.sync += errors.eq(errors | JOB_ERR_BUFFER)
-        with m.If(job.active & (br.start & host_step)):
-            m.d.sync += errors.eq(errors | JOB_ERR_BUFFER)
-        # data set: host writes while no job runs; the job reads
+        for name in ("x", "labels"):
+            deny_w[target[name]] = deny_w[target[name]] | job.active
+        # data set: the host writes while no job runs; the job reads
         data_wr, data_rd = data_mem.write_port(), data_mem.read_port()
-        m.d.comb += [data_wr.addr.eq(br.w_data.addr), data_wr.data.eq(br.w_data.data),
-                     data_wr.en.eq(br.w_data.en & ~job.active)]
-        with m.If(br.w_data.en & job.active):
-            m.d.sync += errors.eq(errors | JOB_ERR_DATA)
+        wiring.connect(m, br.w_data, data_wr)
+        deny_w[target["data"]] = job.active
         wiring.connect(m, job.data_rd, data_rd)
-        # order: host writes into a bank that is not loaded; the job reads
+        # order: the host writes a bank that is not loaded; the job reads
         order_wr, order_rd = order_mem.write_port(), order_mem.read_port()
-        bank_loaded = Mux(br.w_order.addr >= D, ~job.order_free[1], ~job.order_free[0])
-        m.d.comb += [order_wr.addr.eq(br.w_order.addr), order_wr.data.eq(br.w_order.data),
-                     order_wr.en.eq(br.w_order.en & ~bank_loaded)]
-        with m.If(br.w_order.en & bank_loaded):
-            m.d.sync += errors.eq(errors | JOB_ERR_ORDER)
+        wiring.connect(m, br.w_order, order_wr)
+        deny_w[target["order"]] = Mux(br.w_order.addr >= D, ~job.order_free[1],
+                                      ~job.order_free[0])
         wiring.connect(m, job.order_rd, order_rd)
         # correct counts per epoch: the job writes, the host reads
         wiring.connect(m, job.acc_wr, acc_mem.write_port())
         wiring.connect(m, br.r_acc, acc_mem.read_port())
-        # job registers (the "job" target): four written by the host, status and errors read
+        # job registers (the "job" target): four written by the host while no job runs, the
+        # status read
+        deny_w[target["job"]] = job.active
         regs = {r: Signal(32, name=f"job_{r.name.lower()}") for r in
                 (JobReg.TRAIN_COUNT, JobReg.TEST_BASE, JobReg.TEST_COUNT, JobReg.EPOCHS)}
-        with m.If(br.w_job.en & ~job.active):
+        with m.If(br.w_job.en):
             with m.Switch(br.w_job.addr):
                 for r, reg in regs.items():
                     with m.Case(r):
@@ -392,10 +412,9 @@ class Accelerator(wiring.Component):
                         m.d.sync += br.r_job.data.eq(reg)
                 with m.Case(JobReg.STATUS):
                     m.d.sync += br.r_job.data.eq(status)
-                with m.Case(JobReg.ERRORS):
-                    m.d.sync += br.r_job.data.eq(errors)
                 with m.Default():
                     m.d.sync += br.r_job.data.eq(0)
+        return job.active & host_step
 
 
 def verilog_units(design):

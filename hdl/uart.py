@@ -31,8 +31,9 @@ class UARTRx(wiring.Component):
     """UART receiver, 8 data bits, no parity, 1 stop bit.
 
     Samples the middle of each bit after a 2-flop synchroniser. A byte whose stop bit is low is
-    dropped and counted in ``frame_errors``; a byte arriving while the previous one is still not
-    taken sets ``overrun`` (sticky) and replaces it.
+    dropped and counted in ``frame_errors`` (the receiver then waits for the idle level); a byte arriving while the previous one is still not
+    taken sets ``overrun`` (sticky) and replaces it. Either event pulses ``error`` (the host
+    bridge reports it in its next reply).
 
     Members
     -------
@@ -42,6 +43,8 @@ class UARTRx(wiring.Component):
         Received bytes.
     overrun : Out(1)
     frame_errors : Out(8)
+    error : Out(1)
+        One-cycle pulse: a byte was lost (overrun) or had no stop bit.
     """
 
     def __init__(self, divisor):
@@ -49,7 +52,7 @@ class UARTRx(wiring.Component):
             raise ValueError(f"divisor must be >= 4 cycles per bit, got {divisor}")
         self.divisor = divisor
         super().__init__({"rx": In(1, init=1), "out": Out(stream.Signature(8)),
-                          "overrun": Out(1), "frame_errors": Out(8)})
+                          "overrun": Out(1), "frame_errors": Out(8), "error": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
@@ -84,8 +87,16 @@ class UARTRx(wiring.Component):
                         m.d.sync += [self.out.payload.eq(shreg), self.out.valid.eq(1)]
                         with m.If(self.out.valid & ~self.out.ready):
                             m.d.sync += self.overrun.eq(1)
+                            m.d.comb += self.error.eq(1)
+                        m.next = "IDLE"
                     with m.Else():
                         m.d.sync += self.frame_errors.eq(self.frame_errors + 1)
+                        m.d.comb += self.error.eq(1)
+                        m.next = "RESYNC"
+            with m.State("RESYNC"):
+                # a low stop bit (noise or a break): wait for the idle level before looking for
+                # the next start bit, so the rest of the low level is not taken for one
+                with m.If(rx):
                     m.next = "IDLE"
         return m
 
@@ -110,17 +121,17 @@ class UARTTx(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         timer = Signal(range(self.divisor))
-        frame = Signal(11)             # start, 8 data bits LSB first, stop, then idle
-        left = Signal(range(12))
-        m.d.comb += self.inp.ready.eq(left == 0)
-        with m.If(left == 0):
+        frame = Signal(10)             # start, 8 data bits LSB first, one stop bit
+        left = Signal(range(11))
+        # ready once the stop bit has been on the line for a whole bit time
+        m.d.comb += self.inp.ready.eq((left == 0) & (timer == 0))
+        with m.If(self.inp.ready):
             with m.If(self.inp.valid):
-                m.d.sync += [frame.eq(Cat(C(0, 1), self.inp.payload, C(0b11, 2))), left.eq(11),
+                m.d.sync += [frame.eq(Cat(C(0, 1), self.inp.payload, C(1, 1))), left.eq(10),
                              timer.eq(0)]
+        with m.Elif(timer == 0):
+            m.d.sync += [self.tx.eq(frame[0]), frame.eq(frame >> 1), left.eq(left - 1),
+                         timer.eq(self.divisor - 1)]
         with m.Else():
-            with m.If(timer == 0):
-                m.d.sync += [self.tx.eq(frame[0]), frame.eq(frame >> 1), left.eq(left - 1),
-                             timer.eq(self.divisor - 1)]
-            with m.Else():
-                m.d.sync += timer.eq(timer - 1)
+            m.d.sync += timer.eq(timer - 1)
         return m

@@ -28,7 +28,7 @@ from .harness import build_harness_verilog
 from .runner import run_testbench
 from .top import VERILATOR_FAST
 
-__all__ = ["LinkedBoard", "board_verilog", "run_job_on_board"]
+__all__ = ["LinkedBoard", "board_verilog", "run_jobs_on_board", "run_job_on_board"]
 
 
 class LinkedBoard(wiring.Component):
@@ -62,16 +62,16 @@ def board_verilog(design, divisor):
                                  f"_div{divisor}")
 
 
-def run_job_on_board(design, divisor, weights, x, y, orders, train_count, test_base, test_count,
-                     simulator="verilator", log_to_console=False, inject=False):
-    """Simulate a training job on the linked board; returns the testbench's arrays as a dict
-    (``w_final_<l>``, ``correct``, ``cycles_*``, counters)."""
+def run_jobs_on_board(design, divisor, weights, x, y, orders, jobs, simulator="verilator",
+                      log_to_console=False, inject=False):
+    """Simulate training jobs on the linked board (the data set uploaded once, each job from
+    ``weights``); ``jobs`` holds (train_count, test_base, test_count, epochs) rows. Returns the
+    testbench's arrays as a dict (see :mod:`spikeforge.sim.verify.tb_job`), counters decoded."""
     path, directory = board_verilog(design, divisor)
     with tempfile.TemporaryDirectory() as tmp:
         inp, out = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.npz")
         arrays = {"x": np.asarray(x), "y": np.asarray(y), "orders": np.asarray(orders),
-                  "job": np.array([train_count, test_base, test_count]),
-                  "inject": int(inject)}
+                  "jobs": np.array(jobs, dtype=np.int64).reshape(-1, 4), "inject": int(inject)}
         arrays.update({f"w{l}": np.asarray(w) for l, w in enumerate(weights)})
         np.savez(inp, **arrays)
         run_testbench(design, [path], "sf_board", "spikeforge.sim.verify.tb_job",
@@ -79,5 +79,20 @@ def run_job_on_board(design, divisor, weights, x, y, orders, train_count, test_b
                       public_top_only=True, build_args=VERILATOR_FAST,
                       log_to_console=log_to_console)
         result = dict(np.load(out))
-    result["counters"] = json.loads(str(result["counters"]))
+    for j in range(len(arrays["jobs"])):
+        result[f"counters{j}"] = json.loads(str(result[f"counters{j}"]))
     return result
+
+
+def run_job_on_board(design, divisor, weights, x, y, orders, train_count, test_base, test_count,
+                     **options):
+    """One job of ``len(orders)`` epochs; the result's keys without the job number."""
+    res = run_jobs_on_board(design, divisor, weights, x, y, orders,
+                            [(train_count, test_base, test_count, len(orders))], **options)
+    for key in list(res):
+        if key.startswith("w_final0_"):
+            res["w_final_" + key[len("w_final0_"):]] = res[key]
+        elif key.endswith("0") and key[:-1] in ("correct", "cycles_job", "epoch_cycles",
+                                                "counters", "cycles_readback"):
+            res[key[:-1]] = res[key]
+    return res

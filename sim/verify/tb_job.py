@@ -1,12 +1,19 @@
-"""cocotb testbench of the board top (:class:`~spikeforge.sim.verify.board.LinkedBoard`): a
-training job over the on-chip data set, every byte through the simulated UART link.
+"""cocotb testbench of the board top (:class:`~spikeforge.sim.verify.board.LinkedBoard`): training
+jobs over the on-chip data set, every byte through the simulated UART link.
 
 Env contract (:func:`spikeforge.sim.verify.runner.run_testbench`): ``SF_VECTORS`` holds ``w<l>``
 initial weights, ``x`` (N, n_in) intensities and ``y`` (N,) labels of the whole data set,
-``orders`` (epochs, n) the training order of each epoch, ``job`` = (train_count, test_base,
-test_count), optionally ``inject`` (1: while the job runs, write x, labels, the data set and the
-loaded order bank 1 and start a TRAIN step, all of which must be refused). ``SF_RESULTS`` receives ``w_final_<l>``, ``correct`` (per epoch), the cycle counts of
-the upload and of the job (``cycles_upload``, ``cycles_job``), the bytes moved and the counters.
+``orders`` (epochs, n) the training order of each epoch, ``jobs`` (k, 4) rows of (train_count,
+test_base, test_count, epochs), optionally ``inject`` (1: while the first job runs, write the
+loaded order bank 1, x, labels, the data set, a job register and the weights, read the weights,
+start a TRAIN step and another job, all of which must be refused). The data set is uploaded once; each job starts from the initial weights.
+
+``SF_RESULTS`` receives per job ``j``: ``w_final<j>_<l>``, ``correct<j>`` (per epoch),
+``cycles_job<j>`` (from the first order load to the answer of ``WAIT JOB``, as the host sees it),
+``cycles_readback<j>`` (reading the weights back), ``epoch_cycles<j>``, ``counters<j>`` (the
+accelerator's, JSON); and ``cycles_upload``, ``bytes_upload``, ``refused`` (the names of the
+injected accesses the accelerator refused), ``retries`` (frames repeated after link errors),
+the host UART's ``overrun``/``frame_errors``.
 """
 
 import json
@@ -19,6 +26,7 @@ from cocotb.utils import get_sim_time
 from spikeforge.hdl.protocol import Op
 from spikeforge.sim.host.cocotb_io import CocotbTransport, start_clock
 from spikeforge.sim.host.driver import AcceleratorDriver
+from spikeforge.sim.host.protocol import Refused
 from spikeforge.sim.verify.runner import save_results, testbench_inputs
 
 PERIOD_NS = 10
@@ -39,42 +47,49 @@ async def run_job(dut):
     weights = [data[f"w{l}"] for l in range(design.cfg.n_layers)]
     c0, t0 = _cycles(), time.perf_counter()
     await drv.upload_dataset(data["x"], data["y"])
-    await drv.load_weights(weights)
-    await drv.clear_counters()
-    c1 = _cycles()
-    out["cycles_upload"], out["bytes_upload"] = c1 - c0, link.bytes_sent
-    train_count, test_base, test_count = (int(v) for v in data["job"])
-    sent_before = link.bytes_sent + link.bytes_received
-    epoch_cycles = []
+    out["cycles_upload"], out["bytes_upload"] = _cycles() - c0, link.bytes_sent
 
-    async def on_epoch(e):
-        epoch_cycles.append(_cycles() - c1)
+    refused = []
 
     async def inject():
         # order bank 1 stays loaded until epoch 1's training is queued (jobs of >= 2 epochs)
         h = drv.host
-        await h.write("order", [0], addr=design.memmap.data_samples)
-        await h.write("x", [1], addr=0)
-        await h.write("labels", [1], addr=0)
-        await h.write("data", [0], addr=0)
-        await h.start(Op.TRAIN)
+        for name, access in (
+                ("order", h.write("order", [0], addr=design.memmap.data_samples)),
+                ("x", h.write("x", [1], addr=0)), ("labels", h.write("labels", [1], addr=0)),
+                ("data", h.write("data", [0], addr=0)), ("job", h.write("job", [1], addr=3)),
+                ("w", h.write("w", [0], addr=0)), ("w_read", h.read("w", 1)),
+                ("train", h.start(Op.TRAIN)), ("job_start", h.start(Op.JOB))):
+            try:
+                await access
+            except Refused:
+                refused.append(name)
 
-    correct = await drv.run_job(list(data["orders"]), train_count, test_base, test_count,
-                                on_epoch=on_epoch,
-                                after_start=inject if int(data.get("inject", 0)) else None,
-                                check_errors=False)
-    c2 = _cycles()
-    out["errors"] = (await drv.job_status())["errors"]
-    out["epoch_cycles"] = np.array(epoch_cycles)
-    out["cycles_job"] = c2 - c1
-    out["bytes_job"] = link.bytes_sent + link.bytes_received - sent_before
-    counters = await drv.counters()
-    out["correct"] = np.array(correct)
-    for l, w in enumerate(await drv.read_weights()):
-        out[f"w_final_{l}"] = w
-    out["cycles_readback"] = _cycles() - c2
+    for j, (train_count, test_base, test_count, epochs) in enumerate(data["jobs"]):
+        await drv.load_weights(weights)
+        await drv.clear_counters()
+        c1 = _cycles()
+        epoch_cycles = []
+
+        async def on_epoch(e):
+            epoch_cycles.append(_cycles() - c1)
+
+        correct = await drv.run_job(list(data["orders"][:int(epochs)]), int(train_count),
+                                    int(test_base), int(test_count), on_epoch=on_epoch,
+                                    after_start=inject if j == 0 and int(data.get("inject", 0))
+                                    else None)
+        c2 = _cycles()
+        out[f"cycles_job{j}"] = c2 - c1
+        out[f"epoch_cycles{j}"] = np.array(epoch_cycles)
+        out[f"counters{j}"] = np.array(json.dumps(await drv.counters()))
+        out[f"correct{j}"] = np.array(correct)
+        c3 = _cycles()
+        for l, w in enumerate(await drv.read_weights()):
+            out[f"w_final{j}_{l}"] = w
+        out[f"cycles_readback{j}"] = _cycles() - c3
+    out["refused"] = np.array(refused)
+    out["retries"] = drv.host.retries
     out["overrun"] = int(dut.overrun.value)
     out["frame_errors"] = int(dut.frame_errors.value)
     out["wall_seconds"] = time.perf_counter() - t0
-    out["counters"] = np.array(json.dumps(counters))
     save_results(out)
