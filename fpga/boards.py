@@ -19,6 +19,7 @@ class Board:
     baud: int = 115200     # the UART's rate: the fastest the board's USB-serial bridge allows
     onchip_data: tuple = ()  # presets whose whole data set the board holds on chip (it then
                              # trains by itself, hdl/job.py)
+    preset_hw: tuple = ()  # (preset, ((field, value), ...)): hardware overrides for one preset
 
     def hw_params(self):
         """The default hardware parameters with this board's overrides."""
@@ -43,8 +44,9 @@ class Board:
         if name in self.onchip_data:
             dataset = preset_dataset(name)
             data = {"data_samples": DATASET_SAMPLES[dataset], "data_vmax": DATASET_VMAX[dataset]}
+        extra = dict(dict(self.preset_hw).get(name, ()))
         return Design(self.build_config(name), self.hw_params()).replace(
-            **(cfg_changes or {}), **{**data, **(hw_changes or {})})
+            **(cfg_changes or {}), **{**extra, **data, **(hw_changes or {})})
 
     def make_top(self, core, baud=None, platform=None):
         """The board top around ``core``: UART at ``baud`` (default: the board's) and, with
@@ -86,10 +88,12 @@ class Board:
         return platform
 
 
-# The ECP5-85F boards carry the digits accelerator with 8 PEs per engine (78 of 208 DP16KD, 23k
-# LUT4; 4 PEs: 72 DP16KD at half the throughput), the LUT tables in distributed RAM
-# (TRELLIS_DPR16X4) and the small buffers there too ...
+# The ECP5-85F boards carry the accelerator with the LUT tables in distributed RAM
+# (TRELLIS_DPR16X4) and the small buffers there too; digits with 16 PEs per engine (P = 16 met
+# timing at 58.3 MHz with 35.6k LUT4 and 64 DP16KD, 2,656 cycles per sample against 4,622 at
+# P = 8), mnist16 with 8 (150 DP16KD at P = 8) ...
 ECP5_HW = (("pes", 8), ("table", "lut"), ("dist_ram", True))
+ECP5_PRESET_HW = (("digits", (("pes", 16),)),)
 # ... with a batch buffer of 8 samples (the state memories scale with the batch; at batch 16 the
 # router was left with thousands of wires overused at the block-RAM rows for most placements;
 # digits trains to 0.9806 at batch 8 against 0.9722 at 16) ...
@@ -109,7 +113,8 @@ FEATHER_BAUD = 1_000_000
 BOARDS = {b.name: b for b in [
     Board("ulx3s-85f", "ulx3s:ULX3S_85F_Platform", "ecp5", "digits",
           "Radiona ULX3S, Lattice ECP5 LFE5U-85F (primary target)", hw=ECP5_HW,
-          onchip_data=ONCHIP, config=ECP5_CONFIG, clock_mhz=ECP5_CLOCK_MHZ, baud=ULX3S_BAUD),
+          preset_hw=ECP5_PRESET_HW, onchip_data=ONCHIP, config=ECP5_CONFIG,
+          clock_mhz=ECP5_CLOCK_MHZ, baud=ULX3S_BAUD),
     # mnist16 (256-256-10) from on-chip memory on the same device and design parameters: one
     # block-RAM copy of W (one read port, see hdl/top.py) is what makes it fit
     Board("ulx3s-85f-mnist16", "ulx3s:ULX3S_85F_Platform", "ecp5", "mnist16",
@@ -117,8 +122,8 @@ BOARDS = {b.name: b for b in [
           clock_mhz=ECP5_CLOCK_MHZ, baud=ULX3S_BAUD),
     Board("orangecrab-85f", "orangecrab_r0_2:OrangeCrabR0_2_85FPlatform", "ecp5", "digits",
           "OrangeCrab r0.2, Lattice ECP5 LFE5U-85F; UART on Feather pins 0 (RX) / 1 (TX)",
-          hw=ECP5_HW, onchip_data=ONCHIP, config=ECP5_CONFIG, clock_mhz=ECP5_CLOCK_MHZ,
-          baud=FEATHER_BAUD),
+          hw=ECP5_HW, preset_hw=ECP5_PRESET_HW, onchip_data=ONCHIP, config=ECP5_CONFIG,
+          clock_mhz=ECP5_CLOCK_MHZ, baud=FEATHER_BAUD),
     Board("orangecrab-85f-mnist16", "orangecrab_r0_2:OrangeCrabR0_2_85FPlatform", "ecp5",
           "mnist16", "OrangeCrab r0.2, Lattice ECP5 LFE5U-85F, mnist16; UART on Feather pins "
           "0 (RX) / 1 (TX)", hw=ECP5_HW, config=ECP5_CONFIG, clock_mhz=ECP5_CLOCK_MHZ,

@@ -282,6 +282,6 @@ def synth_meta(preset_name, design, clock_hz, baud):
     core clock and the baud rate."""
     from spikeforge.hdl.design import rtl_revision
     return {"preset": preset_name, "design": design.to_dict(), "design_key": design.key(),
-            "rtl": rtl_revision(),
+            "rtl": rtl_revision(design),
             "config": design.cfg.to_dict(), "hw": design.hw.to_dict(),
             "core_clock_mhz": clock_hz / 1e6, "baud": baud}

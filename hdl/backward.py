@@ -108,6 +108,21 @@ def control_members(design):
     }
 
 
+def _lowest_set(m, value, name):
+    """``(onehot, index)`` of the lowest set bit of ``value`` (index 0 when none is set): a
+    two's-complement isolate, then an OR per index bit over the one-hot lanes."""
+    n = len(value)
+    onehot = Signal(n, name=f"{name}_onehot")
+    index = Signal(range(max(n, 2)), name=name)
+    m.d.comb += [
+        onehot.eq(value & (~value + 1)),
+        index.eq(Cat(*[Cat(*[onehot[i] for i in range(n) if i >> bit & 1]).any()
+                       if any(i >> bit & 1 for i in range(n)) else Const(0, 1)
+                       for bit in range(len(index))])),
+    ]
+    return onehot, index
+
+
 class BackwardEngine(wiring.Component):
     """Dual-sparsity Backward Engine of one layer, sized for the largest layer of the design.
 
@@ -353,7 +368,6 @@ class BackwardEngine(wiring.Component):
         jb = bits_for(SP)
         CW = min(16, SP)
         C = -(-SP // CW)
-        cb = bits_for(C)
         gs = Signal()
         g_busy = Signal()
         gen_done = Signal(2)                     # the generator has finished slot s
@@ -366,22 +380,12 @@ class BackwardEngine(wiring.Component):
         cn = Signal(CW)                          # its h_below bits
         g_phase = Signal(2)                      # 0: select a chunk, 1: load it, 2: emit
         m.submodules.jfifo = jfifo = SyncFIFOBuffered(width=jb + 3, depth=4)
-        onehot = Signal(CW)
-        m.d.comb += onehot.eq(cw & (~cw + 1))               # the lowest walked j of the chunk
-        j_lo = Signal(range(max(CW, 2)))
-        m.d.comb += j_lo.eq(Cat(*[Cat(*[onehot[i] for i in range(CW) if i >> bit & 1]).any()
-                                  if any(i >> bit & 1 for i in range(CW)) else Const(0, 1)
-                                  for bit in range(len(j_lo))]))
+        onehot, j_lo = _lowest_set(m, cw, "j_lo")            # the lowest walked j of the chunk
         j_idx = Signal(jb)
         m.d.comb += j_idx.eq(c * CW + j_lo)
         rest = Signal(CW)
         m.d.comb += rest.eq(cw & ~onehot)
-        lowest_nz = Signal(C)
-        m.d.comb += lowest_nz.eq(nz & (~nz + 1))
-        nz_idx = Signal(range(max(C, 2)))
-        m.d.comb += nz_idx.eq(Cat(*[Cat(*[lowest_nz[i] for i in range(C) if i >> bit & 1]).any()
-                                    if any(i >> bit & 1 for i in range(C)) else Const(0, 1)
-                                    for bit in range(len(nz_idx))]))
+        lowest_nz, nz_idx = _lowest_set(m, nz, "nz_idx")      # the next non-empty chunk
         g_load = Signal()
         m.d.comb += g_load.eq(~g_busy & full.bit_select(gs, 1) & ~gen_done.bit_select(gs, 1))
         g_empty = Mux(gs, walk_empty[1], walk_empty[0])

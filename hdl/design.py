@@ -119,15 +119,26 @@ def require_design(design):
     return design
 
 
-@functools.lru_cache(maxsize=1)
-def rtl_revision():
-    """A 16-hex-digit digest of the generator's sources (every ``hdl/*.py``): two builds of one
-    design from different RTL differ here though their design keys agree."""
+def rtl_revision(design):
+    """A 16-hex-digit digest of the RTL a board build of ``design`` is made of: the generated
+    Verilog of the accelerator behind its UART (:class:`~spikeforge.hdl.board.UartCore`, without
+    source locations, so comments and docstrings do not count) and the text of ``hdl/pll.py``
+    (the board's clock, generated per board). Two builds of one design from different RTL differ
+    here though their design keys agree."""
+    return _rtl_digest(design.to_json())
+
+
+@functools.lru_cache(maxsize=16)
+def _rtl_digest(design_json):
     import os
-    here = os.path.dirname(os.path.abspath(__file__))
-    h = hashlib.sha256()
-    for name in sorted(os.listdir(here)):
-        if name.endswith(".py"):
-            with open(os.path.join(here, name), "rb") as f:
-                h.update(name.encode() + b"\0" + f.read() + b"\0")
+
+    from amaranth.back import verilog
+
+    from .board import UartCore
+    from .top import Accelerator
+    core = UartCore(Accelerator(Design.from_json(design_json)), 4)
+    text = verilog.convert(core, name="top", ports=[core.rx, core.tx], emit_src=False)
+    h = hashlib.sha256(text.encode())
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "pll.py"), "rb") as f:
+        h.update(f.read())
     return h.hexdigest()[:16]

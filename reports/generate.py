@@ -493,9 +493,10 @@ def adopt_synth(directory):
                          f"{own.to_json()}; rebuild with `spikeforge synth --board {b.name} --out "
                          f"DIR` (no --preset/--set/--hw)")
     from spikeforge.hdl.design import rtl_revision
-    if result.get("rtl") != rtl_revision():
+    now = rtl_revision(own)
+    if result.get("rtl") != now:
         raise ValueError(f"{path} was built from other RTL sources (revision "
-                         f"{result.get('rtl', 'not recorded')}, now {rtl_revision()}); rebuild "
+                         f"{result.get('rtl', 'not recorded')}, now {now}); rebuild "
                          f"with `spikeforge synth --board {b.name} --out DIR`")
     result.pop("bitstream", None)
     result["fits"] = True

@@ -61,7 +61,7 @@ def test_adopt_synth_refuses_a_foreign_build(tmp_path):
         {"board": "ulx3s-85f", "preset": "digits", "design": own, "rtl": "0" * 16}))
     with pytest.raises(ValueError, match="built from other RTL sources"):
         generate.adopt_synth(str(tmp_path))
-    assert rtl_revision() != "0" * 16
+    assert rtl_revision(board("ulx3s-85f").design()) != "0" * 16
     (tmp_path / "synth.json").write_text("{broken")
     with pytest.raises(ValueError, match="is not a synth.json"):
         generate.adopt_synth(str(tmp_path))
