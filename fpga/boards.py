@@ -20,6 +20,7 @@ class Board:
     onchip_data: tuple = ()  # presets whose whole data set the board holds on chip (it then
                              # trains by itself, hdl/job.py)
     preset_hw: tuple = ()  # (preset, ((field, value), ...)): hardware overrides for one preset
+    loader: str = None     # openFPGALoader's name of the board (-b), for `synth --load`
 
     def hw_params(self):
         """The default hardware parameters with this board's overrides."""
@@ -114,22 +115,22 @@ BOARDS = {b.name: b for b in [
     Board("ulx3s-85f", "ulx3s:ULX3S_85F_Platform", "ecp5", "digits",
           "Radiona ULX3S, Lattice ECP5 LFE5U-85F (primary target)", hw=ECP5_HW,
           preset_hw=ECP5_PRESET_HW, onchip_data=ONCHIP, config=ECP5_CONFIG,
-          clock_mhz=ECP5_CLOCK_MHZ, baud=ULX3S_BAUD),
+          clock_mhz=ECP5_CLOCK_MHZ, baud=ULX3S_BAUD, loader="ulx3s"),
     # mnist16 (256-256-10) from on-chip memory on the same device and design parameters: one
     # block-RAM copy of W (one read port, see hdl/top.py) is what makes it fit
     Board("ulx3s-85f-mnist16", "ulx3s:ULX3S_85F_Platform", "ecp5", "mnist16",
           "Radiona ULX3S, Lattice ECP5 LFE5U-85F, mnist16", hw=ECP5_HW, config=ECP5_CONFIG,
-          clock_mhz=ECP5_CLOCK_MHZ, baud=ULX3S_BAUD),
+          clock_mhz=ECP5_CLOCK_MHZ, baud=ULX3S_BAUD, loader="ulx3s"),
     Board("orangecrab-85f", "orangecrab_r0_2:OrangeCrabR0_2_85FPlatform", "ecp5", "digits",
           "OrangeCrab r0.2, Lattice ECP5 LFE5U-85F; UART on Feather pins 0 (RX) / 1 (TX)",
           hw=ECP5_HW, preset_hw=ECP5_PRESET_HW, onchip_data=ONCHIP, config=ECP5_CONFIG,
-          clock_mhz=ECP5_CLOCK_MHZ, baud=FEATHER_BAUD),
+          clock_mhz=ECP5_CLOCK_MHZ, baud=FEATHER_BAUD, loader="orangecrab"),
     Board("orangecrab-85f-mnist16", "orangecrab_r0_2:OrangeCrabR0_2_85FPlatform", "ecp5",
           "mnist16", "OrangeCrab r0.2, Lattice ECP5 LFE5U-85F, mnist16; UART on Feather pins "
           "0 (RX) / 1 (TX)", hw=ECP5_HW, config=ECP5_CONFIG, clock_mhz=ECP5_CLOCK_MHZ,
-          baud=FEATHER_BAUD),
+          baud=FEATHER_BAUD, loader="orangecrab"),
     Board("icebreaker", "icebreaker:ICEBreakerPlatform", "ice40", "digits4",
-          "1BitSquared iCEBreaker, Lattice iCE40UP5K",
+          "1BitSquared iCEBreaker, Lattice iCE40UP5K", loader="icebreaker",
           # no distributed RAM on the iCE40: small buffers in block RAM; adder trees beat LUT
           # tables in flip-flops here (22.8 against 22.0 MHz, 4,394 against 4,618 logic cells,
           # both before the output unit's arg-max was registered; now 26.2 MHz, 4,431 cells)

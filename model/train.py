@@ -43,6 +43,8 @@ class TrainOptions:
     resume: bool = False
     progress: bool = True
     engine_name: str = "golden"
+    checkpoint_every: int = 5          # epochs per checkpoint of an engine that trains whole
+                                       # epochs by itself (the board's training job)
     extra_metrics: dict = field(default_factory=dict)
 
     def to_dict(self):
@@ -63,11 +65,12 @@ def epoch_order(seed, epoch, n):
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def job_golden(network, x, y, vmax, orders, train_count, test_base, test_count):
+def job_golden(network, x, y, vmax, orders, train_count, test_base, test_count, losses=None):
     """What the on-chip training job (``hdl/job.py``) computes, in the golden model: for each
     order, ``train_count // B`` training steps on the rate-coded samples ``x[order]`` (intensities
     of the whole data set, ``(N, n_in)``), then the correct predictions on samples
-    ``test_base .. test_base + test_count - 1``. Trains ``network`` in place; returns the counts."""
+    ``test_base .. test_base + test_count - 1``. Trains ``network`` in place; returns the counts
+    (and appends each epoch's mean training loss to ``losses`` if given)."""
     cfg = network.cfg
     B, T = cfg.batch, cfg.timesteps
     x, y = np.asarray(x), np.asarray(y)
@@ -76,9 +79,12 @@ def job_golden(network, x, y, vmax, orders, train_count, test_base, test_count):
     for order in orders:
         order = np.asarray(order)[:train_count]
         spikes = encode(x[order], T, vmax, "rate")
+        loss = 0.0
         for i in range(train_count // B):
             sl = slice(i * B, (i + 1) * B)
-            network.train_step(spikes[:, sl], y[order][sl])
+            loss += network.train_step(spikes[:, sl], y[order][sl]).loss
+        if losses is not None:
+            losses.append(loss / max(1, (train_count // B) * B))
         hits = 0
         for i in range(0, test_count, 512):
             pred = np.asarray(network.predict(x_test[:, i:i + 512]))
@@ -154,7 +160,38 @@ def train(cfg, opts, engine=None, log=print):
     B = cfg.batch
     n_batches = len(data.x_train) // B
     t0 = time.perf_counter()
-    for epoch in range(start_epoch, opts.epochs):
+    def finish_epoch(epoch, accuracy, mean_loss):
+        elapsed = seconds_before + time.perf_counter() - t0
+        history.append({"epoch": epoch + 1, "test_accuracy": accuracy,
+                        "train_loss": mean_loss, "seconds": round(elapsed, 3)})
+        log(f"epoch {epoch + 1:3d}/{opts.epochs}  loss {mean_loss:8.4f}  "
+            f"test accuracy {accuracy:.4f}  ({elapsed:.1f} s)")
+        return elapsed
+
+    def checkpoint(epochs_done, elapsed):
+        state = {"dataset": opts.dataset, "mode": opts.mode, "seed": opts.seed,
+                 "encoder": opts.encoder, "epochs_done": epochs_done, "history": history,
+                 "seconds": elapsed, "stats_total": stats_total, "steps": steps}
+        save_weights(ckpt_path, engine.weights, cfg, opts.mode,
+                     extra={"state": json.dumps(state, default=_plain)})
+
+    epoch = start_epoch
+    while epoch < opts.epochs:
+        if hasattr(engine, "run_epochs"):
+            # an engine that trains whole epochs by itself (the board's training job): the
+            # orders of the next epochs, one checkpoint after them
+            if opts.encoder != "rate":
+                raise ValueError(f"the board's training job encodes with the rate code; "
+                                 f"drop --encoder {opts.encoder}")
+            k = min(max(1, opts.checkpoint_every), opts.epochs - epoch)
+            results = engine.run_epochs([epoch_order(opts.seed, e, len(data.x_train))
+                                         for e in range(epoch, epoch + k)])
+            for e, (accuracy, mean_loss) in enumerate(results):
+                elapsed = finish_epoch(epoch + e, accuracy, mean_loss)
+            steps += k * n_batches
+            epoch += k
+            checkpoint(epoch, elapsed)
+            continue
         order = epoch_order(opts.seed, epoch, len(data.x_train))
         x_train = encode(data.x_train[order], cfg.timesteps, data.vmax, opts.encoder,
                          seed=[opts.seed, epoch])
@@ -170,16 +207,9 @@ def train(cfg, opts, engine=None, log=print):
             steps += 1
         bar.close()
         accuracy = evaluate(engine, x_test, data.y_test)
-        elapsed = seconds_before + time.perf_counter() - t0
-        history.append({"epoch": epoch + 1, "test_accuracy": accuracy,
-                        "train_loss": loss / (n_batches * B), "seconds": round(elapsed, 3)})
-        log(f"epoch {epoch + 1:3d}/{opts.epochs}  loss {loss / (n_batches * B):8.4f}  "
-            f"test accuracy {accuracy:.4f}  ({elapsed:.1f} s)")
-        state = {"dataset": opts.dataset, "mode": opts.mode, "seed": opts.seed,
-                 "encoder": opts.encoder, "epochs_done": epoch + 1, "history": history,
-                 "seconds": elapsed, "stats_total": stats_total, "steps": steps}
-        save_weights(ckpt_path, engine.weights, cfg, opts.mode,
-                     extra={"state": json.dumps(state, default=_plain)})
+        elapsed = finish_epoch(epoch, accuracy, loss / (n_batches * B))
+        epoch += 1
+        checkpoint(epoch, elapsed)
 
     seconds = seconds_before + time.perf_counter() - t0
     final_accuracy = history[-1]["test_accuracy"] if history else evaluate(engine, x_test,

@@ -145,3 +145,32 @@ def test_digits_trains_two_epochs_on_the_board_top():
 def test_digits_trains_twenty_epochs_on_the_board_top():
     got = _check_job(*_digits_job(20), seed=0)
     assert got["correct"][-1] > 0.9 * 360
+
+
+@pytest.mark.slow
+def test_train_with_the_board_job_checkpoints_and_resumes(tmp_path):
+    """`spikeforge train --engine rtl` on a design with an on-chip data set: the board's job
+    trains, a checkpoint every epoch, a resumed run ends bit-identical to an uninterrupted
+    golden run (digits4 on a small design)."""
+    from spikeforge.model.config import preset
+    from spikeforge.model.weights import load_weights
+    from spikeforge.sim.host.train import train_rtl
+    design = Design(preset("digits4"), HwParams(pes=2, fe_group=2, wue_group=2,
+                                                data_samples=DATASET_SAMPLES["digits4"],
+                                                data_vmax=DATASET_VMAX["digits4"]))
+    cfg = design.cfg
+    out = tmp_path / "rtl"
+    first = train_rtl(design, TrainOptions(dataset="digits4", epochs=1, out=str(out),
+                                           progress=False, checkpoint_every=1))
+    assert first["all_weights_matched_golden"] and first["predictions_checked"] == 360
+    resumed = train_rtl(design, TrainOptions(dataset="digits4", epochs=2, out=str(out),
+                                             progress=False, resume=True, checkpoint_every=1))
+    golden_out = tmp_path / "golden"
+    golden = train(cfg, TrainOptions(dataset="digits4", epochs=2, out=str(golden_out),
+                                     progress=False), log=lambda *a: None)
+    assert [h["test_accuracy"] for h in resumed["history"]] == \
+        [h["test_accuracy"] for h in golden["history"]]
+    got, _ = load_weights(str(out / "weights.npz"), cfg, "fixed")
+    want, _ = load_weights(str(golden_out / "weights.npz"), cfg, "fixed")
+    for a, b in zip(got, want):
+        assert np.array_equal(a, b)

@@ -69,3 +69,18 @@ def test_board_tops():
     small = board("icebreaker")
     top, clock_hz = small.make_top(Accelerator(small.design()))
     assert clock_hz == pytest.approx(12e6) and top.clock is None
+
+
+def test_load_command_and_its_errors(tmp_path, monkeypatch):
+    from spikeforge.fpga import load as loader
+    from spikeforge.fpga.boards import board
+    bit = tmp_path / "top.bit"
+    with pytest.raises(loader.LoadError, match="no bitstream"):
+        loader.load_command(board("ulx3s-85f"), str(bit))
+    bit.write_bytes(b"\0")
+    monkeypatch.setattr(loader, "find_loader", lambda: None)
+    with pytest.raises(loader.LoadError, match="pip install 'spikeforge\\[board\\]'"):
+        loader.load_command(board("ulx3s-85f"), str(bit))
+    assert loader.load_command(board("ulx3s-85f"), str(bit), flash=True, loader="ofl") == \
+        ["ofl", "-b", "ulx3s", "-f", str(bit)]
+    assert loader.load_command(board("icebreaker"), str(bit), loader="ofl")[2] == "icebreaker"

@@ -76,3 +76,62 @@ class RtlEngine:
             self.predictions_checked += min(B, N - i)
             preds.append(np.asarray(got)[:min(B, N - i)])
         return np.concatenate(preds)
+
+
+class JobEngine:
+    """Whole epochs on the accelerator's training job (a design with an on-chip data set),
+    checked against the golden model.
+
+    The data set (training samples, then test samples) is uploaded once. Each
+    :meth:`run_epochs` call runs one job over the given orders, the board alone; afterwards the
+    weights are read back and compared word for word with a golden
+    :class:`~spikeforge.model.network.Network` trained on the same orders
+    (:func:`spikeforge.model.train.job_golden`), and so are the per-epoch test counts.
+    :func:`spikeforge.model.train.train` drives it epochs at a time (``checkpoint_every`` of
+    its options: one checkpoint after each call), so checkpoints, ``--resume`` and
+    ``metrics.json`` work as for every other engine.
+    """
+
+    def __init__(self, driver, cfg, run, data, seed=0):
+        from spikeforge.model.train import job_golden   # noqa: F401 (checked importable)
+        if not driver.mm.has_data:
+            raise RtlMismatch("this design has no on-chip data set")
+        self.drv, self.cfg, self.run, self.data = driver, cfg, run, data
+        self.golden = Network(cfg, "fixed", seed=seed)
+        self.x = np.concatenate([data.x_train, data.x_test])
+        self.y = np.concatenate([data.y_train, data.y_test])
+        self.n_train, self.n_test = len(data.x_train), len(data.x_test)
+        self.steps_checked = 0
+        self.predictions_checked = 0
+        self.epochs_run = 0
+        self.run(self.drv.upload_dataset(self.x, self.y))
+        self.run(self.drv.load_weights(self.golden.weights))
+
+    @property
+    def weights(self):
+        return self.golden.weights
+
+    @weights.setter
+    def weights(self, weights):
+        self.golden.weights = [np.array(w, dtype=np.int64) for w in weights]
+        self.run(self.drv.load_weights(self.golden.weights))
+
+    def run_epochs(self, orders):
+        """Train ``len(orders)`` epochs on the board; returns ``[(test accuracy, mean loss)]``."""
+        from spikeforge.model.train import job_golden
+        got = self.run(self.drv.run_job(orders, self.n_train, self.n_train, self.n_test))
+        losses = []
+        want = job_golden(self.golden, self.x, self.y, self.data.vmax, orders, self.n_train,
+                          self.n_train, self.n_test, losses=losses)
+        where = _first_mismatch(self.run(self.drv.read_weights()), self.golden.weights)
+        if where:
+            raise RtlMismatch(f"after epoch {self.epochs_run + len(orders)} the board's weights "
+                              f"differ from the golden model: {where}")
+        if list(got) != list(want):
+            raise RtlMismatch(f"the board counted {got} correct test predictions per epoch, "
+                              f"the golden model {want}")
+        B = self.cfg.batch
+        self.epochs_run += len(orders)
+        self.steps_checked += len(orders) * (self.n_train // B)
+        self.predictions_checked += len(orders) * self.n_test
+        return [(c / self.n_test, loss) for c, loss in zip(got, losses)]

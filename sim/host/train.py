@@ -5,7 +5,9 @@
   with an :class:`~spikeforge.sim.host.engine.RtlEngine` inside the simulation.
 - :func:`train_board` opens a serial port to a board that runs the bitstream of
   ``spikeforge synth``, checks with IDENT that it carries the same design (its key), and drives
-  the same loop through the same driver and golden cross-check.
+  the same loop through the same driver and golden cross-check. A board with an on-chip data set
+  trains by itself: the host uploads the set once, then hands over the order of each epoch and
+  reads the weights back at checkpoints (:class:`~spikeforge.sim.host.engine.JobEngine`).
 """
 
 import asyncio
@@ -20,7 +22,28 @@ from .engine import RtlEngine, RtlMismatch
 from .protocol import ProtocolError
 from .transports import SerialTransport
 
-__all__ = ["train_rtl", "train_board", "checked_metrics"]
+__all__ = ["train_rtl", "train_board", "checked_metrics", "make_engine"]
+
+
+def make_engine(driver, design, opts, run):
+    """The engine that trains ``design`` through ``driver``: the board's own training job over
+    its on-chip data set (:class:`~spikeforge.sim.host.engine.JobEngine`) when the design has
+    one, else a training step per batch streamed by the host
+    (:class:`~spikeforge.sim.host.engine.RtlEngine`)."""
+    from spikeforge.model.data import load_dataset
+
+    from .engine import JobEngine
+    if design.memmap.has_data:
+        data = load_dataset(opts.dataset)
+        if len(data.x_train) + len(data.x_test) > design.hw.data_samples:
+            raise ProtocolError(f"{opts.dataset} has {len(data.x_train) + len(data.x_test)} "
+                                f"samples, the board's data set holds {design.hw.data_samples}")
+        if data.vmax != design.hw.data_vmax:
+            raise ProtocolError(f"{opts.dataset} has intensities 0..{data.vmax}, the board's "
+                                f"encoder 0..{design.hw.data_vmax}; train the data set it was "
+                                f"built for")
+        return JobEngine(driver, design.cfg, run, data, seed=opts.seed)
+    return RtlEngine(driver, design.cfg, run, seed=opts.seed)
 
 
 def checked_metrics(engine, metrics, out, **extra):
@@ -58,7 +81,7 @@ def train_rtl(design, opts, simulator="verilator"):
         return json.loads(str(out["metrics"]))
 
 
-def train_board(design, opts, port, baud=115200):
+def train_board(design, opts, port, baud):
     from spikeforge.model.train import train
 
     if not port:
@@ -67,7 +90,7 @@ def train_board(design, opts, port, baud=115200):
     run = loop.run_until_complete
     driver = AcceleratorDriver(SerialTransport(port, baud), design)
     run(driver.connect())
-    engine = RtlEngine(driver, design.cfg, run, seed=opts.seed)
+    engine = make_engine(driver, design, opts, run)
     opts.engine_name = "board"
     metrics = train(design.cfg, opts, engine=engine)
     return checked_metrics(engine, metrics, opts.out, port=port, baud=baud,

@@ -16,8 +16,8 @@ from cocotb.task import bridge, resume
 from spikeforge.model.train import TrainOptions, train
 from spikeforge.sim.host.cocotb_io import CocotbTransport, start_clock
 from spikeforge.sim.host.driver import AcceleratorDriver
-from spikeforge.sim.host.engine import RtlEngine, RtlMismatch
-from spikeforge.sim.host.train import checked_metrics
+from spikeforge.sim.host.engine import RtlMismatch
+from spikeforge.sim.host.train import checked_metrics, make_engine
 from spikeforge.sim.verify.runner import save_results, testbench_inputs
 
 
@@ -34,7 +34,7 @@ async def train_on_rtl(dut):
         return await coro
 
     def job():
-        engine = RtlEngine(driver, design.cfg, run, seed=opts.seed)
+        engine = make_engine(driver, design, opts, run)
         try:
             metrics = train(design.cfg, opts, engine=engine)
         except RtlMismatch as exc:
