@@ -64,6 +64,20 @@ def _bench_board(board_name):
     return run
 
 
+def _bench_link(board_name):
+    """A training job over the on-chip data set on the board top with its UART, end to end
+    (``spikeforge bench board``)."""
+    def run():
+        from spikeforge.fpga.boards import board
+        from spikeforge.model.config import preset_dataset
+        from spikeforge.sim.bench.board import run as bench_board
+        b = board(board_name)
+        result = bench_board(b.design(), preset_dataset(b.preset), board_name=board_name)
+        result.update(preset=b.preset, design_key=b.design().key())
+        return result
+    return run
+
+
 def _synth(board_name):
     def run():
         from spikeforge.fpga.boards import board
@@ -75,7 +89,7 @@ def _synth(board_name):
         out = os.path.join("/tmp", "spikeforge_report_synth", board_name)
         try:
             result = build_board(b, top, out,
-                                 meta=synth_meta(b.preset, design, clock_hz, 115200))
+                                 meta=synth_meta(b.preset, design, clock_hz, b.baud))
         except FitError as exc:
             return {"board": board_name, "preset": b.preset, "fits": False, "error": str(exc)}
         result["fits"] = True
@@ -151,6 +165,11 @@ def _cpu():
     return measure_cpu(_preset("digits"), "digits", seconds=5.0)
 
 
+def _cpu_sweep():
+    from spikeforge.reports.baselines import measure_cpu_sweep
+    return measure_cpu_sweep(_preset("digits"), "digits")
+
+
 def _gpu():
     from spikeforge.reports.gpu_baseline import measure_gpu
     try:
@@ -166,8 +185,9 @@ ITEMS = {
     "bench_top_ulx3s-85f": _bench_board("ulx3s-85f"),
     "bench_top_ulx3s-85f-mnist16": _bench_board("ulx3s-85f-mnist16"),
     "bench_top_icebreaker": _bench_board("icebreaker"),
+    "bench_board_ulx3s-85f": _bench_link("ulx3s-85f"),
     "tables_ecp5": _tables, "units_ecp5": _units,
-    "asic": _asic, "cpu": _cpu, "gpu": _gpu,
+    "asic": _asic, "cpu": _cpu, "cpu_sweep": _cpu_sweep, "gpu": _gpu,
 }
 
 
@@ -327,12 +347,12 @@ def render(results, out_dir=HERE):
     total_pj = energy["total_pj_per_sample"]
     lines += [f"| **total** | **{total_pj:,.0f}** |", ""]
 
-    # throughput and baselines
+    # throughput and baselines: measured rows, then bounds (never drawn as if measured)
     cps = top["cycles_per_sample"]
     cpu = results["cpu"]
     gpu = results["gpu"]
     flops = _flops_per_sample(cfg)
-    rows = []
+    rows, bounds = [], []
     for key in SYNTH_KEYS:
         synth, name = results.get(key) or {}, key.split("_", 1)[1]
         # the OrangeCrab carries the ULX3S's designs (same device, presets and HwParams): a
@@ -344,36 +364,68 @@ def render(results, out_dir=HERE):
             continue
         hw = bench["hw"]
         clock = synth.get("core_clock_mhz") or synth["clock_constraint_mhz"]
-        rows.append((f"spikeforge on {name} ({synth['preset']}, batch {bench['batch']}, "
-                     f"P={hw.get('pes', hw.get('fe_pes'))}, {clock:.1f} MHz)",
+        net = "" if synth["preset"] == "digits" else \
+            f", {'-'.join(map(str, synth['config']['layers']))}: another network"
+        rows.append((f"spikeforge on {name}, compute-bound ({synth['preset']}{net})",
                      clock * 1e6 / bench["cycles_per_sample"], None,
                      f"{bench['cycles_per_sample']:,.0f} cycles/sample measured in RTL x the "
-                     f"bitstream's clock (timing {'met' if synth['timing_met'] else 'NOT met'}, "
-                     f"Fmax {synth['fmax_mhz']:.1f} MHz)" +
-                     ("" if synth["preset"] == "digits" else
-                      f"; another network ({synth['preset']}), not comparable")))
+                     f"bitstream's clock {clock:.1f} MHz (batch {bench['batch']}, P="
+                     f"{hw.get('pes', hw.get('fe_pes'))}; timing "
+                     f"{'met' if synth['timing_met'] else 'NOT met'}, Fmax "
+                     f"{synth['fmax_mhz']:.1f} MHz)" +
+                     ("" if synth["preset"] == "digits" else "; not comparable")))
+        link = results.get(f"bench_board_{name}")
+        if link and link.get("design_key") == synth.get("design_key"):
+            rows.append((f"spikeforge on {name}, end to end ({synth['preset']}{net})",
+                         link["end_to_end_samples_per_s"], None,
+                         f"a training job over the on-chip data set with the UART at "
+                         f"{link['baud']:,} baud, as the host sees it, simulated in RTL "
+                         f"(`spikeforge bench board`); "
+                         f"{link['end_to_end_with_test_samples_per_s']:,.0f} samples/s with a "
+                         f"test pass after every epoch"))
     rows.append((f"spikeforge ASIC estimate (45 nm, assumed {ASIC_CLOCK_MHZ} MHz)",
                  ASIC_CLOCK_MHZ * 1e6 / cps, total_pj * 1e-12,
-                 "measured cycles; energy from RTL event counts"))
-    for key in ("snntorch", "golden_float", "golden_fixed"):
-        entry = cpu.get(key, {})
-        if entry.get("samples_per_s"):
-            rows.append((f"CPU: {entry['what']}", entry["samples_per_s"], None,
-                         f"measured here, {cpu['machine']['cores']} cores (load average "
-                         f"{cpu['machine'].get('load_average_1min', '?')} before)"))
+                 "measured cycles (default design, batch 16) x an assumed clock: an estimate; "
+                 "energy from RTL event counts"))
+    sweep = results.get("cpu_sweep")
+    if sweep:
+        # each CPU baseline at the batch that maximises its throughput
+        for key in ("snntorch", "torch", "golden_float", "golden_fixed"):
+            entry = sweep["engines"].get(key, {})
+            if entry.get("best_samples_per_s"):
+                rows.append((f"CPU: {entry['what']}, batch {entry['best_batch']}",
+                             entry["best_samples_per_s"], None,
+                             f"measured here at its fastest batch of {sweep['batches']}; test "
+                             f"accuracy {entry['test_accuracy_at_best_batch']:.3f} after "
+                             f"{sweep['epochs_for_accuracy']} epochs at that batch; "
+                             f"{sweep['machine']['cores']} cores (load average "
+                             f"{sweep['machine'].get('load_average_1min', '?')} before)"))
+    else:
+        for key in ("snntorch", "golden_float", "golden_fixed"):
+            entry = cpu.get(key, {})
+            if entry.get("samples_per_s"):
+                rows.append((f"CPU: {entry['what']}", entry["samples_per_s"], None,
+                             f"measured here at batch {cpu['batch']}, "
+                             f"{cpu['machine']['cores']} cores (load average "
+                             f"{cpu['machine'].get('load_average_1min', '?')} before)"))
     if gpu.get("available"):
         rows.append((f"GPU: {gpu['device']} snnTorch", gpu["samples_per_s"],
                      gpu.get("joules_per_sample") if isinstance(gpu.get("joules_per_sample"), float) else None,
                      "measured: CUDA events + NVML"))
     for name, spec in GPUS.items():
-        rows.append((f"{name} roofline (compute bound, fp32)", spec["fp32_tflops"] * 1e12 / flops,
-                     spec["watts"] / (spec["fp32_tflops"] * 1e12 / flops),
-                     "upper bound from the spec sheet, not a measurement"))
-    lines += ["## Training throughput and energy (digits 64-128-10, T = 8, batch 16)", "",
+        bounds.append((f"{name} roofline (compute bound, fp32)",
+                       spec["fp32_tflops"] * 1e12 / flops,
+                       spec["watts"] / (spec["fp32_tflops"] * 1e12 / flops),
+                       "an upper bound from the spec sheet (dense fp32 FLOP/s / FLOPs per "
+                       "sample), not a measurement; never reached by BPTT at these sizes"))
+    lines += ["## Training throughput and energy (digits 64-128-10, T = 8)", "",
               "| system | samples/s | energy per sample | what it is |", "|---|---|---|---|"]
     for name, sps, joules, what in rows:
         e = f"{joules * 1e6:.3f} uJ" if joules else "-"
         lines.append(f"| {name} | {sps:,.0f} | {e} | {what} |")
+    for name, sps, joules, what in bounds:
+        e = f"{joules * 1e6:.3f} uJ" if joules else "-"
+        lines.append(f"| *bound:* {name} | *<= {sps:,.0f}* | {e} | {what} |")
     lines += ["", f"No GPU was available to this report's run ({gpu.get('why', '')}); "
                   f"`python -m spikeforge.reports.gpu_baseline` measures one where CUDA exists."
               if not gpu.get("available") else "",
@@ -382,6 +434,8 @@ def render(results, out_dir=HERE):
               f"{H2LEARN['energy_saving_vs_v100'][0]}-{H2LEARN['energy_saving_vs_v100'][1]}x "
               f"energy, {H2LEARN['area_saving_vs_v100']}x area (published figures, different "
               f"networks and process).", ""]
+    lines += board_link_section(results)
+    lines += cpu_sweep_section(results)
     plots = _plots(results, energy, rows, out_dir)
     for title, png in plots:
         lines += [f"![{title}]({png})", ""]
@@ -389,6 +443,67 @@ def render(results, out_dir=HERE):
     os.makedirs(os.path.join(out_dir, "data"), exist_ok=True)
     atomic_write_text(os.path.join(out_dir, "data", "energy.json"),
                       json.dumps(energy, indent=2) + "\n")
+
+
+def cpu_sweep_section(results):
+    """Report lines: each CPU baseline's samples/s at every batch, and its accuracy at the best."""
+    sweep = results.get("cpu_sweep")
+    if not sweep:
+        return []
+    batches = sweep["batches"]
+    lines = [f"## CPU baselines by batch size (digits {'-'.join(map(str, sweep['network']))}, "
+             f"T = {sweep['timesteps']}, samples/s measured here)", "",
+             "| baseline | " + " | ".join(f"batch {b}" for b in batches) +
+             f" | test accuracy at the fastest batch ({sweep['epochs_for_accuracy']} epochs) |",
+             "|---|" + "---|" * (len(batches) + 1)]
+    for key, e in sweep["engines"].items():
+        if "samples_per_s" not in e:
+            lines.append(f"| {e['what']} | " + " | ".join("-" for _ in batches) +
+                         f" | {e.get('error', '')} |")
+            continue
+        cells = []
+        for b in batches:
+            v = e["samples_per_s"][str(b)]
+            cells.append(f"**{v:,.0f}**" if b == e["best_batch"] else f"{v:,.0f}")
+        lines.append(f"| {e['what']} | " + " | ".join(cells) +
+                     f" | {e['test_accuracy_at_best_batch']:.3f} (batch {e['best_batch']}) |")
+    lines += ["", f"Every batch trains with the same learning rate (lr = {sweep['lr']}, the "
+              f"config's): larger batches take fewer, larger steps, which is what the accuracy "
+              f"column shows; the accelerator's boards train at batch 8. "
+              f"{sweep['machine']['cores']} cores, load average "
+              f"{sweep['machine'].get('load_average_1min', '?')} before the run.", ""]
+    return lines
+
+
+def board_link_section(results):
+    """Report lines: the boards that train by themselves, end to end against compute-bound."""
+    links = [(k.split("_", 2)[2], v) for k, v in results.items()
+             if k.startswith("bench_board_") and v]
+    if not links:
+        return []
+    lines = ["## The board trains by itself (`spikeforge bench board`)", "",
+             "A training job over the data set held on chip (uploaded once): the board encodes "
+             "the samples, trains and infers the test set by itself; the host hands over each "
+             "epoch's sample order and reads the weights back at the end. Simulated in RTL with "
+             "the board's UARTs at its clock and baud rate; both jobs' weights equal the golden "
+             "model's bit for bit.", "",
+             "| board | compute-bound samples/s | end to end, training job | end to end, with a "
+             "test pass per epoch | end to end / compute | upload of the data set | weights "
+             "read back | test accuracy per epoch |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in links:
+        acc = ", ".join(f"{a:.3f}" for a in r["test_accuracy_per_epoch"])
+        lines.append(f"| {name} ({r['baud']:,} baud, {r['clock_hz'] / 1e6:.1f} MHz) | "
+                     f"{r['compute_samples_per_s']:,.0f} | {r['end_to_end_samples_per_s']:,.0f} | "
+                     f"{r['end_to_end_with_test_samples_per_s']:,.0f} | "
+                     f"{r['end_to_end_over_compute']:.3f} | {r['upload_seconds']:.3f} s "
+                     f"({r['upload_bytes']:,} bytes) | {r['readback_seconds'] * 1e3:.1f} ms | "
+                     f"{acc} ({r['epochs']} epochs) |")
+    lines += ["", "Compute-bound: training samples / the accelerator's busy cycles during the "
+              "job, at the board's clock. End to end: training samples / the job's time as the "
+              "host sees it (from the first order byte to the answer of WAIT JOB), order uploads "
+              "of later epochs included; the data-set upload (once per power-up) and the final "
+              "weight read-back are listed apart.", ""]
+    return lines
 
 
 def memory_table():
@@ -440,17 +555,25 @@ def _plots(results, energy, rows, out_dir):
     made = []
     fig, ax = plt.subplots(figsize=(6, 3.5))
     names = ["forward", "weight update", "backward", "output"]
-    ax.bar(names, [sum(energy[n].values()) / 1e3 for n in names], color="#4477aa")
+    bars = ax.bar(names, [sum(energy[n].values()) / 1e3 for n in names], color="#4477aa")
+    ax.bar_label(bars, fmt="%.1f", padding=2, fontsize=8)
     ax.set_ylabel("nJ per training sample")
     ax.set_title("Energy by engine (45 nm, RTL event counts)")
     _savefig(fig, out_dir, "energy_by_engine.png", "energy by engine", made)
 
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    labels = [r[0].split(" (")[0][:38] for r in rows]
-    ax.barh(labels, [r[1] for r in rows], color="#228833")
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.6))
+    labels = [r[0] if len(r[0]) <= 70 else r[0][:67] + "..." for r in rows]
+    values = [r[1] for r in rows]
+    colors = ["#228833" if "end to end" in r[0] else "#4477aa" if r[0].startswith("spikeforge")
+              else "#bbbbbb" for r in rows]
+    bars = ax.barh(labels, values, color=colors)
+    ax.bar_label(bars, labels=[f"{v:,.0f}" for v in values], padding=3, fontsize=8)
     ax.set_xscale("log")
-    ax.set_xlabel("training samples per second (log)")
-    ax.set_title("Training throughput, digits 64-128-10")
+    ax.set_xlim(right=max(values) * 8)
+    ax.invert_yaxis()
+    ax.tick_params(axis="y", labelsize=8)
+    ax.set_xlabel("training samples per second (log), measured (spec-sheet bounds: see the table)")
+    ax.set_title("Training throughput, digits 64-128-10 unless labelled")
     _savefig(fig, out_dir, "throughput.png", "throughput", made)
 
     boards = [(k.split("_", 1)[1], v) for k, v in results.items()
@@ -460,8 +583,10 @@ def _plots(results, energy, rows, out_dir):
         kinds = ["lut", "ff", "bram", "dsp"]
         width = 0.8 / len(boards)
         for i, (name, r) in enumerate(boards):
-            ax.bar([k + i * width for k in range(len(kinds))],
-                   [100 * r["utilization"][k] for k in kinds], width, label=name)
+            bars = ax.bar([k + i * width for k in range(len(kinds))],
+                          [100 * r["utilization"][k] for k in kinds], width,
+                          label=f"{name} ({r.get('preset', '?')})")
+            ax.bar_label(bars, fmt="%.0f", padding=1, fontsize=6)
         ax.set_xticks([k + width * (len(boards) - 1) / 2 for k in range(len(kinds))], kinds)
         ax.set_ylabel("% of the device")
         ax.legend()

@@ -169,19 +169,19 @@ class AcceleratorDriver:
 
     async def run_job(self, orders, train_count, test_base, test_count, on_epoch=None,
                       after_start=None):
-        """Run ``len(orders)`` epochs, one order each, loading each order while the previous
+        """Run ``len(orders)`` epochs, one order each, loading each order while an earlier
         epoch trains; returns the correct test predictions per epoch. ``on_epoch(e)`` is awaited
         once epoch ``e``'s training steps are queued (its order bank came free), and at the end
         for the last two; ``after_start()`` right after the job started."""
         epochs = len(orders)
-        for e in range(min(2, epochs)):
-            await self.load_order(e % 2, orders[e])
+        await self.load_order(0, orders[0])
         await self.start_job(train_count, test_base, test_count, epochs)
         if after_start is not None:
             await after_start()
-        for e in range(2, epochs):
+        # epoch 1's order loads while epoch 0 trains; epoch e's once epoch e - 2 freed its bank
+        for e in range(1, epochs):
             await self.load_order(e % 2, orders[e])
-            if on_epoch is not None:
+            if on_epoch is not None and e >= 2:
                 await on_epoch(e - 2)
         await self.host.wait(Wait.JOB)
         if on_epoch is not None:

@@ -5,7 +5,7 @@ Env contract (:func:`spikeforge.sim.verify.runner.run_testbench`): ``SF_VECTORS`
 initial weights, ``x`` (N, n_in) intensities and ``y`` (N,) labels of the whole data set,
 ``orders`` (epochs, n) the training order of each epoch, ``jobs`` (k, 4) rows of (train_count,
 test_base, test_count, epochs), optionally ``inject`` (1: while the first job runs, write the
-loaded order bank 1, x, labels, the data set, a job register and the weights, read the weights,
+loaded order bank 0, x, labels, the data set, a job register and the weights, read the weights,
 start a TRAIN step and another job, all of which must be refused). The data set is uploaded once; each job starts from the initial weights.
 
 ``SF_RESULTS`` receives per job ``j``: ``w_final<j>_<l>``, ``correct<j>`` (per epoch),
@@ -52,10 +52,10 @@ async def run_job(dut):
     refused = []
 
     async def inject():
-        # order bank 1 stays loaded until epoch 1's training is queued (jobs of >= 2 epochs)
+        # order bank 0 stays loaded until epoch 0's training is queued
         h = drv.host
         for name, access in (
-                ("order", h.write("order", [0], addr=design.memmap.data_samples)),
+                ("order", h.write("order", [0], addr=0)),
                 ("x", h.write("x", [1], addr=0)), ("labels", h.write("labels", [1], addr=0)),
                 ("data", h.write("data", [0], addr=0)), ("job", h.write("job", [1], addr=3)),
                 ("w", h.write("w", [0], addr=0)), ("w_read", h.read("w", 1)),
