@@ -160,6 +160,35 @@ BENCHES = {
 }
 
 
+def cmd_export(args):
+    from spikeforge.model.nir_io import write_nir
+    from spikeforge.model.weights import load_weights_file
+
+    weights, cfg, mode = load_weights_file(args.weights)
+    out = args.nir
+    tmp = out + ".tmp"
+    write_nir(tmp, weights, cfg, mode)
+    os.replace(tmp, out)
+    print(f"wrote {out}: NIR graph of {'-'.join(map(str, cfg.layers))} (Linear + LIF, alpha "
+          f"{cfg.alpha}, vth {cfg.vth}, snnTorch's convention dt = 1e-4, tau = dt/(1-alpha))")
+    return 0
+
+
+def cmd_import(args):
+    from spikeforge.model.nir_io import read_nir
+    from spikeforge.model.weights import save_weights
+
+    cfg_changes = parse_overrides(args.set, "--set", Config.__dataclass_fields__, "config")
+    base = preset(args.preset or "digits")
+    if cfg_changes:
+        base = base.replace(**{k: v for k, v in cfg_changes.items() if k != "layers"})
+    weights, cfg = read_nir(args.nir, base, args.mode)
+    save_weights(args.out, weights, cfg, args.mode)
+    print(f"wrote {args.out}: {'-'.join(map(str, cfg.layers))}, alpha {cfg.alpha}, vth {cfg.vth}, "
+          f"{args.mode} mode (other fields from the {args.preset or 'digits'} preset)")
+    return 0
+
+
 def cmd_verilog(args):
     from spikeforge.hdl.generate import write_all
     from spikeforge.model.atomic import atomic_write_text
@@ -337,6 +366,34 @@ def build_parser():
                                      "or of the bitstream in this `spikeforge synth` output "
                                      "directory")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "export", help="write a trained network as a NIR graph",
+        description="Write the network of WEIGHTS.npz (its stored config) as a NIR graph: Linear "
+                    "+ LIF nodes with snnTorch's convention (dt = 1e-4, tau = dt / (1 - alpha), "
+                    "r = tau / dt, v_leak = 0, v_reset = 0), which snnTorch and other NIR tools "
+                    "read back as the same network.")
+    p.add_argument("weights", metavar="WEIGHTS.npz")
+    p.add_argument("--nir", required=True, metavar="OUT.nir", help="the NIR file to write")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "import", help="read a NIR graph into a weights file",
+        description="Read a NIR graph (e.g. from snnTorch's export_to_nir) into a spikeforge "
+                    "weights file; refuses, saying what to change, whatever the accelerator "
+                    "cannot realise (biases, non-zero leak or reset, other node types, a decay "
+                    "that is not a sum of 3 powers of two, weights outside the fixed-point "
+                    "range). Layers, decay and threshold come from the graph, every other field "
+                    "from --preset and --set.")
+    p.add_argument("--nir", required=True, metavar="IN.nir")
+    p.add_argument("--out", required=True, metavar="WEIGHTS.npz")
+    p.add_argument("--mode", choices=("fixed", "float"), default="fixed",
+                   help="fixed: weights rounded to the w_bits/w_frac grid (default); float: kept")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="the config fields the graph does not fix (default digits)")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="override a config field (repeatable)")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser(
         "verilog", help="write the Verilog of every engine for a preset",

@@ -16,7 +16,8 @@ import numpy as np
 from .atomic import atomic_write_bytes
 from .fixedpoint import smax, smin
 
-__all__ = ["WeightsError", "save_weights", "load_weights", "convert_weights", "FORMAT"]
+__all__ = ["WeightsError", "save_weights", "load_weights", "load_weights_file", "convert_weights",
+           "FORMAT"]
 
 FORMAT = "spikeforge-weights-v1"
 
@@ -102,6 +103,20 @@ def load_weights(path, cfg, mode):
                 raise WeightsError(f"{path}: layer {i} is not finite float data")
     weights = convert_weights(weights, stored_cfg, stored_mode, cfg, mode, path)
     return weights, arrays
+
+
+def load_weights_file(path):
+    """``(weights, cfg, mode)`` of a weights file, with the config and mode it stores."""
+    from .config import Config, ConfigError
+    arrays = _read(path)
+    try:
+        cfg = Config.from_dict(json.loads(str(arrays["config"])))
+        mode = str(arrays["mode"])
+    except (KeyError, json.JSONDecodeError, ConfigError, TypeError) as exc:
+        raise WeightsError(f"{path}: its stored config or mode is missing or invalid ({exc}); "
+                           f"is this a spikeforge weights file?") from None
+    weights, _ = load_weights(path, cfg, mode)
+    return weights, cfg, mode
 
 
 def convert_weights(weights, src_cfg, src_mode, cfg, mode, where="weights"):

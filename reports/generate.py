@@ -561,18 +561,27 @@ def _plots(results, energy, rows, out_dir):
     ax.set_title("Energy by engine (45 nm, RTL event counts)")
     _savefig(fig, out_dir, "energy_by_engine.png", "energy by engine", made)
 
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.6))
-    labels = [r[0] if len(r[0]) <= 70 else r[0][:67] + "..." for r in rows]
+    import textwrap
+    fig, ax = plt.subplots(figsize=(9, 0.55 * len(rows) + 1.6))
+    labels = [textwrap.fill(r[0].replace("spikeforge on ", ""), 46) for r in rows]
     values = [r[1] for r in rows]
+    estimate = ["estimate" in r[0] for r in rows]
     colors = ["#228833" if "end to end" in r[0] else "#4477aa" if r[0].startswith("spikeforge")
               else "#bbbbbb" for r in rows]
-    bars = ax.barh(labels, values, color=colors)
-    ax.bar_label(bars, labels=[f"{v:,.0f}" for v in values], padding=3, fontsize=8)
+    bars = ax.barh(labels, values, color=colors,
+                   hatch=["//" if e else "" for e in estimate],
+                   alpha=1.0)
+    for bar, e in zip(bars, estimate):
+        if e:
+            bar.set_facecolor("white")
+            bar.set_edgecolor("#4477aa")
+    ax.bar_label(bars, labels=[f"{v:,.0f}" + (" (estimate)" if e else "")
+                               for v, e in zip(values, estimate)], padding=3, fontsize=8)
     ax.set_xscale("log")
-    ax.set_xlim(right=max(values) * 8)
+    ax.set_xlim(right=max(values) * 12)
     ax.invert_yaxis()
-    ax.tick_params(axis="y", labelsize=8)
-    ax.set_xlabel("training samples per second (log), measured (spec-sheet bounds: see the table)")
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_xlabel("training samples per second (log); hatched: estimate; GPU bounds: table only")
     ax.set_title("Training throughput, digits 64-128-10 unless labelled")
     _savefig(fig, out_dir, "throughput.png", "throughput", made)
 
