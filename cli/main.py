@@ -98,11 +98,16 @@ def cmd_train(args):
 
     if args.board and args.engine == "golden":
         raise ConfigError("--board names the hardware of --engine rtl or board; add --engine")
+    _user_data_options(args)
     dataset = args.dataset or (preset_dataset(args.preset) if args.preset else None)
-    design, name = design_from_args(args, default_preset=dataset or "digits")
+    design, name = design_from_args(
+        args, default_preset=dataset if dataset in PRESETS else "digits")
     dataset = dataset or preset_dataset(name)
     cfg = design.cfg
-    epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS[dataset]
+    epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS.get(dataset, 20)
+    if args.data:
+        from spikeforge.model.data import load_dataset
+        load_dataset(dataset).check_network(cfg)
     opts = TrainOptions(dataset=dataset, mode=args.mode, epochs=epochs, seed=args.seed,
                         encoder=args.encoder, out=args.out, init=args.init, resume=args.resume,
                         progress=not args.quiet, engine_name=args.engine,
@@ -135,6 +140,21 @@ def cmd_train(args):
     return 0
 
 
+def _user_data_options(args):
+    """``--data FILE.npz`` (a user's data set) and ``--layers a,b,c`` (sugar for ``--set
+    layers=...``; with --data and no --layers: inputs, 128 hidden, one output per class)."""
+    if args.data:
+        from spikeforge.model.data import load_npz_dataset
+        if args.dataset:
+            raise ConfigError("give --dataset NAME or --data FILE.npz, not both")
+        data = load_npz_dataset(args.data)
+        args.dataset = args.data
+        if not args.layers:
+            args.layers = f"{data.n_features},128,{max(2, data.n_classes)}"
+    if args.layers:
+        args.set = list(args.set or []) + [f"layers={args.layers}"]
+
+
 def _train_baud(args):
     """--baud, else the rate the board's bitstream was built for (its synth.json or board)."""
     if args.baud:
@@ -158,6 +178,50 @@ BENCHES = {
     "top": "spikeforge.sim.bench.top",
     "board": "spikeforge.sim.bench.board",
 }
+
+
+def cmd_infer(args):
+    """Test-set predictions of a trained network on the golden model or the accelerator."""
+    import numpy as np
+
+    from spikeforge.hdl.design import Design
+    from spikeforge.hdl.params import DEFAULT_HW, HwParams
+    from spikeforge.model.atomic import atomic_write_text
+    from spikeforge.model.data import load_dataset
+    from spikeforge.model.encode import encode
+    from spikeforge.model.network import Network
+    from spikeforge.model.weights import load_weights_file
+
+    if bool(args.dataset) == bool(args.data):
+        raise ConfigError("give --dataset NAME or --data FILE.npz")
+    weights, cfg, mode = load_weights_file(args.weights)
+    data = load_dataset(args.data or args.dataset)
+    data.check_network(cfg)
+    x = encode(data.x_test, cfg.timesteps, data.vmax, "rate")
+    if args.engine == "golden":
+        pred = np.concatenate([Network(cfg, mode, weights=weights).predict(x[:, i:i + 512])
+                               for i in range(0, x.shape[1], 512)])
+    else:
+        if mode != "fixed":
+            raise ConfigError("the accelerator infers with fixed-point weights; train in fixed "
+                              "mode or convert the file")
+        hw_changes = parse_overrides(args.hw, "--hw", HwParams.__dataclass_fields__, "hardware")
+        design = Design(cfg, DEFAULT_HW).replace(**hw_changes)
+        from spikeforge.sim.host.train import infer_rtl
+        pred = infer_rtl(design, weights, x, simulator=args.simulator)
+    correct = int((np.asarray(pred) == data.y_test).sum())
+    result = {"engine": args.engine, "weights": args.weights, "data": args.data or args.dataset,
+              "test_samples": len(data.y_test), "correct": correct,
+              "test_accuracy": correct / len(data.y_test),
+              "predictions": [int(p) for p in pred]}
+    if args.engine == "rtl":
+        result["predictions_matched_golden"] = True
+    print(f"{args.engine}: test accuracy {result['test_accuracy']:.4f} ({correct} of "
+          f"{len(data.y_test)})" + (", every batch equal to the golden model's predictions"
+                                    if args.engine == "rtl" else ""))
+    if args.json:
+        atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
+    return 0
 
 
 def cmd_export(args):
@@ -336,6 +400,13 @@ def build_parser():
                    help="data set, and the preset of the same name unless --preset/--board "
                         "(default: digits = 64-128-10; mnist16 = 256-256-10; digits4 = "
                         "16-32-10)")
+    p.add_argument("--data", default=None, metavar="FILE.npz",
+                   help="your own data set: arrays x_train, y_train, x_test, y_test; x floats in "
+                        "[0, 1] (scaled to intensities 0..16) or non-negative integers, y class "
+                        "labels 0..C-1")
+    p.add_argument("--layers", default=None, metavar="N0,N1,...",
+                   help="layer sizes, input first (= --set layers=...; with --data the default "
+                        "is inputs,128,classes)")
     p.add_argument("--mode", choices=("fixed", "float"), default="fixed",
                    help="fixed: the bit-exact integer specification; float: float64 reference")
     p.add_argument("--engine", choices=("golden", "rtl", "board"), default="golden",
@@ -366,6 +437,21 @@ def build_parser():
                                      "or of the bitstream in this `spikeforge synth` output "
                                      "directory")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "infer", help="predict the test set with a trained network (golden model or RTL)",
+        description="Predict the test set of a data set with the network of WEIGHTS.npz: on the "
+                    "golden model, or on the accelerator's RTL through its inference operation "
+                    "(each batch checked against the golden model); prints the test accuracy.")
+    p.add_argument("--weights", required=True, metavar="WEIGHTS.npz")
+    p.add_argument("--dataset", choices=DATASETS, default=None)
+    p.add_argument("--data", default=None, metavar="FILE.npz", help="your own data set")
+    p.add_argument("--engine", choices=("golden", "rtl"), default="golden")
+    p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
+    p.add_argument("--hw", action="append", metavar="FIELD=VALUE",
+                   help="with --engine rtl: a hardware parameter (repeatable)")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the result here")
+    p.set_defaults(func=cmd_infer)
 
     p = sub.add_parser(
         "export", help="write a trained network as a NIR graph",

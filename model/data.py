@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Dataset", "load_dataset", "DATASETS", "DATASET_SAMPLES", "DATASET_VMAX", "SPLIT_SEED",
-           "area_resize"]
+__all__ = ["Dataset", "load_dataset", "load_npz_dataset", "DATASETS", "DATASET_SAMPLES",
+           "DATASET_VMAX", "SPLIT_SEED", "USER_VMAX", "area_resize"]
 
 SPLIT_SEED = 20240607
 DATASETS = ("digits", "mnist16", "digits4")
@@ -73,8 +73,67 @@ def _split(x, y, n_test):
     return x[n_test:], y[n_test:], x[:n_test], y[:n_test]
 
 
+#: intensities of a user's float data in [0, 1] are scaled to 0..USER_VMAX (as digits' 0..16)
+USER_VMAX = 16
+
+
+def load_npz_dataset(path):
+    """A user's data set from an ``.npz`` with arrays ``x_train``, ``y_train``, ``x_test``,
+    ``y_test``: ``x`` of shape (N, features), floats in [0, 1] (scaled to integer intensities
+    ``0..USER_VMAX``) or non-negative integers (taken as they are, ``vmax`` their maximum); ``y``
+    integer class labels ``0..C-1``. Anything else raises ``ValueError`` saying what to fix."""
+    import os
+    if not os.path.isfile(path):
+        raise ValueError(f"--data {path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--data {path}: not a readable .npz ({exc})") from None
+    missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
+    if missing:
+        raise ValueError(f"--data {path}: lacks {missing}; it needs x_train, y_train, x_test, "
+                         f"y_test")
+    xs = {k: np.asarray(arrays[k]) for k in ("x_train", "x_test")}
+    ys = {k: np.asarray(arrays[k]) for k in ("y_train", "y_test")}
+    for k, x in xs.items():
+        if x.ndim != 2 or x.shape[0] == 0:
+            raise ValueError(f"--data {path}: {k} must be (samples, features), got {x.shape}")
+        if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
+            raise ValueError(f"--data {path}: {k} holds NaN, infinities or non-numbers")
+    if xs["x_train"].shape[1] != xs["x_test"].shape[1]:
+        raise ValueError(f"--data {path}: x_train has {xs['x_train'].shape[1]} features, x_test "
+                         f"{xs['x_test'].shape[1]}")
+    for k, y in ys.items():
+        x = xs["x" + k[1:]]
+        if y.shape != (len(x),):
+            raise ValueError(f"--data {path}: {k} must be ({len(x)},) labels, got {y.shape}")
+        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+            raise ValueError(f"--data {path}: {k} must be integer class labels 0..C-1")
+    floats = any(np.issubdtype(x.dtype, np.floating) for x in xs.values())
+    if floats:
+        lo = min(x.min() for x in xs.values())
+        hi = max(x.max() for x in xs.values())
+        if lo < 0 or hi > 1:
+            raise ValueError(f"--data {path}: float inputs must lie in [0, 1], got {lo}..{hi}; "
+                             f"min-max scale them, or pass non-negative integers")
+        vmax = USER_VMAX
+        xs = {k: np.rint(x * vmax).astype(np.int64) for k, x in xs.items()}
+    else:
+        if min(x.min() for x in xs.values()) < 0:
+            raise ValueError(f"--data {path}: integer inputs must be >= 0")
+        vmax = int(max(1, max(x.max() for x in xs.values())))
+        xs = {k: x.astype(np.int64) for k, x in xs.items()}
+    name = os.path.basename(path)
+    return Dataset(name, xs["x_train"], ys["y_train"].astype(np.int64), xs["x_test"],
+                   ys["y_test"].astype(np.int64), vmax=vmax)
+
+
 def load_dataset(name):
-    """Load one of :data:`DATASETS`; raises ``ValueError`` naming the choices for anything else."""
+    """Load one of :data:`DATASETS`, or a user's ``.npz`` (:func:`load_npz_dataset`); raises
+    ``ValueError`` naming the choices for anything else."""
+    if str(name).endswith(".npz"):
+        return load_npz_dataset(name)
     if name == "digits":
         from sklearn.datasets import load_digits
         x, y = load_digits(return_X_y=True)

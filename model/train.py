@@ -159,6 +159,9 @@ def train(cfg, opts, engine=None, log=print):
     x_test = encode(data.x_test, cfg.timesteps, data.vmax, opts.encoder, seed=TEST_ENCODER_SEED)
     B = cfg.batch
     n_batches = len(data.x_train) // B
+    if n_batches == 0:
+        raise ValueError(f"{opts.dataset} has {len(data.x_train)} training samples, fewer than "
+                         f"one batch of {B}; add samples or lower the batch (--set batch=N)")
     t0 = time.perf_counter()
     def finish_epoch(epoch, accuracy, mean_loss):
         elapsed = seconds_before + time.perf_counter() - t0

@@ -22,7 +22,27 @@ from .engine import RtlEngine, RtlMismatch
 from .protocol import ProtocolError
 from .transports import SerialTransport
 
-__all__ = ["train_rtl", "train_board", "checked_metrics", "make_engine"]
+__all__ = ["train_rtl", "train_board", "infer_rtl", "checked_metrics", "make_engine"]
+
+
+def infer_rtl(design, weights, x, simulator="verilator"):
+    """Predictions of the accelerator's RTL for spikes ``x`` (T, N, n_in): every batch through
+    its INFER operation, each checked against the golden model (an ``RtlMismatch`` otherwise)."""
+    from spikeforge.sim.verify.runner import run_testbench
+    from spikeforge.sim.verify.top import VERILATOR_FAST, top_verilog
+
+    path, directory = top_verilog(design)
+    with tempfile.TemporaryDirectory() as tmp:
+        vectors, results = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.npz")
+        np.savez(vectors, x=np.asarray(x), **{f"w{l}": np.asarray(w)
+                                             for l, w in enumerate(weights)})
+        run_testbench(design, [path], "sf_accelerator", "spikeforge.sim.verify.tb_infer",
+                      os.path.join(directory, simulator), vectors, results,
+                      simulator=simulator, build_args=VERILATOR_FAST)
+        out = np.load(results)
+        if "error" in out.files:
+            raise RtlMismatch(str(out["error"]))
+        return out["pred"]
 
 
 def make_engine(driver, design, opts, run):
