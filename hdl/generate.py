@@ -26,5 +26,17 @@ def units(design):
 
 
 def write_all(design, directory):
-    """Write one ``.v`` per unit into ``directory``; return the paths."""
-    return [write_verilog(component, name, directory) for name, component in units(design)]
+    """Write one ``.v`` per unit into ``directory`` (the top headed by a comment that documents
+    its ports, reset and protocol), and the integration kit: ``sf_accelerator.json`` (the
+    machine-readable description) and ``sf_accelerator.h`` (:mod:`spikeforge.hdl.describe`);
+    return the paths."""
+    from spikeforge.model.atomic import atomic_write_text
+
+    from .describe import describe, verilog_header, write_kit
+    paths = [write_verilog(component, name, directory) for name, component in units(design)]
+    top = [p for p in paths if p.endswith("sf_accelerator.v")]
+    if top:
+        with open(top[0]) as f:
+            text = f.read()
+        atomic_write_text(top[0], verilog_header(describe(design)) + text)
+    return paths + write_kit(design, directory)
