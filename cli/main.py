@@ -225,16 +225,27 @@ def cmd_infer(args):
 
 
 def cmd_export(args):
-    from spikeforge.model.nir_io import write_nir
     from spikeforge.model.weights import load_weights_file
 
+    if bool(args.nir) == bool(args.snntorch):
+        raise ConfigError("give --nir OUT.nir or --snntorch OUT.pt")
     weights, cfg, mode = load_weights_file(args.weights)
-    out = args.nir
+    out = args.nir or args.snntorch
     tmp = out + ".tmp"
-    write_nir(tmp, weights, cfg, mode)
+    if args.nir:
+        from spikeforge.model.nir_io import write_nir
+        write_nir(tmp, weights, cfg, mode)
+        what = "NIR graph"
+    else:
+        import torch
+
+        from spikeforge.model.snntorch_io import to_snntorch
+        torch.save(to_snntorch(weights, cfg, mode), tmp)
+        what = "snnTorch module (torch.save; torch.load(..., weights_only=False))"
     os.replace(tmp, out)
-    print(f"wrote {out}: NIR graph of {'-'.join(map(str, cfg.layers))} (Linear + LIF, alpha "
-          f"{cfg.alpha}, vth {cfg.vth}, snnTorch's convention dt = 1e-4, tau = dt/(1-alpha))")
+    print(f"wrote {out}: {what} of {'-'.join(map(str, cfg.layers))} (Linear without bias + LIF "
+          f"reset to zero, alpha {cfg.alpha}, vth {cfg.vth}; NIR with snnTorch's convention "
+          f"dt = 1e-4, tau = dt/(1-alpha))")
     return 0
 
 
@@ -246,7 +257,16 @@ def cmd_import(args):
     base = preset(args.preset or "digits")
     if cfg_changes:
         base = base.replace(**{k: v for k, v in cfg_changes.items() if k != "layers"})
-    weights, cfg = read_nir(args.nir, base, args.mode)
+    if bool(args.nir) == bool(args.snntorch):
+        raise ConfigError("give --nir IN.nir or --snntorch IN.pt")
+    if args.nir:
+        weights, cfg = read_nir(args.nir, base, args.mode)
+    else:
+        import torch
+
+        from spikeforge.model.snntorch_io import from_snntorch
+        weights, cfg = from_snntorch(torch.load(args.snntorch, weights_only=False), base,
+                                     args.mode)
     save_weights(args.out, weights, cfg, args.mode)
     print(f"wrote {args.out}: {'-'.join(map(str, cfg.layers))}, alpha {cfg.alpha}, vth {cfg.vth}, "
           f"{args.mode} mode (other fields from the {args.preset or 'digits'} preset)")
@@ -454,24 +474,29 @@ def build_parser():
     p.set_defaults(func=cmd_infer)
 
     p = sub.add_parser(
-        "export", help="write a trained network as a NIR graph",
+        "export", help="write a trained network as a NIR graph or an snnTorch module",
         description="Write the network of WEIGHTS.npz (its stored config) as a NIR graph: Linear "
                     "+ LIF nodes with snnTorch's convention (dt = 1e-4, tau = dt / (1 - alpha), "
                     "r = tau / dt, v_leak = 0, v_reset = 0), which snnTorch and other NIR tools "
                     "read back as the same network.")
     p.add_argument("weights", metavar="WEIGHTS.npz")
-    p.add_argument("--nir", required=True, metavar="OUT.nir", help="the NIR file to write")
+    p.add_argument("--nir", default=None, metavar="OUT.nir", help="write a NIR graph")
+    p.add_argument("--snntorch", default=None, metavar="OUT.pt",
+                   help="write an snnTorch module (torch.nn.Sequential of Linear and Leaky)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
-        "import", help="read a NIR graph into a weights file",
+        "import", help="read a NIR graph or an snnTorch module into a weights file",
         description="Read a NIR graph (e.g. from snnTorch's export_to_nir) into a spikeforge "
                     "weights file; refuses, saying what to change, whatever the accelerator "
                     "cannot realise (biases, non-zero leak or reset, other node types, a decay "
                     "that is not a sum of 3 powers of two, weights outside the fixed-point "
                     "range). Layers, decay and threshold come from the graph, every other field "
                     "from --preset and --set.")
-    p.add_argument("--nir", required=True, metavar="IN.nir")
+    p.add_argument("--nir", default=None, metavar="IN.nir", help="read a NIR graph")
+    p.add_argument("--snntorch", default=None, metavar="IN.pt",
+                   help="read an snnTorch module saved with torch.save (only files you trust: "
+                        "torch.load unpickles)")
     p.add_argument("--out", required=True, metavar="WEIGHTS.npz")
     p.add_argument("--mode", choices=("fixed", "float"), default="fixed",
                    help="fixed: weights rounded to the w_bits/w_frac grid (default); float: kept")

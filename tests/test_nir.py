@@ -109,3 +109,38 @@ def test_import_refuses_what_the_hardware_cannot_realise(tmp_path, change, messa
             graph.nodes[name].v_threshold[:] = 1.0 + 1e-5
     with pytest.raises(NirError, match=message):
         weights_from_graph(graph, cfg)
+
+
+def test_snntorch_module_out_and_in(tmp_path):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("snntorch")
+    from snntorch import utils as snn_utils
+
+    from spikeforge.model.snntorch_io import from_snntorch, to_snntorch
+    from spikeforge.model.fixedpoint import smax, smin
+    cfg = preset("digits")
+    # initial weights scaled up so that the output layer spikes
+    net = Network(cfg, "fixed", seed=2)
+    net.weights = [np.clip(w * 6, smin(cfg.w_bits), smax(cfg.w_bits)) for w in net.weights]
+    module = to_snntorch(net.weights, cfg)
+    rng = np.random.default_rng(3)
+    x = (rng.random((cfg.timesteps, 6, cfg.layers[0])) < 0.3).astype(np.int64)
+    float_net = Network(cfg, "float", weights=[w / (1 << cfg.w_frac) for w in net.weights])
+    ours = float_net.forward(x)[-1].o
+    with torch.no_grad():
+        snn_utils.reset(module)
+        theirs = np.stack([module(torch.tensor(x[t], dtype=torch.float32))[0].numpy()
+                           for t in range(cfg.timesteps)]).astype(np.int64)
+    assert theirs.sum() > 0 and np.array_equal(ours, theirs)
+    back, back_cfg = from_snntorch(module, cfg)
+    assert back_cfg.layers == cfg.layers and back_cfg.alpha == cfg.alpha
+    for a, b in zip(back, net.weights):
+        assert np.array_equal(a, b)
+    import snntorch as snn
+    from spikeforge.model.nir_io import NirError
+    with pytest.raises(NirError, match="bias=False"):
+        from_snntorch(torch.nn.Sequential(torch.nn.Linear(4, 3),
+                                          snn.Leaky(beta=0.5, reset_mechanism="zero")), cfg)
+    with pytest.raises(NirError, match="reset_mechanism='zero'"):
+        from_snntorch(torch.nn.Sequential(torch.nn.Linear(4, 3, bias=False),
+                                          snn.Leaky(beta=0.5)), cfg)
