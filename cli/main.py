@@ -375,7 +375,8 @@ def _synth_unit(args):
 def cmd_report(args):
     from spikeforge.reports.generate import generate
 
-    path = generate(refresh=tuple(args.refresh or ()), use_synth=tuple(args.use_synth or ()))
+    path = generate(refresh=tuple(args.refresh or ()), use_synth=tuple(args.use_synth or ()),
+                    out_dir=args.out)
     print(f"wrote {path}")
     return 0
 
@@ -555,6 +556,9 @@ def build_parser():
                     "reports/README.md and its PNGs from the stored JSON.")
     p.add_argument("--refresh", action="append", metavar="ITEM",
                    help="re-measure ITEM (bench_top, synth_ulx3s-85f, asic, cpu, ... or all)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="write the report and its measurements into DIR (seeded with the "
+                        "committed measurements) instead of the source tree's reports/")
     p.add_argument("--use-synth", action="append", metavar="DIR",
                    help="take a board's result from DIR/synth.json written by `spikeforge synth` "
                         "(with the board's own preset and hardware parameters) instead of "

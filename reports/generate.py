@@ -191,15 +191,15 @@ ITEMS = {
 }
 
 
-def _load(name):
-    path = os.path.join(DATA, f"{name}.json")
+def _load(name, data_dir=None):
+    path = os.path.join(data_dir or DATA, f"{name}.json")
     if os.path.exists(path):
         with open(path) as f:
             return json.load(f)
     return None
 
 
-def measure(refresh=(), log=print, only=None):
+def measure(refresh=(), log=print, only=None, data_dir=None):
     """Stored results of every item, measuring those missing or named in ``refresh``
     (``only``: restrict to these items). Board builds (``synth_*``, tens of minutes each) are
     measured only when named; without a stored one the report says the board was not built."""
@@ -207,12 +207,12 @@ def measure(refresh=(), log=print, only=None):
     for name, fn in ITEMS.items():
         if only is not None and name not in only:
             continue
-        stored = _load(name)
+        stored = _load(name, data_dir)
         named = name in refresh or ("all" in refresh and not name.startswith("synth_"))
         if named or (stored is None and not name.startswith("synth_")):
             log(f"measuring {name} ...")
             stored = fn()
-            atomic_write_text(os.path.join(DATA, f"{name}.json"),
+            atomic_write_text(os.path.join(data_dir or DATA, f"{name}.json"),
                               json.dumps(stored, indent=2, default=float) + "\n")
         results[name] = stored
     return results
@@ -604,7 +604,7 @@ def _plots(results, energy, rows, out_dir):
     return made
 
 
-def adopt_synth(directory):
+def adopt_synth(directory, data_dir=None):
     """Store ``directory/synth.json`` (from ``spikeforge synth``) as the board's report item,
     after checking it is the board's own build (its preset and hardware parameters)."""
     from spikeforge.fpga.boards import board, board_for
@@ -634,18 +634,27 @@ def adopt_synth(directory):
                          f"with `spikeforge synth --board {b.name} --out DIR`")
     result.pop("bitstream", None)
     result["fits"] = True
-    atomic_write_text(os.path.join(DATA, f"synth_{b.name}.json"),
+    atomic_write_text(os.path.join(data_dir or DATA, f"synth_{b.name}.json"),
                       json.dumps(result, indent=2) + "\n")
     return b.name
 
 
-def generate(refresh=(), log=print, use_synth=()):
-    os.makedirs(DATA, exist_ok=True)
+def generate(refresh=(), log=print, use_synth=(), out_dir=None):
+    """Measure what is missing or named, then render. ``out_dir``: write the report there, with
+    its measurements in ``out_dir/data`` (seeded with the committed ones, so only what is missing
+    or named is measured); the source tree's ``reports/`` is left alone. Default: ``reports/``."""
+    import shutil
+    data_dir = DATA if out_dir is None else os.path.join(out_dir, "data")
+    os.makedirs(data_dir, exist_ok=True)
+    if out_dir is not None:
+        for name in os.listdir(DATA):
+            if name.endswith(".json") and not os.path.exists(os.path.join(data_dir, name)):
+                shutil.copy(os.path.join(DATA, name), os.path.join(data_dir, name))
     for directory in use_synth:
-        log(f"using the {adopt_synth(directory)} build in {directory}")
-    results = measure(refresh, log)
-    render(results)
-    return os.path.join(HERE, "README.md")
+        log(f"using the {adopt_synth(directory, data_dir)} build in {directory}")
+    results = measure(refresh, log, data_dir=data_dir)
+    render(results, out_dir=out_dir or HERE)
+    return os.path.join(out_dir or HERE, "README.md")
 
 
 if __name__ == "__main__":
