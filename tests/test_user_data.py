@@ -74,3 +74,16 @@ def test_bad_data_gets_a_one_line_error(tmp_path, capsys, bad, message):
     assert code == 2 and len(err.splitlines()) == 1
     import re
     assert re.search(message, err), err
+
+
+def test_the_example_runs(tmp_path):
+    """examples/train_on_your_arrays.py trains on numpy arrays and its RTL check agrees."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[1] / "examples" / "train_on_your_arrays.py"
+    proc = subprocess.run([sys.executable, str(script), "--epochs", "30", "--rtl", "--out",
+                           str(tmp_path)], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    acc = float(proc.stdout.split("test accuracy ")[1].split()[0])
+    assert acc >= 0.85 and "RTL: the same" in proc.stdout
