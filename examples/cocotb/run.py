@@ -26,7 +26,7 @@ def main(directory, simulator="verilator"):
     runner.build(sources=[directory / "sf_accelerator.v"], hdl_toplevel="sf_accelerator",
                  build_dir=build, timescale=("1ns", "1ps"), always=False)
     results = runner.test(hdl_toplevel="sf_accelerator", test_module="test_sf_accelerator",
-                          build_dir=build, test_dir=here,
+                          build_dir=build, test_dir=build,
                           extra_env={"SF_DESCRIPTION": str(directory / "sf_accelerator.json"),
                                      "PYTHONPATH": str(here)})
     from cocotb_tools.runner import get_results
