@@ -93,6 +93,27 @@ def job_golden(network, x, y, vmax, orders, train_count, test_base, test_count, 
     return correct
 
 
+def _warn_if_silent(cfg, opts, weights, data, log):
+    """Warn when no neuron of a layer comes within the surrogate window of the threshold on the
+    first training samples with the initial weights: the surrogate gradient is then zero
+    everywhere in that layer, nothing below it learns and the loss cannot fall."""
+    x = encode(data.x_train[:max(cfg.batch, 64)], cfg.timesteps, data.vmax, "rate")
+    probe = Network(cfg, opts.mode, weights=[np.array(w) for w in weights])
+    if opts.mode == "fixed":
+        vth, half = cfg.vth_int, cfg.half_window_int
+    else:
+        vth, half = cfg.vth, cfg.window / 2
+    dead = [l for l, tr in enumerate(probe.forward(x))
+            if not (np.abs(np.asarray(tr.u, dtype=np.float64) - vth) < half).any()]
+    if dead:
+        log(f"warning: no neuron of layer {dead[0]} ({cfg.layers[dead[0] + 1]} neurons) comes "
+            f"near its threshold on the first training samples with these initial weights, so "
+            f"its surrogate gradient is zero, nothing below it learns and the loss cannot fall; "
+            f"raise the initial scale (--set init_gain={2 * cfg.init_gain:g}) or start from "
+            f"trained weights (--init)")
+    return dead
+
+
 def _plain(value):
     """numpy scalars as Python numbers, for JSON."""
     return value.item()
@@ -157,6 +178,8 @@ def train(cfg, opts, engine=None, log=print):
         engine.weights = weights
 
     x_test = encode(data.x_test, cfg.timesteps, data.vmax, opts.encoder, seed=TEST_ENCODER_SEED)
+    if start_epoch == 0:
+        _warn_if_silent(cfg, opts, engine.weights, data, log)
     B = cfg.batch
     n_batches = len(data.x_train) // B
     if n_batches == 0:

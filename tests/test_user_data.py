@@ -87,3 +87,16 @@ def test_the_example_runs(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     acc = float(proc.stdout.split("test accuracy ")[1].split()[0])
     assert acc >= 0.85 and "RTL: the same" in proc.stdout
+
+
+def test_a_network_that_cannot_learn_is_warned_about(tmp_path, capsys):
+    """64-64-32-10 at the default initial scale: the output layer never nears its threshold, so
+    the loss is stuck; train says so and names the fix, which then trains."""
+    assert main(["train", "--set", "layers=64,64,32,10", "--epochs", "1", "--out",
+                 str(tmp_path / "a"), "--quiet"]) == 0
+    assert "raise the initial scale (--set init_gain=2)" in capsys.readouterr().out
+    assert main(["train", "--set", "layers=64,64,32,10", "--set", "init_gain=2", "--epochs", "2",
+                 "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "warning" not in out
+    assert json.loads((tmp_path / "b" / "metrics.json").read_text())["test_accuracy"] > 0.8
