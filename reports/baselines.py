@@ -240,8 +240,9 @@ SWEEP_BATCHES = (8, 16, 32, 64, 128, 256)
 
 def measure_cpu_sweep(cfg, dataset, batches=SWEEP_BATCHES, seconds=2.0, epochs=20):
     """Each CPU baseline at every batch size of ``batches``: samples/s; at the batch that
-    maximises it, the test accuracy after ``epochs`` epochs (same learning rate ``cfg.lr`` at
-    every batch, as the accelerator's config fixes it)."""
+    maximises it, the test accuracy after ``epochs`` epochs. The loss sums over the batch, so the
+    learning rate is scaled by ``cfg.batch / batch`` (the same step per sample at every batch;
+    a power of two, so the fixed-point update stays a shift)."""
     from spikeforge.model.train import TrainOptions, train
     import tempfile
 
@@ -256,10 +257,12 @@ def measure_cpu_sweep(cfg, dataset, batches=SWEEP_BATCHES, seconds=2.0, epochs=2
                        "load_average_1min": round(os.getloadavg()[0], 2)},
            "network": list(cfg.layers), "timesteps": cfg.timesteps, "dataset": dataset,
            "batches": list(batches), "epochs_for_accuracy": epochs, "lr": cfg.lr,
+           "lr_rule": f"lr = {cfg.lr} x {cfg.batch} / batch",
            "engines": {}}
     def at_batch(b):
-        # a larger batch needs wider gradient accumulators in fixed point: refit them
-        return dataclasses.replace(cfg, batch=b).fit_accumulators()
+        # the same step per sample (the loss sums over the batch); a larger batch needs wider
+        # gradient accumulators in fixed point: refit them
+        return dataclasses.replace(cfg, batch=b, lr=cfg.lr * cfg.batch / b).fit_accumulators()
 
     for key, what in engines.items():
         try:

@@ -282,9 +282,15 @@ def render(results, out_dir=HERE):
                             if (results.get(key) or {}).get("fits")) + ".", ""]
     units = results.get("units_ecp5")
     if units:
+        from spikeforge.fpga.boards import board as _board
+        now = _board("ulx3s-85f").design().key()
+        note = "" if units.get("design_key") == now else \
+            (f" measured on design {units.get('design_key')} (P = 8, an earlier RTL); the "
+             f"board's design is now {now} (P = 16, the data set on chip) and was not measured "
+             f"unit by unit")
         lines += [f"Each unit of the ULX3S design alone on the ECP5 (out of context, "
                   f"{units['target_mhz']:g} MHz target; `spikeforge synth --unit NAME --board "
-                  f"ulx3s-85f`):", "",
+                  f"ulx3s-85f`){note}:", "",
                   "| unit | Fmax (MHz) | LUT4 | FF | DP16KD | DSP | critical path: logic levels, "
                   "routing share |", "|---|---|---|---|---|---|---|"]
         for unit in ("fe", "wue", "be", "out"):
@@ -296,7 +302,11 @@ def render(results, out_dir=HERE):
         lines.append("")
     tables = results.get("tables_ecp5")
     if tables:
-        lines += ["### LUT tables or adder trees (the ULX3S design, ECP5)", "",
+        from spikeforge.fpga.boards import board as _board
+        stale = tables.get("lut", {}).get("design_key") != _board("ulx3s-85f").design(
+            hw_changes={"table": "lut"}).key()
+        lines += ["### LUT tables or adder trees (the ULX3S design, ECP5" +
+                  (", measured on its earlier P = 8 design and RTL" if stale else "") + ")", "",
                   "| engine | table | LUT4 | FF | DPR16X4 RAM cells | Fmax (MHz) | cycles (digits) |",
                   "|---|---|---|---|---|---|---|"]
         for unit, label in (("fe", "forward"), ("wue", "weight update")):
@@ -467,9 +477,9 @@ def cpu_sweep_section(results):
             cells.append(f"**{v:,.0f}**" if b == e["best_batch"] else f"{v:,.0f}")
         lines.append(f"| {e['what']} | " + " | ".join(cells) +
                      f" | {e['test_accuracy_at_best_batch']:.3f} (batch {e['best_batch']}) |")
-    lines += ["", f"Every batch trains with the same learning rate (lr = {sweep['lr']}, the "
-              f"config's): larger batches take fewer, larger steps, which is what the accuracy "
-              f"column shows; the accelerator's boards train at batch 8. "
+    lines += ["", f"The loss sums over the batch, so each batch trains with "
+              f"{sweep.get('lr_rule', 'the same learning rate')} (the same step per sample); "
+              f"the accelerator's boards train at batch 8. "
               f"{sweep['machine']['cores']} cores, load average "
               f"{sweep['machine'].get('load_average_1min', '?')} before the run.", ""]
     return lines
