@@ -279,13 +279,16 @@ def cmd_verilog(args):
 
     design, name = design_from_args(args)
     paths = write_all(design, args.out)
+    if args.axis:
+        from spikeforge.hdl.generate import write_axis
+        paths += write_axis(design, args.out)
     atomic_write_text(os.path.join(args.out, "design.json"), design.to_json() + "\n")
     for path in paths:
         print(path)
     print(f"design {design} ({name}); written to {os.path.join(args.out, 'design.json')}")
     if args.lint:
         from spikeforge.sim.verify.lint import lint
-        report = lint(paths)
+        report = lint([p for p in paths if p.endswith(".v")])
         print(report.text)
         return 0 if report.clean else 1
     return 0
@@ -513,6 +516,9 @@ def build_parser():
                     "into OUT; --lint also runs verilator --lint-only -Wall on them.")
     p.add_argument("-o", "--out", required=True, help="output directory")
     p.add_argument("--lint", action="store_true", help="run verilator --lint-only -Wall")
+    p.add_argument("--axis", action="store_true",
+                   help="also write sf_accelerator_axis.v: the top with AXI-Stream port names "
+                        "(s_axis_*/m_axis_* tdata/tvalid/tready, aclk, active-low aresetn)")
     add_design_options(p)
     p.set_defaults(func=cmd_verilog)
 

@@ -8,7 +8,7 @@ import importlib
 
 from .export import write_verilog
 
-__all__ = ["ENGINE_MODULES", "units", "write_all"]
+__all__ = ["ENGINE_MODULES", "units", "write_all", "write_axis"]
 
 ENGINE_MODULES = [
     "spikeforge.hdl.forward",
@@ -23,6 +23,12 @@ def units(design):
     for name in ENGINE_MODULES:
         found.extend(importlib.import_module(name).verilog_units(design))
     return found
+
+
+def write_axis(design, directory):
+    """Write ``sf_accelerator_axis.v``, the AXI-Stream-named wrapper (:mod:`spikeforge.hdl.axis`)."""
+    from .axis import verilog_units
+    return [write_verilog(component, name, directory) for name, component in verilog_units(design)]
 
 
 def write_all(design, directory):

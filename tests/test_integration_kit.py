@@ -55,8 +55,10 @@ def test_verilog_command_writes_the_kit(tmp_path):
     assert (tmp_path / "sf_accelerator.v").read_text().startswith("// sf_accelerator:")
 
 
-def test_standalone_cocotb_example_runs_on_the_kit(tmp_path):
-    """examples/cocotb: a testbench that needs only the generated Verilog and JSON."""
+@pytest.mark.parametrize("variant", ["", "axis"])
+def test_standalone_cocotb_example_runs_on_the_kit(tmp_path, variant):
+    """examples/cocotb: a testbench that needs only the generated Verilog and JSON, on the top
+    and on its AXI-Stream-named wrapper (`verilog --axis`)."""
     import os
     import sys
     from pathlib import Path
@@ -65,9 +67,10 @@ def test_standalone_cocotb_example_runs_on_the_kit(tmp_path):
     from spikeforge.sim.verify.runner import ensure_verilator_on_path
     if not ensure_verilator_on_path():
         pytest.skip("verilator is not installed")
-    assert main(["verilog", "--board", "icebreaker", "-o", str(tmp_path)]) == 0
+    assert main(["verilog", "--board", "icebreaker", "-o", str(tmp_path), "--axis"]) == 0
     example = Path(__file__).resolve().parents[1] / "examples" / "cocotb"
-    proc = subprocess.run([sys.executable, str(example / "run.py"), str(tmp_path)],
+    proc = subprocess.run([sys.executable, str(example / "run.py"), str(tmp_path), "verilator",
+                           variant],
                           capture_output=True, text=True, timeout=900, cwd=str(example),
                           env=dict(os.environ))
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]

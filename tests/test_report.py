@@ -44,8 +44,13 @@ def test_report_tables_carry_the_measurements(tmp_path):
             assert f"| {name} | | | not built for this report" in text
         elif r.get("fits"):
             assert f"| {name} | {r['preset']} |" in text and f"{r['fmax_mhz']:.1f}" in text
-    cpu = results["cpu"]["snntorch"]["samples_per_s"]
-    assert f"{cpu:,.0f}" in text
+    # CPU baselines at their fastest batch, and the sweep's every cell
+    for e in results["cpu_sweep"]["engines"].values():
+        assert f"{e['best_samples_per_s']:,.0f}" in text
+        assert all(f"{v:,.0f}" in text for v in e["samples_per_s"].values())
+    link = results["bench_board_ulx3s-85f"]
+    assert f"{link['end_to_end_samples_per_s']:,.0f}" in text
+    assert f"{link['compute_samples_per_s']:,.0f}" in text
 
 
 def test_adopt_synth_refuses_a_foreign_build(tmp_path):

@@ -3,7 +3,8 @@ project. It needs only the files `spikeforge verilog -o DIR` writes (sf_accelera
 sf_accelerator.json), cocotb and a simulator; no spikeforge import.
 
 It sends IDENT (the reply carries the design key of the JSON), writes the first weight words,
-reads them back, and checks that a frame with a damaged CRC is answered with an error.
+reads them back, and checks that a frame with a damaged CRC is answered with an error. With
+``SF_AXIS=1`` it drives ``sf_accelerator_axis.v`` (``spikeforge verilog --axis``) instead.
 """
 
 import json
@@ -16,6 +17,13 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 DESC = json.load(open(os.environ["SF_DESCRIPTION"]))
 P = DESC["protocol"]
+AXIS = os.environ.get("SF_AXIS") == "1"       # the sf_accelerator_axis wrapper's port names
+NAMES = ({"clk": "aclk", "rx_payload": "s_axis_tdata", "rx_valid": "s_axis_tvalid",
+          "rx_ready": "s_axis_tready", "tx_payload": "m_axis_tdata", "tx_valid": "m_axis_tvalid",
+          "tx_ready": "m_axis_tready"} if AXIS else
+         {"clk": "clk", "rx_payload": "rx__payload", "rx_valid": "rx__valid",
+          "rx_ready": "rx__ready", "tx_payload": "tx__payload", "tx_valid": "tx__valid",
+          "tx_ready": "tx__ready"})
 
 
 def crc8(data, crc=0):
@@ -32,31 +40,35 @@ class Link:
 
     def __init__(self, dut):
         self.dut = dut
-        dut.rx__valid.value = 0
-        dut.tx__ready.value = 0
-        dut.link_error.value = 0
+        self.p = {key: getattr(dut, name) for key, name in NAMES.items()}
+        self.p["rx_valid"].value = 0
+        self.p["tx_ready"].value = 0
+        if not AXIS:
+            dut.link_error.value = 0
 
     async def send(self, data):
+        p = self.p
         for byte in data:
-            self.dut.rx__valid.value = 1
-            self.dut.rx__payload.value = byte
+            p["rx_valid"].value = 1
+            p["rx_payload"].value = byte
             while True:
                 await ReadOnly()
-                ready = int(self.dut.rx__ready.value)
-                await RisingEdge(self.dut.clk)
+                ready = int(p["rx_ready"].value)
+                await RisingEdge(p["clk"])
                 if ready:
                     break
-        self.dut.rx__valid.value = 0
+        p["rx_valid"].value = 0
 
     async def recv(self, n):
+        p = self.p
         out = bytearray()
-        self.dut.tx__ready.value = 1
+        p["tx_ready"].value = 1
         while len(out) < n:
             await ReadOnly()
-            if int(self.dut.tx__valid.value):
-                out.append(int(self.dut.tx__payload.value))
-            await RisingEdge(self.dut.clk)
-        self.dut.tx__ready.value = 0
+            if int(p["tx_valid"].value):
+                out.append(int(p["tx_payload"].value))
+            await RisingEdge(p["clk"])
+        p["tx_ready"].value = 0
         return bytes(out)
 
     async def frame(self, body, n_data):
@@ -74,11 +86,13 @@ class Link:
 
 @cocotb.test()
 async def ident_write_read_and_a_damaged_frame(dut):
-    Clock(dut.clk, 10, unit="ns").start()
-    dut.rst.value = 1
+    clk = getattr(dut, NAMES["clk"])
+    Clock(clk, 10, unit="ns").start()
+    reset = dut.aresetn if AXIS else dut.rst
+    reset.value = 0 if AXIS else 1                       # aresetn is active low
     for _ in range(3):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
+        await RisingEdge(clk)
+    reset.value = 1 if AXIS else 0
     link = Link(dut)
     cmd = P["commands"]
 
