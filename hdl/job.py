@@ -101,7 +101,7 @@ class TrainingJob(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        mm, cfg = self.memmap, self.cfg
+        mm = self.memmap
         T, B, NP, D = mm.T, mm.B, mm.NP, mm.data_samples
         n_in, vb = mm.layers[0], mm.value_bits
         xf, lf = mm.data_word["x"], mm.data_word["label"]

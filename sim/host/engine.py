@@ -93,7 +93,6 @@ class JobEngine:
     """
 
     def __init__(self, driver, cfg, run, data, seed=0):
-        from spikeforge.model.train import job_golden   # noqa: F401 (checked importable)
         if not driver.mm.has_data:
             raise RtlMismatch("this design has no on-chip data set")
         self.drv, self.cfg, self.run, self.data = driver, cfg, run, data
