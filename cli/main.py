@@ -208,7 +208,7 @@ def cmd_infer(args):
         hw_changes = parse_overrides(args.hw, "--hw", HwParams.__dataclass_fields__, "hardware")
         design = Design(cfg, DEFAULT_HW).replace(**hw_changes)
         from spikeforge.sim.host.train import infer_rtl
-        pred = infer_rtl(design, weights, x, simulator=args.simulator)
+        pred = infer_rtl(design, weights, x, simulator=args.simulator, progress=print)
     correct = int((np.asarray(pred) == data.y_test).sum())
     result = {"engine": args.engine, "weights": args.weights, "data": args.data or args.dataset,
               "test_samples": len(data.y_test), "correct": correct,

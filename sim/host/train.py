@@ -25,7 +25,7 @@ from .transports import SerialTransport
 __all__ = ["train_rtl", "train_board", "infer_rtl", "checked_metrics", "make_engine"]
 
 
-def infer_rtl(design, weights, x, simulator="verilator"):
+def infer_rtl(design, weights, x, simulator="verilator", progress=None):
     """Predictions of the accelerator's RTL for spikes ``x`` (T, N, n_in): every batch through
     its INFER operation, each checked against the golden model (an ``RtlMismatch`` otherwise)."""
     from spikeforge.sim.verify.runner import run_testbench
@@ -38,7 +38,7 @@ def infer_rtl(design, weights, x, simulator="verilator"):
                                              for l, w in enumerate(weights)})
         run_testbench(design, [path], "sf_accelerator", "spikeforge.sim.verify.tb_infer",
                       os.path.join(directory, simulator), vectors, results,
-                      simulator=simulator, build_args=VERILATOR_FAST)
+                      simulator=simulator, build_args=VERILATOR_FAST, progress=progress)
         out = np.load(results)
         if "error" in out.files:
             raise RtlMismatch(str(out["error"]))
@@ -94,7 +94,8 @@ def train_rtl(design, opts, simulator="verilator"):
         np.savez(vectors, options=np.array(json.dumps(options)))
         run_testbench(design, [path], "sf_accelerator", "spikeforge.sim.verify.tb_train",
                       os.path.join(directory, simulator), vectors, results,
-                      simulator=simulator, log_to_console=True, build_args=VERILATOR_FAST)
+                      simulator=simulator, log_to_console=True, build_args=VERILATOR_FAST,
+                      progress=print if opts.progress else None)
         out = np.load(results)
         if "error" in out.files:
             raise RtlMismatch(str(out["error"]))

@@ -135,7 +135,7 @@ def _icarus_time_zero(source, build_dir):
 
 def run_cocotb(sources, toplevel, test_module, build_dir, simulator="verilator",
                extra_env=None, testcase=None, build_args=(), waves=False, log_to_console=False,
-               public_top_only=False):
+               public_top_only=False, progress=None):
     """Build ``sources`` (Verilog paths) and run ``test_module``'s cocotb tests on ``toplevel``.
 
     Raises :class:`SimulationError` when a test fails; returns the results XML path.
@@ -145,6 +145,9 @@ def run_cocotb(sources, toplevel, test_module, build_dir, simulator="verilator",
     Verilator must re-evaluate all combinational logic on every call of ``eval`` (its "input
     combinational" region); for the accelerator that is about 10x slower. The testbench then
     sees the top-level ports only.
+
+    ``progress``: a function that receives one line per stage (the simulator build, then the
+    run); with it, cocotb's own INFO logs are turned off (``COCOTB_LOG_LEVEL=WARNING``).
     """
     from cocotb_tools.runner import get_runner
 
@@ -176,6 +179,9 @@ def run_cocotb(sources, toplevel, test_module, build_dir, simulator="verilator",
             return commands
 
         runner._build_command = build_command
+    if progress:
+        progress(f"[1/2] building the {simulator} model of {toplevel} (skipped when up to date; "
+                 f"log: {build_dir / 'build.log'})")
     try:
         runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel,
                      build_dir=str(build_dir), timescale=("1ns", "1ps"), build_args=build_args,
@@ -190,6 +196,9 @@ def run_cocotb(sources, toplevel, test_module, build_dir, simulator="verilator",
         raise SimulationError(f"testbench module {test_module} not found")
     module_dir = os.path.dirname(spec.origin)
     env = dict(extra_env or {})
+    if progress:
+        env.setdefault("COCOTB_LOG_LEVEL", "WARNING")
+        progress(f"[2/2] simulating: {test_module}")
     if module_dir:
         env["PYTHONPATH"] = module_dir + os.pathsep + os.environ.get("PYTHONPATH", "")
     results = runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=str(build_dir),
