@@ -608,7 +608,8 @@ def _plots(results, energy, rows, out_dir):
             ax.bar_label(bars, fmt="%.0f", padding=1, fontsize=6)
         ax.set_xticks([k + width * (len(boards) - 1) / 2 for k in range(len(kinds))], kinds)
         ax.set_ylabel("% of the device")
-        ax.legend()
+        ax.set_ylim(0, 135)
+        ax.legend(ncol=2, fontsize=7, loc="upper center")
         ax.set_title("FPGA utilisation")
         _savefig(fig, out_dir, "fpga_utilisation.png", "FPGA utilisation", made)
     return made
