@@ -105,17 +105,8 @@ def measure_snntorch(cfg, dataset, seconds=3.0, warmup=3, threads=None):
     if threads:
         torch.set_num_threads(threads)
     _, step = snntorch_step_fn(cfg)
-    batches = [(torch.tensor(x, dtype=torch.float32), torch.tensor(y))
-               for x, y in _batches(cfg, dataset, 10_000)]
-    for x, y in batches[:warmup]:
-        step(x, y)
-    steps, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        x, y = batches[steps % len(batches)]
-        step(x, y)
-        steps += 1
-    elapsed = time.perf_counter() - t0
-    return {"samples_per_s": steps * cfg.batch / elapsed, "steps": steps, "seconds": elapsed,
+    rate, steps, elapsed = _torch_rate(step, cfg, dataset, seconds, warmup)
+    return {"samples_per_s": rate, "steps": steps, "seconds": elapsed,
             "what": f"snnTorch {__import__('snntorch').__version__} BPTT, torch "
                     f"{torch.__version__} CPU, {torch.get_num_threads()} threads, float32"}
 
@@ -181,6 +172,8 @@ def torch_step_fn(cfg, device="cpu"):
 
 
 def _torch_rate(step, cfg, dataset, seconds, warmup=3):
+    """``(samples/s, steps, seconds)`` of a torch training ``step`` on the data set's batches,
+    timed after ``warmup`` steps."""
     import torch
     batches = [(torch.tensor(x, dtype=torch.float32), torch.tensor(y))
                for x, y in _batches(cfg, dataset, 10_000)]
@@ -191,7 +184,8 @@ def _torch_rate(step, cfg, dataset, seconds, warmup=3):
         x, y = batches[steps % len(batches)]
         step(x, y)
         steps += 1
-    return steps * cfg.batch / (time.perf_counter() - t0)
+    elapsed = time.perf_counter() - t0
+    return steps * cfg.batch / elapsed, steps, elapsed
 
 
 def _torch_accuracy(make, cfg, dataset, epochs):
@@ -279,9 +273,9 @@ def measure_cpu_sweep(cfg, dataset, batches=SWEEP_BATCHES, seconds=2.0, epochs=2
             if key.startswith("golden"):
                 rates[b] = measure_golden(c, dataset, key.split("_")[1], seconds)["samples_per_s"]
             elif key == "snntorch":
-                rates[b] = _torch_rate(snntorch_step_fn(c)[1], c, dataset, seconds)
+                rates[b] = _torch_rate(snntorch_step_fn(c)[1], c, dataset, seconds)[0]
             else:
-                rates[b] = _torch_rate(torch_step_fn(c)[1], c, dataset, seconds)
+                rates[b] = _torch_rate(torch_step_fn(c)[1], c, dataset, seconds)[0]
         best = max(rates, key=rates.get)
         c = at_batch(best)
         if key.startswith("golden"):

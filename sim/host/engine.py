@@ -29,14 +29,9 @@ def _first_mismatch(got, want):
     return None
 
 
-class RtlEngine:
-    def __init__(self, driver, cfg, run, seed=0, check=True):
-        self.drv, self.cfg, self.run = driver, cfg, run
-        self.golden = Network(cfg, "fixed", seed=seed)
-        self.check = check
-        self.steps_checked = 0
-        self.predictions_checked = 0
-        self.run(self.drv.load_weights(self.golden.weights))
+class _GoldenMirrored:
+    """An engine whose weights live both on the accelerator and in a golden ``Network``
+    (``self.golden``), loaded through ``self.drv`` whenever they are set."""
 
     @property
     def weights(self):
@@ -45,6 +40,16 @@ class RtlEngine:
     @weights.setter
     def weights(self, weights):
         self.golden.weights = [np.array(w, dtype=np.int64) for w in weights]
+        self.run(self.drv.load_weights(self.golden.weights))
+
+
+class RtlEngine(_GoldenMirrored):
+    def __init__(self, driver, cfg, run, seed=0, check=True):
+        self.drv, self.cfg, self.run = driver, cfg, run
+        self.golden = Network(cfg, "fixed", seed=seed)
+        self.check = check
+        self.steps_checked = 0
+        self.predictions_checked = 0
         self.run(self.drv.load_weights(self.golden.weights))
 
     def train_step(self, x, labels):
@@ -78,7 +83,7 @@ class RtlEngine:
         return np.concatenate(preds)
 
 
-class JobEngine:
+class JobEngine(_GoldenMirrored):
     """Whole epochs on the accelerator's training job (a design with an on-chip data set),
     checked against the golden model.
 
@@ -104,15 +109,6 @@ class JobEngine:
         self.predictions_checked = 0
         self.epochs_run = 0
         self.run(self.drv.upload_dataset(self.x, self.y))
-        self.run(self.drv.load_weights(self.golden.weights))
-
-    @property
-    def weights(self):
-        return self.golden.weights
-
-    @weights.setter
-    def weights(self, weights):
-        self.golden.weights = [np.array(w, dtype=np.int64) for w in weights]
         self.run(self.drv.load_weights(self.golden.weights))
 
     def run_epochs(self, orders):
