@@ -360,13 +360,18 @@ class BackwardEngine(wiring.Component):
 
         # ---- backprop, 1: the output generator. For the point of slot ``gs`` it emits every
         # walked j in ascending order (one per cycle, into a FIFO), with its h_below bit and a
-        # last flag; a point with nothing to walk emits one empty token --------------------------
+        # last flag; a point with nothing to walk emits one empty token ---------------------------
         # The walk goes chunk by chunk (CW bits each) so that no carry chain spans the whole
-        # mask: a chunk is selected (MOVE: its index, then its word, both registered: two bubble
-        # cycles per non-empty chunk) and its bits are emitted lowest first (EMIT).
+        # mask. A feeder selects the next non-empty chunk into ``nx`` while the emitter emits the
+        # bits of the current one (lowest first), so chunks follow each other without a bubble.
+        # **Zero points.** When every eps of the point is zero (its list is empty), each walked
+        # g_below is 0; with chunks of exactly one g word (``row_tokens``: 4 <= P <= 16) the
+        # emitter then sends one *row token* per non-empty chunk, which writes 0 into all its
+        # walked lanes at once (the same words and lanes as one token per j would).
         SP = S * P
         jb = bits_for(SP)
-        CW = min(16, SP)
+        row_tokens = 4 <= P <= 16
+        CW = P if row_tokens else min(16, SP)
         C = -(-SP // CW)
         gs = Signal()
         g_busy = Signal()
@@ -374,49 +379,73 @@ class BackwardEngine(wiring.Component):
         gen_set = Signal(2)
         jm = Signal(C * CW)                      # the point's walked j (padded to C chunks)
         nm = Signal(C * CW)                      # ... and their h_below bits
-        nz = Signal(C)                           # non-empty chunks not yet selected
-        c = Signal(range(max(C, 2)))             # the selected chunk
+        nz = Signal(C)                           # non-empty chunks not yet fed
+        rows = Signal()                          # this point's list is empty: row tokens
+        nx_v = Signal()                          # the next chunk, selected by the feeder
+        nx_c = Signal(range(max(C, 2)))
+        nx_w = Signal(CW)
+        nx_n = Signal(CW)
+        cur_v = Signal()                         # the chunk being emitted
+        c = Signal(range(max(C, 2)))
         cw = Signal(CW)                          # its walked j not yet emitted
         cn = Signal(CW)                          # its h_below bits
-        g_phase = Signal(2)                      # 0: select a chunk, 1: load it, 2: emit
-        m.submodules.jfifo = jfifo = SyncFIFOBuffered(width=jb + 3, depth=4)
+        # FIFO entry: j, need, last, empty, row, lane mask of a row token
+        m.submodules.jfifo = jfifo = SyncFIFOBuffered(width=jb + 4 + CW, depth=4)
         onehot, j_lo = _lowest_set(m, cw, "j_lo")            # the lowest walked j of the chunk
         j_idx = Signal(jb)
         m.d.comb += j_idx.eq(c * CW + j_lo)
         rest = Signal(CW)
         m.d.comb += rest.eq(cw & ~onehot)
         lowest_nz, nz_idx = _lowest_set(m, nz, "nz_idx")      # the next non-empty chunk
+        take = Signal()                          # the emitter takes ``nx`` this cycle
+        feed = Signal()
+        m.d.comb += feed.eq(g_busy & (nz != 0) & (~nx_v | take))
+        with m.If(feed):
+            m.d.sync += [nx_v.eq(1), nx_c.eq(nz_idx), nz.eq(nz & ~lowest_nz),
+                         nx_w.eq(Cat(*[Cat(*[jm[i * CW + q] & lowest_nz[i] for i in range(C)]).any()
+                                       for q in range(CW)])),
+                         nx_n.eq(Cat(*[Cat(*[nm[i * CW + q] & lowest_nz[i] for i in range(C)]).any()
+                                       for q in range(CW)]))]
+        with m.Elif(take):
+            m.d.sync += nx_v.eq(0)
+        with m.If(take):
+            m.d.sync += [cur_v.eq(1), c.eq(nx_c), cw.eq(nx_w), cn.eq(nx_n)]
         g_load = Signal()
         m.d.comb += g_load.eq(~g_busy & full.bit_select(gs, 1) & ~gen_done.bit_select(gs, 1))
         g_empty = Mux(gs, walk_empty[1], walk_empty[0])
         walk_sel = Signal(C * CW)
         m.d.comb += walk_sel.eq(Mux(gs, slot_walk[1], slot_walk[0]))
         with m.If(g_busy):
-            with m.Switch(g_phase):
-                with m.Case(0):
-                    m.d.sync += [c.eq(nz_idx), nz.eq(nz & ~lowest_nz), g_phase.eq(1)]
-                with m.Case(1):
-                    m.d.sync += [cw.eq(jm.word_select(c, CW)), cn.eq(nm.word_select(c, CW)),
-                                 g_phase.eq(2)]
-                with m.Default():
-                    last = (rest == 0) & (nz == 0)
-                    m.d.comb += [jfifo.w_en.eq(1),
-                                 jfifo.w_data.eq(Cat(j_idx, (onehot & cn) != 0, last, 0))]
-                    with m.If(jfifo.w_rdy):
+            final = ~nx_v & (nz == 0)            # no chunk after the current one
+            chunk_end = rows | (rest == 0)
+            last = chunk_end & final
+            tok_j = Signal(jb)
+            m.d.comb += tok_j.eq(Mux(rows, c * CW, j_idx))
+            m.d.comb += jfifo.w_data.eq(Cat(tok_j, ~rows & ((onehot & cn) != 0),
+                                            last, 0, rows, cw))
+            with m.If(cur_v):
+                m.d.comb += jfifo.w_en.eq(1)
+                with m.If(jfifo.w_rdy):
+                    with m.If(~chunk_end):
                         m.d.sync += cw.eq(rest)
-                        with m.If(last):
-                            m.d.sync += [g_busy.eq(0), gs.eq(~gs)]
-                            m.d.comb += gen_set.eq(1 << gs)
-                        with m.Elif(rest == 0):
-                            m.d.sync += g_phase.eq(0)
+                    with m.Elif(last):
+                        m.d.sync += [g_busy.eq(0), gs.eq(~gs), cur_v.eq(0)]
+                        m.d.comb += gen_set.eq(1 << gs)
+                    with m.Else():
+                        m.d.comb += take.eq(nx_v)
+                        m.d.sync += cur_v.eq(nx_v)
+            with m.Else():
+                m.d.comb += take.eq(nx_v)
         with m.Elif(g_load):
             with m.If(g_empty):
-                m.d.comb += [jfifo.w_en.eq(1), jfifo.w_data.eq(Cat(Const(0, jb), 0, 1, 1))]
+                m.d.comb += [jfifo.w_en.eq(1), jfifo.w_data.eq(Cat(Const(0, jb), 0, 1, 1,
+                                                                    Const(0, 1 + CW)))]
                 with m.If(jfifo.w_rdy):
                     m.d.sync += gs.eq(~gs)
                     m.d.comb += gen_set.eq(1 << gs)
             with m.Else():
-                m.d.sync += [g_busy.eq(1), g_phase.eq(0), jm.eq(walk_sel),
+                m.d.sync += [g_busy.eq(1), jm.eq(walk_sel), cur_v.eq(0), nx_v.eq(0),
+                             rows.eq(Mux(gs, empty[1], empty[0]) if row_tokens else 0),
                              nm.eq(Mux(gs, slot_need[1], slot_need[0])),
                              nz.eq(Cat(*[walk_sel[i * CW:(i + 1) * CW].any()
                                          for i in range(C)]))]
@@ -439,6 +468,8 @@ class BackwardEngine(wiring.Component):
         head_need = jfifo.r_data[jb]
         head_last = jfifo.r_data[jb + 1]
         head_empty = jfifo.r_data[jb + 2]
+        head_row = jfifo.r_data[jb + 3]
+        head_mask = jfifo.r_data[jb + 4:jb + 4 + CW]
         zero_pt = Mux(cs, empty[1], empty[0])
         n_last = n == Mux(cs, last_n[1], last_n[0])
         clr_full = Signal(2)
@@ -463,6 +494,8 @@ class BackwardEngine(wiring.Component):
         c1 = {"v": mac, "first": n == 0, "last": end_j, "need": head_need, "j": head_j,
               "p": Mux(cs, slot_p[1], slot_p[0]),
               "vals": Mux(zero_pt, 0, field("values"))}
+        if row_tokens:
+            c1.update(row=head_row, mask=head_mask)
         stages = [regs("c1", c1)]
         m.d.sync += [stages[0][key].eq(c1[key]) for key in c1]
         pipe_valid = [stages[0]["v"]]
@@ -500,17 +533,21 @@ class BackwardEngine(wiring.Component):
         gb = Signal(signed(eb))
         out_v = Signal()
         out_addr = Signal(addr_bits(mm.state_depth))
-        out_bank = Signal(range(max(P, 2)))
+        out_en = Signal(P)                       # the lanes written (one, or a row token's)
         if P & (P - 1) == 0:
             lane, row = a1["j"][:P.bit_length() - 1], a1["j"] >> (P.bit_length() - 1)
         else:
             lane = Array(Const(j % P, range(max(P, 2))) for j in range(SP))[a1["j"]]
             row = Array(Const(j // P, range(max(S, 2))) for j in range(SP))[a1["j"]]
-        m.d.sync += [out_v.eq(a1["v"] & a1["last"]), out_bank.eq(lane),
+        lanes_en = Cat(*[lane == q for q in range(P)])
+        if row_tokens:
+            lanes_en = Mux(a1["row"], a1["mask"], lanes_en)
+        m.d.sync += [out_v.eq(a1["v"] & a1["last"]),
+                     out_en.eq(Mux(a1["v"] & a1["last"], lanes_en, 0)),
                      out_addr.eq(row * NP + a1["p"]),
                      # dense mode computes masked entries too; h_below = 0 still writes 0
                      gb.eq(Mux(a1["need"], saturate(rshr(acc, cfg.w_frac), eb), 0))]
-        m.d.comb += [self.gb_wr.en.eq(Cat(*[out_v & (out_bank == q) for q in range(P)])),
+        m.d.comb += [self.gb_wr.en.eq(out_en),
                      self.gb_wr.addr.eq(out_addr), self.gb_wr.data.eq(Cat(*([gb] * P)))]
         pipe_valid.append(out_v)
         m.d.sync += [full.eq((full | set_full) & ~clr_full),

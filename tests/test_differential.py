@@ -57,8 +57,11 @@ def random_design(seed, max_n=12):
                 e_bits=e_bits, e_frac=int(rng.integers(0, e_bits - 1)),
                 init_gain=float(rng.choice([1.0, 3.0])),
             ).fit_accumulators().validate()
-            hw = HwParams(pes=int(rng.integers(1, 5)), fe_group=int(rng.integers(1, 5)),
-                          wue_group=int(rng.integers(1, 5)), be_sparse=bool(rng.integers(0, 2)),
+            # P >= 4 exercises the Backward Engine's row tokens, G = 8 the ECP5 boards' groups
+            hw = HwParams(pes=int(rng.choice([1, 2, 3, 4, 5, 8])),
+                          fe_group=int(rng.choice([1, 2, 3, 4, 8])),
+                          wue_group=int(rng.choice([1, 2, 3, 4, 8])),
+                          be_sparse=bool(rng.integers(0, 2)),
                           pipeline=bool(rng.integers(0, 2)),
                           table=str(rng.choice(["lut", "tree"])),
                           dist_ram=bool(rng.integers(0, 2)))
@@ -203,6 +206,8 @@ def test_seeds_cover_the_shapes():
     assert {d.hw.table for d, _ in designs} == {"lut", "tree"}
     assert {d.cfg.reset_grad for d, _ in designs} == {True, False}
     assert len({d.hw.pes for d, _ in designs}) >= 3
+    assert any(d.hw.pes >= 4 and d.hw.be_sparse for d, _ in designs)
+    assert any(8 in (d.hw.fe_group, d.hw.wue_group) for d, _ in designs)
     # most cases train every layer (non-zero eps), the wide-input ones among them
     active = [all(active_eps(d, *random_data(d, s)[:3])) for s, (d, _) in
               zip(AMARANTH_SEEDS, designs)]
