@@ -89,11 +89,14 @@ class Board:
         return platform
 
 
-# The ECP5-85F boards carry the accelerator with the LUT tables in distributed RAM
-# (TRELLIS_DPR16X4) and the small buffers there too; digits with 16 PEs per engine (P = 16 met
-# timing at 58.3 MHz with 35.6k LUT4 and 64 DP16KD, 2,656 cycles per sample against 4,622 at
-# P = 8), mnist16 with 8 (150 DP16KD at P = 8) ...
-ECP5_HW = (("pes", 8), ("table", "lut"), ("dist_ram", True))
+# The ECP5-85F boards carry the accelerator with groups of G = 8 summed by masked adder trees
+# (``table="tree"``) and the small buffers in distributed RAM (TRELLIS_DPR16X4). Measured on
+# the ULX3S digits design (spikeforge bench top, RTL; spikeforge synth): LUT tables at G = 4,
+# 2,452 cycles per sample; adder trees at G = 4, 2,428 (the trees never wait for a table
+# build); LUT tables at G = 8, 4,200 (a 256-entry table takes longer to build than its 64
+# look-ups); adder trees at G = 8, 1,514, at 53.4 MHz with 44.5k LUT4 against 57.4 MHz and
+# 37.9k LUT4 for LUT tables at G = 4. Digits with 16 PEs per engine, mnist16 with 8 ...
+ECP5_HW = (("pes", 8), ("fe_group", 8), ("wue_group", 8), ("table", "tree"), ("dist_ram", True))
 ECP5_PRESET_HW = (("digits", (("pes", 16),)),)
 # ... with a batch buffer of 8 samples (the state memories scale with the batch; at batch 16 the
 # router was left with thousands of wires overused at the block-RAM rows for most placements;

@@ -256,6 +256,9 @@ class MemoryMap:
             HostTarget("labels", mem["labels"].depth, 8),
             HostTarget("w", mem["w"].depth, mem["w"].width),
             HostTarget("pred", mem["pred"].depth, 8),
+            # read only: the forward pass's state (o and h of each neuron, or u with the
+            # reset-path gradient), for hardware-in-the-loop training
+            HostTarget("state", mem["u"].depth, mem["u"].width),
         ) + ((
             HostTarget("data", D, self.data_word.width),
             HostTarget("order", 2 * D, self.order_bits),

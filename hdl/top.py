@@ -17,7 +17,7 @@ labels   2 buffers x B, 8 bits              host (write only) / output unit
 spk      L regions x NP                     FE (output spikes) / FE, WUE, output unit
 hb       L-1 regions x NP                   surrogate bits of hidden layers, taken from the
                                             FE's membrane writes / BE (``h_below``)
-u        sum_l blocks_l x NP, ``P*u_bits``  FE / BE
+u        sum_l blocks_l x NP, P*state_bits  FE / BE, host ("state", read while idle)
 eps      as u, ``P*e_bits``                 BE / BE, WUE (one read port, the BE first)
 g        P banks, as u, ``e_bits``          output unit, BE (``g_below``) / BE
 w        sum_l blocks_l x n_in_l            host, WUE / FE, WUE, BE, host (one layout:
@@ -221,8 +221,12 @@ class Accelerator(wiring.Component):
             state_word = Cat(*[Cat(lane > cfg.vth_int, h_bits[q]) for q, lane in enumerate(lanes)])
         m.d.comb += [u_wr.addr.eq(ctl.f_soff + fe.u_wr.addr), u_wr.data.eq(state_word),
                      u_wr.en.eq(fe.u_wr.en),
-                     u_be.addr.eq(sbase_t[ctl.b_layer] + be.u_rd.addr), u_be.en.eq(be.u_rd.en),
-                     be.u_rd.data.eq(u_be.data)]
+                     # the host reads the state (hardware in the loop) only while idle, on the
+                     # BE's read port
+                     u_be.addr.eq(Mux(be.busy, sbase_t[ctl.b_layer] + be.u_rd.addr,
+                                      br.r_state.addr)),
+                     u_be.en.eq(Mux(be.busy, be.u_rd.en, br.r_state.en)),
+                     be.u_rd.data.eq(u_be.data), br.r_state.data.eq(u_be.data)]
         # eps
         eps_wr = eps_mem.write_port()
         # one read port: the BE's reads (its recurrence reads eps of t+1 back) cannot wait, the
@@ -329,6 +333,8 @@ class Accelerator(wiring.Component):
         deny_w[target["x"]] = ~ctl.wait_ok.bit_select(br.w_x.addr >= NP, 1)
         deny_w[target["labels"]] = ~ctl.wait_ok.bit_select(br.w_labels.addr >= mm.label_stride, 1)
         deny_r[target["pred"]] = ctl.busy
+        deny_r[target["state"]] = busy
+        deny_w[target["state"]] = Const(1)       # read only
         deny_start = Const(0)
         if job is not None:
             deny_start = self._attach_job(m, x_wr, lab_wr, pred_wr, target, deny_w)

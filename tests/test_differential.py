@@ -120,12 +120,12 @@ async def drive(drv, weights, xs, ys):
     for x, y in zip(xs, ys):
         await drv.train_step(x, y)
         after.append(await drv.read_weights())
-    pred = await drv.infer(xs[0])
+    pred, state = await drv.forward(xs[0])
     await drv.load_weights(weights)
     for x, y in zip(xs, ys):
         await drv.queue_train(x, y)
     await drv.wait()
-    return after + [await drv.read_weights()], pred
+    return after + [await drv.read_weights()], pred, state
 
 
 def run_amaranth(design, weights, xs, ys):
@@ -140,13 +140,13 @@ def run_amaranth(design, weights, xs, ys):
 
     async def tb(ctx):
         drv = AcceleratorDriver(AmaranthTransport(ctx, acc.rx, acc.tx), design)
-        out["after"], out["pred"] = await drive(drv, weights, xs, ys)
+        out["after"], out["pred"], out["state"] = await drive(drv, weights, xs, ys)
 
     sim = Simulator(acc)
     sim.add_clock(1e-6)
     sim.add_testbench(tb)
     sim.run()
-    return out["after"], out["pred"]
+    return out["after"], out["pred"], out["state"]
 
 
 def run_verilator(design, weights, xs, ys):
@@ -157,14 +157,14 @@ def run_verilator(design, weights, xs, ys):
     queued = run_top(design, weights, xs, ys, pipeline=design.hw.pipeline, queue=True,
                      check_every=False)
     after.append([queued[f"w_final_{l}"] for l in range(design.cfg.n_layers)])
-    return after, res["pred"]
+    return after, res["pred"], None
 
 
 def check(seed, runner):
     design, shape = random_design(seed)
     weights, xs, ys, data = random_data(design, seed)
     label = f"seed {seed} ({shape}: {design}, {data}; hw {design.hw})"
-    after, pred = runner(design, weights, xs, ys)
+    after, pred, state = runner(design, weights, xs, ys)
     golden = Network(design.cfg, "fixed", weights=[w.copy() for w in weights])
     for s in range(STEPS):
         golden.train_step(xs[s], ys[s])
@@ -183,6 +183,15 @@ def check(seed, runner):
                                      f"accelerator {got[i, j]}, golden {want[i, j]}")
     want = golden.predict(xs[0])
     assert np.asarray(pred).tolist() == want.tolist(), f"{label}: predictions differ"
+    if state is not None:           # the forward pass read back (hardware in the loop)
+        for l, trace in enumerate(golden.forward(xs[0])):
+            expect = {"o": trace.o, "u": trace.u} if design.cfg.reset_grad else \
+                {"o": trace.o, "h": golden.arith.surrogate(trace.u)}
+            for key, value in expect.items():
+                got = np.asarray(state[l][key])
+                assert np.array_equal(got, value), (
+                    f"{label}: state read back, layer {l} {key}: "
+                    f"{int((got != value).sum())} entries differ")
 
 
 #: fixed seeds, so a failure is reproducible; they cover every shape class

@@ -96,6 +96,37 @@ class AcceleratorDriver:
         await self.host.wait(Wait.IDLE)
         return await self.host.read("pred", self.mm.B)
 
+    async def forward(self, x):
+        """Run the forward pass of one batch and read back what the backward pass needs:
+        ``(predictions, states)``, ``states[l]`` a dict of int64 arrays of shape ``(T, B, n_l)``:
+        ``o`` and ``h`` (spikes and surrogate bits), and ``u`` instead of ``h`` with the
+        reset-path gradient (the accelerator's ``state`` target, read while idle)."""
+        pred = await self.infer(x)
+        return pred, await self.read_state()
+
+    async def read_state(self):
+        """The state of the last forward pass (see :meth:`forward`; call when idle)."""
+        mm, cfg = self.mm, self.mm.cfg
+        P, NP, sb = mm.P, mm.NP, mm.state_bits
+        T, B = cfg.timesteps, cfg.batch
+        out = []
+        for l in range(mm.L):
+            n = mm.n_out(l)
+            raw = await self.host.read("state", mm.blocks[l] * NP, addr=mm.sbase[l])
+            lanes = np.zeros((NP, mm.blocks[l] * P), dtype=np.int64)
+            for nb in range(mm.blocks[l]):
+                for p in range(NP):
+                    word = int(raw[nb * NP + p])
+                    for q in range(P):
+                        lanes[p, nb * P + q] = (word >> (q * sb)) & ((1 << sb) - 1)
+            lanes = lanes[:, :n].reshape(T, B, n)
+            if cfg.reset_grad:
+                u = np.where(lanes >= 1 << (sb - 1), lanes - (1 << sb), lanes)
+                out.append({"o": (u > cfg.vth_int).astype(np.int64), "u": u})
+            else:
+                out.append({"o": lanes & 1, "h": lanes >> 1})
+        return out
+
     async def wait(self):
         await self.host.wait(Wait.IDLE)
 
