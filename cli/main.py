@@ -65,9 +65,33 @@ def design_from_args(args, default_preset="digits"):
         from spikeforge.fpga.boards import board
         target = board(args.board)
         name = args.preset or target.preset
-        return target.design(name, cfg_changes, hw_changes), name
+        base = target.design(name, {}, {}).cfg
+        return target.design(name, _widen_accumulators(base, cfg_changes), hw_changes), name
     name = args.preset or default_preset
+    cfg_changes = _widen_accumulators(preset(name), cfg_changes)
     return Design(preset(name), DEFAULT_HW).replace(**cfg_changes, **hw_changes), name
+
+
+ACCUMULATORS = ("fwd_acc_bits", "bwd_acc_bits", "wgrad_acc_bits")
+
+
+def _widen_accumulators(base, cfg_changes):
+    """``--set`` changes plus the accumulator widths they need: a run with more time steps, a
+    larger batch or wider numbers gets accumulators wide enough for its worst case (never
+    narrower than the preset's), unless the user set an accumulator width."""
+    import dataclasses
+
+    if not cfg_changes or any(k in cfg_changes for k in ACCUMULATORS):
+        return cfg_changes
+    try:
+        fitted = dataclasses.replace(base, **cfg_changes).fit_accumulators()
+    except Exception:           # an invalid change: validation reports it
+        return cfg_changes
+    out = dict(cfg_changes)
+    for k in ACCUMULATORS:
+        if getattr(fitted, k) > getattr(base, k):
+            out[k] = getattr(fitted, k)
+    return out
 
 
 def _synth_dir_design(args, overridden):
@@ -98,6 +122,11 @@ def cmd_train(args):
 
     if args.board and args.engine == "golden":
         raise ConfigError("--board names the hardware of --engine rtl or board; add --engine")
+    if args.engine != "hil" and args.backend != "rtl":
+        raise ConfigError("--backend chooses the hardware of --engine hil; add --engine hil")
+    if args.perturb and args.backend != "model":
+        raise ConfigError("--perturb describes the forward pass of --backend model; add "
+                          "--engine hil --backend model")
     _user_data_options(args)
     dataset = args.dataset or (preset_dataset(args.preset) if args.preset else None)
     design, name = design_from_args(
@@ -114,19 +143,53 @@ def cmd_train(args):
                         checkpoint_every=args.checkpoint_every)
     if args.checkpoint_every < 1:
         raise ConfigError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
+    if args.method == "softlif":
+        from spikeforge.model.softlif import SoftLifOptions, train_softlif
+        if args.engine != "golden":
+            raise ConfigError("--method softlif trains a rate network in software; drop --engine "
+                              "(run the converted weights with `spikeforge infer --engine rtl`)")
+        if args.resume or args.init:
+            raise ConfigError("--method softlif trains from scratch; drop --resume/--init")
+        metrics = train_softlif(cfg, dataset, out=args.out, seed=args.seed,
+                                opts=SoftLifOptions(epochs=args.epochs or 60),
+                                progress=not args.quiet)
+        print(f"test accuracy {metrics['test_accuracy']:.4f} (spiking, fixed point, T = "
+              f"{cfg.timesteps}; rate network {metrics['rate_test_accuracy']:.4f}) "
+              f"({metrics['seconds']:.1f} s); wrote {args.out}/metrics.json and "
+              f"{args.out}/weights.npz")
+        return 0
     if args.engine == "golden":
         metrics = train(cfg, opts)
+    elif args.engine == "hil" and args.backend == "model":
+        from spikeforge.model.perturb import (ModelDriver, PerturbedNetwork, parse_perturbation,
+                                              run_now)
+        from spikeforge.sim.host.engine import HilEngine
+        if args.mode != "fixed":
+            raise ConfigError("--engine hil trains in fixed point; drop --mode float")
+        perturbation = parse_perturbation(args.perturb)
+        engine = HilEngine(ModelDriver(PerturbedNetwork(cfg, perturbation)), cfg, run_now,
+                           seed=args.seed)
+        metrics = train(cfg, opts, engine=engine)
+        from spikeforge.sim.host.train import checked_metrics
+        metrics = checked_metrics(engine, metrics, args.out, perturbation=vars(perturbation))
+        print(f"hardware in the loop on the golden model with the forward pass of "
+              f"{perturbation}: {metrics['hil_forward_mismatches']} of {metrics['hil_steps']} "
+              f"forward passes differed from the unperturbed model's")
     else:
         if args.mode != "fixed":
             raise ConfigError(f"--engine {args.engine} trains in fixed point; drop --mode float")
         _check_dataset(cfg, dataset)
-        if args.engine == "rtl":
+        if args.engine == "rtl" or (args.engine == "hil" and args.backend == "rtl"):
             from spikeforge.sim.host.train import train_rtl
             metrics = train_rtl(design, opts, simulator=args.simulator)
         else:
             from spikeforge.sim.host.train import train_board
             metrics = train_board(design, opts, port=args.port, baud=_train_baud(args))
-        if design.memmap.has_data:
+        if args.engine == "hil":
+            print(f"design {design}: hardware in the loop, {metrics['hil_steps']} forward "
+                  f"passes on the accelerator ({args.backend}); {metrics['hil_forward_mismatches']}"
+                  f" of them differed from the golden model's forward pass")
+        elif design.memmap.has_data:
             print(f"design {design}: trained by the board's own job over its on-chip data set; "
                   f"the weights equalled the golden model's bit for bit at every checkpoint "
                   f"(every {opts.checkpoint_every} epochs, {metrics['weights_checked_steps']} "
@@ -198,9 +261,17 @@ def cmd_infer(args):
     data = load_dataset(args.data or args.dataset)
     data.check_network(cfg)
     x = encode(data.x_test, cfg.timesteps, data.vmax, "rate")
+    if args.perturb and args.engine != "model":
+        raise ConfigError("--perturb describes the forward pass of --engine model; add it")
     if args.engine == "golden":
         pred = np.concatenate([Network(cfg, mode, weights=weights).predict(x[:, i:i + 512])
                                for i in range(0, x.shape[1], 512)])
+    elif args.engine == "model":
+        from spikeforge.model.perturb import PerturbedNetwork, parse_perturbation
+        if mode != "fixed":
+            raise ConfigError("--engine model runs fixed-point weights; train in fixed mode")
+        net = PerturbedNetwork(cfg, parse_perturbation(args.perturb), weights=weights)
+        pred = np.concatenate([net.predict(x[:, i:i + 512]) for i in range(0, x.shape[1], 512)])
     else:
         if mode != "fixed":
             raise ConfigError("the accelerator infers with fixed-point weights; train in fixed "
@@ -433,10 +504,23 @@ def build_parser():
                         "is inputs,128,classes)")
     p.add_argument("--mode", choices=("fixed", "float"), default="fixed",
                    help="fixed: the bit-exact integer specification; float: float64 reference")
-    p.add_argument("--engine", choices=("golden", "rtl", "board"), default="golden",
+    p.add_argument("--method", choices=("bptt", "softlif"), default="bptt",
+                   help="bptt: surrogate-gradient BPTT (default); softlif: train a rate network "
+                        "with the soft-LIF curve of this neuron and training noise, then convert "
+                        "it to the spiking network in fixed point (model/softlif.py)")
+    p.add_argument("--engine", choices=("golden", "rtl", "board", "hil"), default="golden",
                    help="what executes the training steps: golden (numpy model, default), rtl "
                         "(the accelerator's Verilog under cocotb; every step checked against "
-                        "the golden model), board (a real board over --port)")
+                        "the golden model), board (a real board over --port), hil (hardware in "
+                        "the loop: the forward pass on --backend, backward pass and update in "
+                        "the golden model)")
+    p.add_argument("--backend", choices=("rtl", "board", "model"), default="rtl",
+                   help="with --engine hil: what runs the forward pass (rtl: the accelerator's "
+                        "Verilog under cocotb; board: a real board over --port; model: the "
+                        "golden model with the forward pass of --perturb)")
+    p.add_argument("--perturb", default=None, metavar="weight=G,threshold=V,noise=N,seed=S",
+                   help="with --backend model: per-neuron weight gain and threshold offsets "
+                        "(standard deviations, relative) and current noise (model/perturb.py)")
     p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
                    help="simulator for --engine rtl")
     p.add_argument("--port", default=None, help="serial port of the board for --engine board")
@@ -470,7 +554,12 @@ def build_parser():
     p.add_argument("--weights", required=True, metavar="WEIGHTS.npz")
     p.add_argument("--dataset", choices=DATASETS, default=None)
     p.add_argument("--data", default=None, metavar="FILE.npz", help="your own data set")
-    p.add_argument("--engine", choices=("golden", "rtl"), default="golden")
+    p.add_argument("--engine", choices=("golden", "rtl", "model"), default="golden",
+                   help="golden: the golden model; rtl: the accelerator's Verilog; model: the "
+                        "golden model with the forward pass of --perturb (a chip's mismatch)")
+    p.add_argument("--perturb", default=None, metavar="weight=G,threshold=V,noise=N,seed=S",
+                   help="with --engine model: per-neuron weight gain and threshold offsets "
+                        "(standard deviations, relative) and current noise (model/perturb.py)")
     p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
     p.add_argument("--hw", action="append", metavar="FIELD=VALUE",
                    help="with --engine rtl: a hardware parameter (repeatable)")

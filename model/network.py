@@ -133,7 +133,7 @@ class Network:
         """Fill ``trace.eps``/``trace.h``/``trace.g`` from ``g = dL/do`` of shape (T, B, n)."""
         a = self.arith
         T = g.shape[0]
-        h = a.surrogate(trace.u)
+        h = self.surrogate_of(trace)
         eps = np.zeros_like(g)
         eps_next = np.zeros_like(g[0])
         g = g.copy()
@@ -144,6 +144,11 @@ class Network:
             eps_next = eps[t]
         trace.eps, trace.h, trace.g = eps, h, g
         return eps
+
+    def surrogate_of(self, trace):
+        """``h`` of a layer: the trace's own (a forward pass that ran elsewhere, e.g. on the
+        accelerator, may hand over ``h`` instead of ``u``) or the surrogate of its ``u``."""
+        return trace.h if trace.h is not None else self.arith.surrogate(trace.u)
 
     def backward(self, traces, labels):
         """Gradients ``dW`` of every layer (list, first layer first)."""
@@ -161,7 +166,7 @@ class Network:
             flat_eps = eps.reshape(T * B, n_out)
             grads[layer] = self.arith.weight_grad(flat_eps, trace.x.reshape(T * B, n_in))
             if layer > 0:
-                h_below = self.arith.surrogate(traces[layer - 1].u)
+                h_below = self.surrogate_of(traces[layer - 1])
                 g = self.arith.backprop(flat_eps, self.weights[layer]).reshape(T, B, n_in)
                 g = g * h_below
         return grads
@@ -172,7 +177,11 @@ class Network:
     # ---- one training step -------------------------------------------------------------------
 
     def train_step(self, x, labels):
-        traces = self.forward(x)
+        return self.train_traces(self.forward(x), labels)
+
+    def train_traces(self, traces, labels):
+        """Backward pass and update from the traces of a forward pass (this network's own, or
+        one run elsewhere: hardware in the loop)."""
         grads = self.backward(traces, labels)
         self.update(grads)
         counts = self.counts(traces)
@@ -197,7 +206,7 @@ def step_stats(traces):
     """
     per_layer = []
     for index, tr in enumerate(traces):
-        T, B, n_out = tr.u.shape
+        T, B, n_out = tr.o.shape
         n_in = tr.x.shape[2]
         active_in = tr.x.reshape(T * B, n_in).sum(axis=1)
         nz = (tr.eps != 0).reshape(T * B, n_out)

@@ -12,9 +12,9 @@ cocotb ``resume`` bridge under simulation, ``asyncio.run`` over a serial port).
 
 import numpy as np
 
-from spikeforge.model.network import Network
+from spikeforge.model.network import LayerTrace, Network
 
-__all__ = ["RtlEngine", "RtlMismatch"]
+__all__ = ["RtlEngine", "RtlMismatch", "HilEngine", "JobEngine"]
 
 
 class RtlMismatch(AssertionError):
@@ -81,6 +81,60 @@ class RtlEngine(_GoldenMirrored):
             self.predictions_checked += min(B, N - i)
             preds.append(np.asarray(got)[:min(B, N - i)])
         return np.concatenate(preds)
+
+
+class HilEngine(_GoldenMirrored):
+    """Hardware in the loop: the forward pass of every step runs on the accelerator (INFER, then
+    the state read back: spikes and surrogate bits, or ``u`` with the reset-path gradient); the
+    golden model computes the backward pass and the update from those traces; the new weights
+    are written back before the next step. With an exact forward pass this is golden training
+    bit for bit; ``forward_mismatches`` counts the steps whose hardware traces differed from the
+    golden model's own forward pass (``check``), which a perturbed or faulty forward would show.
+    """
+
+    def __init__(self, driver, cfg, run, seed=0, check=True):
+        self.drv, self.cfg, self.run = driver, cfg, run
+        self.golden = Network(cfg, "fixed", seed=seed)
+        self.check = check
+        self.steps_checked = 0              # steps trained (weights come from the golden model)
+        self.predictions_checked = 0
+        self.forward_mismatches = 0
+        self.run(self.drv.load_weights(self.golden.weights))
+
+    def traces(self, x):
+        """Layer traces of the accelerator's forward pass of batch ``x``."""
+        _, states = self.run(self.drv.forward(x))
+        traces, inp = [], np.asarray(x, dtype=np.int64)
+        for state in states:
+            traces.append(LayerTrace(x=inp, u=state.get("u"), o=state["o"], h=state.get("h")))
+            inp = state["o"]
+        return traces
+
+    def train_step(self, x, labels):
+        traces = self.traces(x)
+        if self.check:
+            own = self.golden.forward(x)
+            same = all(np.array_equal(a.o, b.o) and np.array_equal(
+                self.golden.surrogate_of(a), self.golden.arith.surrogate(b.u))
+                for a, b in zip(traces, own))
+            self.forward_mismatches += not same
+        result = self.golden.train_traces(traces, labels)
+        self.run(self.drv.load_weights(self.golden.weights))
+        self.steps_checked += 1
+        return result
+
+    def predict(self, x):
+        B = self.cfg.batch
+        T, N, n = x.shape
+        preds = []
+        for i in range(0, N, B):
+            chunk = x[:, i:i + B]
+            if chunk.shape[1] < B:
+                chunk = np.concatenate([chunk, np.zeros((T, B - chunk.shape[1], n), chunk.dtype)],
+                                       axis=1)
+            preds.append(np.asarray(self.run(self.drv.infer(chunk)))[:min(B, N - i)])
+            self.predictions_checked += min(B, N - i)
+        return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
 
 
 class JobEngine(_GoldenMirrored):

@@ -1,4 +1,8 @@
-"""``spikeforge train --engine rtl|board``: the ordinary training loop on the accelerator.
+"""``spikeforge train --engine rtl|board|hil``: the ordinary training loop on the accelerator.
+
+With ``--engine hil`` (hardware in the loop, ``--backend rtl|board``) only the forward pass runs
+on the accelerator and the golden model trains from its traces
+(:class:`~spikeforge.sim.host.engine.HilEngine`).
 
 - :func:`train_rtl` builds (or reuses) the Verilator model of the accelerator for the design and
   runs :mod:`spikeforge.sim.verify.tb_train`, which drives :func:`spikeforge.model.train.train`
@@ -52,7 +56,9 @@ def make_engine(driver, design, opts, run):
     (:class:`~spikeforge.sim.host.engine.RtlEngine`)."""
     from spikeforge.model.data import load_dataset
 
-    from .engine import JobEngine
+    from .engine import HilEngine, JobEngine
+    if opts.engine_name == "hil":
+        return HilEngine(driver, design.cfg, run, seed=opts.seed)
     if design.memmap.has_data:
         data = load_dataset(opts.dataset)
         if len(data.x_train) + len(data.x_test) > design.hw.data_samples:
@@ -72,9 +78,13 @@ def checked_metrics(engine, metrics, out, **extra):
     from spikeforge.model.atomic import atomic_write_text
     from spikeforge.model.train import METRICS
 
-    metrics.update({"weights_checked_steps": engine.steps_checked,
-                    "predictions_checked": engine.predictions_checked,
-                    "all_weights_matched_golden": True, **extra})
+    if hasattr(engine, "forward_mismatches"):       # hardware in the loop
+        metrics.update({"hil_steps": engine.steps_checked,
+                        "hil_forward_mismatches": engine.forward_mismatches, **extra})
+    else:
+        metrics.update({"weights_checked_steps": engine.steps_checked,
+                        "predictions_checked": engine.predictions_checked,
+                        "all_weights_matched_golden": True, **extra})
     atomic_write_text(os.path.join(out, METRICS), json.dumps(metrics, indent=2) + "\n")
     return metrics
 
@@ -87,7 +97,7 @@ def train_rtl(design, opts, simulator="verilator"):
     options["out"] = os.path.abspath(opts.out)
     if options.get("init"):
         options["init"] = os.path.abspath(options["init"])
-    options["engine_name"] = "rtl"
+    options["engine_name"] = "hil" if opts.engine_name == "hil" else "rtl"
     path, directory = top_verilog(design)
     with tempfile.TemporaryDirectory() as tmp:
         vectors, results = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.npz")
@@ -111,8 +121,9 @@ def train_board(design, opts, port, baud):
     run = loop.run_until_complete
     driver = AcceleratorDriver(SerialTransport(port, baud), design)
     run(driver.connect())
+    if opts.engine_name != "hil":
+        opts.engine_name = "board"
     engine = make_engine(driver, design, opts, run)
-    opts.engine_name = "board"
     metrics = train(design.cfg, opts, engine=engine)
     return checked_metrics(engine, metrics, opts.out, port=port, baud=baud,
                            design_key=design.key())
