@@ -231,6 +231,10 @@ class MemoryMap:
             MemSpec("w", P * cfg.w_bits, max(self.w_depth, 2),
                     holds="weights (one layout for the FE, BE and WUE)"),
         )}
+        self.learn = hw.learn
+        if not hw.learn:            # inference only: no backward pass, no weight update
+            for name in ("hb", "eps", "g"):
+                del self.memories[name]
         # on-chip data set (hw.data_samples > 0): a word per sample (intensities and label),
         # two banks of sample order, the correct test predictions of each epoch of a job
         self.data_samples = D = hw.data_samples
@@ -268,6 +272,9 @@ class MemoryMap:
         self.counters = (list(ENGINE_COUNTERS) + [f"spikes{l}" for l in range(L)] +
                          [f"eps_nonzero{l}" for l in range(L)]) if hw.counters \
             else ["active_cycles", "steps"]
+        if not hw.learn:
+            self.counters = [c for c in self.counters
+                             if not c.startswith(("be_", "wue_", "eps_nonzero"))]
 
     # ---- per-layer facts ------------------------------------------------------------------------
 

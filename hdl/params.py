@@ -59,6 +59,12 @@ class HwParams:
         (:mod:`spikeforge.hdl.job`).
     data_vmax : int
         Largest intensity of the on-chip data set (the rate code's ``vmax``; 16 for digits).
+    learn : bool
+        The training accelerator (default). ``False``: an inference-only accelerator, the
+        Forward Engine and output unit without the Backward and Weight Update Engines and their
+        memories, far smaller; it refuses TRAIN, and it still trains as the forward pass of
+        hardware-in-the-loop training (``spikeforge train --engine hil``), which reads its state
+        back.
     """
 
     pes: int = 8
@@ -71,9 +77,13 @@ class HwParams:
     dist_ram: bool = True
     data_samples: int = 0
     data_vmax: int = 16
+    learn: bool = True
 
     def validate(self):
         check_field_types(self, HwError)
+        if not self.learn and self.data_samples:
+            raise HwError("an inference-only design (learn=false) has no training job; set "
+                          "data_samples=0")
         for name in ("fe_group", "wue_group"):
             value = getattr(self, name)
             if not 1 <= value <= 8:
@@ -92,7 +102,13 @@ class HwParams:
         return dataclasses.replace(self, **changes).validate()
 
     def to_dict(self):
-        return dataclasses.asdict(self)
+        """The fields; those added after the first description format only when they differ
+        from their default, so every earlier design keeps its description and key."""
+        d = dataclasses.asdict(self)
+        for name, default in LATER_FIELDS.items():
+            if d[name] == default:
+                del d[name]
+        return d
 
     @classmethod
     def from_dict(cls, d):
@@ -100,5 +116,6 @@ class HwParams:
 
 
 TABLES = ("lut", "tree")
+LATER_FIELDS = {"learn": True}
 
 DEFAULT_HW = HwParams().validate()

@@ -111,8 +111,9 @@ class Accelerator(wiring.Component):
         self.counters = mm.counters
         self.controller = Controller(design)
         self.fe = ForwardEngine(design)
-        self.wue = WeightUpdateEngine(design)
-        self.be = BackwardEngine(design)
+        # an inference-only design (hw.learn off) has neither
+        self.wue = WeightUpdateEngine(design) if mm.learn else None
+        self.be = BackwardEngine(design) if mm.learn else None
         self.out = OutputUnit(design)
         self.job = TrainingJob(design) if mm.has_data else None
         self.bridge = HostBridge(mm.host_targets, len(mm.counters),
@@ -131,8 +132,10 @@ class Accelerator(wiring.Component):
         P, L, NP, S = mm.P, mm.L, mm.NP, mm.S
         ctl, fe, wue, be = self.controller, self.fe, self.wue, self.be
         out, br = self.out, self.bridge
+        learn = mm.learn
         for name in ("controller", "fe", "wue", "be", "out", "bridge"):
-            m.submodules[name] = getattr(self, name)
+            if getattr(self, name) is not None:
+                m.submodules[name] = getattr(self, name)
         wiring.connect(m, wiring.flipped(self.rx), br.rx)
         wiring.connect(m, br.tx, wiring.flipped(self.tx))
         m.d.comb += br.link_error.eq(self.link_error)
@@ -145,7 +148,8 @@ class Accelerator(wiring.Component):
         if job is None:
             m.d.comb += [ctl.start.eq(br.start), ctl.op.eq(br.op), br.wait_ok.eq(ctl.wait_ok)]
         for port, engine in ((ctl.fe, fe), (ctl.out, out), (ctl.be, be), (ctl.wue, wue)):
-            attach(m, port, engine)
+            if engine is not None:      # (without one its ``done`` stays 0: never started)
+                attach(m, port, engine)
 
         # ---- memories (sizes from the memory map) ------------------------------------------------
         self.memories = {}                      # by name, for simulation introspection
@@ -159,9 +163,12 @@ class Accelerator(wiring.Component):
         spec = mm.memories
         x_mem, lab_mem, pred_mem = mem("x", spec["x"]), mem("labels", spec["labels"]), \
             mem("pred", spec["pred"])
-        spk_mem, hb_mem = mem("spk", spec["spk"]), mem("hb", spec["hb"])
-        u_mem, eps_mem, w_mem = mem("u", spec["u"]), mem("eps", spec["eps"]), mem("w", spec["w"])
-        g_mem = mem("g", spec["g"])
+        spk_mem = mem("spk", spec["spk"])
+        hb_mem = mem("hb", spec["hb"]) if learn else None
+        u_mem = mem("u", spec["u"])
+        eps_mem = mem("eps", spec["eps"]) if learn else None
+        w_mem = mem("w", spec["w"])
+        g_mem = mem("g", spec["g"]) if learn else None
 
         # per-layer bases, indexed by a thread's layer register
         sbase_t = layer_table(mm.sbase + [0])
@@ -171,9 +178,16 @@ class Accelerator(wiring.Component):
         # x: host write/read, FE(0) read, WUE(0) read
         x_wr = x_mem.write_port()
         # (the host cannot read x or labels back: each read port costs a block-RAM copy)
-        x_fe, x_wue = x_mem.read_port(), x_mem.read_port()
+        # (the port names come from these assignments)
+        if learn:
+            x_fe, x_wue = x_mem.read_port(), x_mem.read_port()
+        else:
+            x_fe, x_wue = x_mem.read_port(), None
         # the output unit runs only while the FE is idle: it shares the FE's read port
-        spk_fe, spk_wue = spk_mem.read_port(), spk_mem.read_port()
+        if learn:
+            spk_fe, spk_wue = spk_mem.read_port(), spk_mem.read_port()
+        else:
+            spk_fe, spk_wue = spk_mem.read_port(), None
         out_reads = out.busy
         m.d.comb += [
             x_fe.addr.eq(ctl.f_buf * NP + fe.x_rd.addr), x_fe.en.eq(fe.x_rd.en),
@@ -182,9 +196,11 @@ class Accelerator(wiring.Component):
             spk_fe.en.eq(Mux(out_reads, out.x_rd.en, fe.x_rd.en)),
             # x words are as wide as the input layer; the engines see them zero-extended
             fe.x_rd.data.eq(Mux(ctl.f_layer == 0, x_fe.data, spk_fe.data)),
-            x_wue.addr.eq(ctl.w_buf * NP + wue.x_rd.addr), x_wue.en.eq(wue.x_rd.en),
-            spk_wue.addr.eq((ctl.w_layer - 1) * NP + wue.x_rd.addr), spk_wue.en.eq(wue.x_rd.en),
-            wue.x_rd.data.eq(Mux(ctl.w_layer == 0, x_wue.data, spk_wue.data)),
+            *([x_wue.addr.eq(ctl.w_buf * NP + wue.x_rd.addr), x_wue.en.eq(wue.x_rd.en),
+               spk_wue.addr.eq((ctl.w_layer - 1) * NP + wue.x_rd.addr),
+               spk_wue.en.eq(wue.x_rd.en),
+               wue.x_rd.data.eq(Mux(ctl.w_layer == 0, x_wue.data, spk_wue.data))]
+              if learn else []),
             out.x_rd.data.eq(spk_fe.data),
         ]
         # labels and predictions
@@ -197,7 +213,8 @@ class Accelerator(wiring.Component):
         wiring.connect(m, br.r_pred, pred_mem.read_port())
         # output spikes (granular by block) and the surrogate bits of hidden layers
         spk_wr = spk_mem.write_port(granularity=P)
-        hb_wr = hb_mem.write_port(granularity=P)
+        if learn:
+            hb_wr = hb_mem.write_port(granularity=P)
         shifted_en = fe.o_wr.en << ctl.f_nb
         lanes = [fe.u_wr.data.word_select(q, cfg.u_bits).as_signed() for q in range(P)]
         h_bits = Cat(*[(lane > cfg.vth_int - cfg.half_window_int) &
@@ -205,13 +222,16 @@ class Accelerator(wiring.Component):
         m.d.comb += [
             spk_wr.addr.eq(ctl.f_layer * NP + fe.o_wr.addr), spk_wr.data.eq(fe.o_wr.data),
             spk_wr.en.eq(shifted_en),
-            hb_wr.addr.eq(ctl.f_layer * NP + fe.o_wr.addr), hb_wr.data.eq(Cat(*([h_bits] * S))),
-            # no hidden layer (L = 1): hb is never written
-            hb_wr.en.eq(Mux(ctl.f_layer < L - 1, shifted_en, 0) if L > 1 else 0),
+            *([hb_wr.addr.eq(ctl.f_layer * NP + fe.o_wr.addr),
+               hb_wr.data.eq(Cat(*([h_bits] * S))),
+               # no hidden layer (L = 1): hb is never written
+               hb_wr.en.eq(Mux(ctl.f_layer < L - 1, shifted_en, 0) if L > 1 else 0)]
+              if learn else []),
         ]
-        hb_be = hb_mem.read_port()
-        m.d.comb += [hb_be.addr.eq((ctl.b_layer - 1) * NP + be.hb_rd.addr), hb_be.en.eq(be.hb_rd.en),
-                     be.hb_rd.data.eq(hb_be.data)]
+        if learn:
+            hb_be = hb_mem.read_port()
+            m.d.comb += [hb_be.addr.eq((ctl.b_layer - 1) * NP + be.hb_rd.addr),
+                         hb_be.en.eq(be.hb_rd.en), be.hb_rd.data.eq(hb_be.data)]
         # membrane state
         u_wr = u_mem.write_port()
         u_be = u_mem.read_port()
@@ -219,44 +239,23 @@ class Accelerator(wiring.Component):
             state_word = fe.u_wr.data
         else:                           # o (bit 0) and h (bit 1) of each lane, not u
             state_word = Cat(*[Cat(lane > cfg.vth_int, h_bits[q]) for q, lane in enumerate(lanes)])
+        # the host reads the state (hardware in the loop) only while idle, on the BE's port
         m.d.comb += [u_wr.addr.eq(ctl.f_soff + fe.u_wr.addr), u_wr.data.eq(state_word),
                      u_wr.en.eq(fe.u_wr.en),
-                     # the host reads the state (hardware in the loop) only while idle, on the
-                     # BE's read port
-                     u_be.addr.eq(Mux(be.busy, sbase_t[ctl.b_layer] + be.u_rd.addr,
-                                      br.r_state.addr)),
-                     u_be.en.eq(Mux(be.busy, be.u_rd.en, br.r_state.en)),
-                     be.u_rd.data.eq(u_be.data), br.r_state.data.eq(u_be.data)]
-        # eps
-        eps_wr = eps_mem.write_port()
-        # one read port: the BE's reads (its recurrence reads eps of t+1 back) cannot wait, the
-        # WUE's table fetch waits for them (``eps_stall``)
-        eps_rd = eps_mem.read_port()
-        m.d.comb += [eps_wr.addr.eq(sbase_t[ctl.b_layer] + be.eps_wr.addr),
-                     eps_wr.data.eq(be.eps_wr.data), eps_wr.en.eq(be.eps_wr.en),
-                     eps_rd.addr.eq(Mux(be.eps_rd.en, sbase_t[ctl.b_layer] + be.eps_rd.addr,
-                                        ctl.w_soff + wue.eps_rd.addr)),
-                     eps_rd.en.eq(be.eps_rd.en | wue.eps_rd.en),
-                     wue.eps_stall.eq(be.eps_rd.en),
-                     be.eps_rd.data.eq(eps_rd.data), wue.eps_rd.data.eq(eps_rd.data)]
-        # gradient: the output unit writes whole words of the last layer, the BE writes g_below
-        # one lane at a time (a write enable per lane); the BE reads whole words
-        g_wr, g_be = g_mem.write_port(granularity=cfg.e_bits), g_mem.read_port()
-        with m.If(be.gb_wr.en.any()):
-            m.d.comb += [g_wr.addr.eq(sbase_t[(ctl.b_layer - 1).as_unsigned()] + be.gb_wr.addr),
-                         g_wr.data.eq(be.gb_wr.data), g_wr.en.eq(be.gb_wr.en)]
-        with m.Else():
-            m.d.comb += [g_wr.addr.eq(mm.sbase[L - 1] + out.g_wr.addr),
-                         g_wr.data.eq(out.g_wr.data),
-                         g_wr.en.eq(Mux(out.g_wr.en, (1 << P) - 1, 0))]
-        m.d.comb += [g_be.addr.eq(sbase_t[ctl.b_layer] + be.g_rd.addr), g_be.en.eq(be.g_rd.en),
-                     be.g_rd.data.eq(g_be.data)]
+                     *([u_be.addr.eq(Mux(be.busy, sbase_t[ctl.b_layer] + be.u_rd.addr,
+                                         br.r_state.addr)),
+                        u_be.en.eq(Mux(be.busy, be.u_rd.en, br.r_state.en)),
+                        be.u_rd.data.eq(u_be.data)] if learn else
+                       [u_be.addr.eq(br.r_state.addr), u_be.en.eq(br.r_state.en)]),
+                     br.r_state.data.eq(u_be.data)]
+        if learn:
+            self._learning_memories(m, ctl, be, wue, out, eps_mem, g_mem, sbase_t)
         # weights (one layout): WUE or host write; FE, WUE, BE and host read
         w_wr = w_mem.write_port()
         # (the host writes only while idle: the bridge refuses its words otherwise)
-        with m.If(wue.w_wr.en):
+        with m.If(wue.w_wr.en if learn else 0):
             m.d.comb += [w_wr.addr.eq(ctl.w_woff + wue.w_wr.addr), w_wr.data.eq(wue.w_wr.data),
-                         w_wr.en.eq(1)]
+                         w_wr.en.eq(1)] if learn else []
         with m.Else():
             m.d.comb += [w_wr.addr.eq(br.w_w.addr), w_wr.data.eq(br.w_w.data),
                          w_wr.en.eq(br.w_w.en)]
@@ -268,7 +267,11 @@ class Accelerator(wiring.Component):
         # the WUE (the controller starts a BE that reads weights only once the WUE of the layer
         # above is done); the host reads only while idle
         w_rd = w_mem.read_port()
-        m.d.comb += [
+        if not learn:
+            m.d.comb += [w_rd.addr.eq(Mux(fe.busy, ctl.f_woff + fe.w_rd.addr, br.r_w.addr)),
+                         w_rd.en.eq(Mux(fe.busy, fe.w_rd.en, br.r_w.en)), fe.w_stall.eq(0),
+                         fe.w_rd.data.eq(w_rd.data), br.r_w.data.eq(w_rd.data)]
+        m.d.comb += [] if not learn else [
             w_rd.addr.eq(Mux(wue.w_rd.en, ctl.w_woff + wue.w_rd.addr,
                              Mux(be.busy, wbase_t[ctl.b_layer] + be.w_rd.addr,
                                  Mux(fe.busy, ctl.f_woff + fe.w_rd.addr, br.r_w.addr)))),
@@ -282,7 +285,7 @@ class Accelerator(wiring.Component):
         # ---- counters: off the datapath. Every event is registered first, a count of bits goes
         # through a pipelined popcount, and the bridge sees the accelerator busy until the last
         # event of a run has reached its counter ------------------------------------------------
-        events = {
+        events = {} if not learn else {
             "active_cycles": ctl.busy, "steps": out.done,
             "fe_busy": fe.busy, "out_busy": out.busy, "be_busy": be.busy,
             "wue_busy": wue.busy,
@@ -294,11 +297,16 @@ class Accelerator(wiring.Component):
             "be_eps_writes": be.eps_wr.en,
             "be_w_reads": be.w_rd.en,
             "be_g_writes": be.gb_wr.en,
-            "out_reads": out.x_rd.en, "out_writes": out.g_wr.en,
         }
+        events.update({
+            "active_cycles": ctl.busy, "steps": out.done, "fe_busy": fe.busy,
+            "out_busy": out.busy, "fe_x_reads": fe.x_rd.en, "fe_w_reads": fe.w_rd.en,
+            "fe_writes": fe.u_wr.en, "out_reads": out.x_rd.en, "out_writes": out.g_wr.en})
         for l in range(L):
             events[f"spikes{l}"] = Mux(fe.u_wr.en & (ctl.f_layer == l), fe.o_wr.data[:P], 0)
-            events[f"eps_nonzero{l}"] = Mux(be.nz_wr.en & (ctl.b_layer == l), be.nz_wr.data, 0)
+            if learn:
+                events[f"eps_nonzero{l}"] = Mux(be.nz_wr.en & (ctl.b_layer == l),
+                                                be.nz_wr.data, 0)
         depth = 1
         counts = {}
         for name in self.counters:
@@ -335,7 +343,8 @@ class Accelerator(wiring.Component):
         deny_r[target["pred"]] = ctl.busy
         deny_r[target["state"]] = busy
         deny_w[target["state"]] = Const(1)       # read only
-        deny_start = Const(0)
+        # an inference-only design refuses TRAIN
+        deny_start = Const(0) if learn else ((br.op & OP_MASK) == Op.TRAIN)
         if job is not None:
             deny_start = self._attach_job(m, x_wr, lab_wr, pred_wr, target, deny_w)
         else:
@@ -345,6 +354,35 @@ class Accelerator(wiring.Component):
         m.d.comb += [br.deny_w.eq(Cat(*deny_w)), br.deny_r.eq(Cat(*deny_r)),
                      br.deny_start.eq(deny_start)]
         return m
+
+    def _learning_memories(self, m, ctl, be, wue, out, eps_mem, g_mem, sbase_t):
+        """eps and g: the Backward Engine's, read by the Weight Update Engine."""
+        cfg, mm = self.cfg, self.memmap
+        P, L = mm.P, mm.L
+        # eps
+        eps_wr = eps_mem.write_port()
+        # one read port: the BE's reads (its recurrence reads eps of t+1 back) cannot wait, the
+        # WUE's table fetch waits for them (``eps_stall``)
+        eps_rd = eps_mem.read_port()
+        m.d.comb += [eps_wr.addr.eq(sbase_t[ctl.b_layer] + be.eps_wr.addr),
+                     eps_wr.data.eq(be.eps_wr.data), eps_wr.en.eq(be.eps_wr.en),
+                     eps_rd.addr.eq(Mux(be.eps_rd.en, sbase_t[ctl.b_layer] + be.eps_rd.addr,
+                                        ctl.w_soff + wue.eps_rd.addr)),
+                     eps_rd.en.eq(be.eps_rd.en | wue.eps_rd.en),
+                     wue.eps_stall.eq(be.eps_rd.en),
+                     be.eps_rd.data.eq(eps_rd.data), wue.eps_rd.data.eq(eps_rd.data)]
+        # gradient: the output unit writes whole words of the last layer, the BE writes g_below
+        # one lane at a time (a write enable per lane); the BE reads whole words
+        g_wr, g_be = g_mem.write_port(granularity=cfg.e_bits), g_mem.read_port()
+        with m.If(be.gb_wr.en.any()):
+            m.d.comb += [g_wr.addr.eq(sbase_t[(ctl.b_layer - 1).as_unsigned()] + be.gb_wr.addr),
+                         g_wr.data.eq(be.gb_wr.data), g_wr.en.eq(be.gb_wr.en)]
+        with m.Else():
+            m.d.comb += [g_wr.addr.eq(mm.sbase[L - 1] + out.g_wr.addr),
+                         g_wr.data.eq(out.g_wr.data),
+                         g_wr.en.eq(Mux(out.g_wr.en, (1 << P) - 1, 0))]
+        m.d.comb += [g_be.addr.eq(sbase_t[ctl.b_layer] + be.g_rd.addr), g_be.en.eq(be.g_rd.en),
+                     be.g_rd.data.eq(g_be.data)]
 
     def _attach_job(self, m, x_wr, lab_wr, pred_wr, target, deny_w):
         """The on-chip data set, its order banks, the job registers and the training job;
