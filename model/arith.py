@@ -65,6 +65,15 @@ class FixedArith:
         """``dL/do[t] = count - target`` (same for every t), in the gradient format."""
         return saturate((counts - targets) << self.cfg.e_frac, self.cfg.e_bits)
 
+    def activity_grad(self, counts):
+        """The activity regulariser's ``dL/do[t]`` (same for every t) of a layer's spike
+        counts (B, n), in the gradient format: ``upper * max(0, c - act_max) - lower *
+        max(0, act_min - c)``, strengths in ``2**-e_frac`` units, exact before saturation."""
+        upper, lower = self.cfg.act_ints
+        c = np.asarray(counts, dtype=np.int64)
+        return saturate(upper * np.maximum(0, c - self.cfg.act_max)
+                        - lower * np.maximum(0, self.cfg.act_min - c), self.cfg.e_bits)
+
     def reset_term(self, u, eps_next):
         """``alpha * u[t] * eps[t+1]``: product rounded to the gradient format, then decayed."""
         return csd_scale(shift_round(u * eps_next, self.cfg.w_frac), self._alpha)
@@ -119,6 +128,11 @@ class FloatArith:
 
     def loss_grad(self, counts, targets):
         return (counts - targets).astype(np.float64)
+
+    def activity_grad(self, counts):
+        c = np.asarray(counts, dtype=np.float64)
+        return (self.cfg.act_upper * np.maximum(0, c - self.cfg.act_max)
+                - self.cfg.act_lower * np.maximum(0, self.cfg.act_min - c))
 
     def reset_term(self, u, eps_next):
         return self.alpha * u * eps_next

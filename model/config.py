@@ -92,6 +92,12 @@ class Config:
         gradient). Each must hold its worst case exactly, so summation order cannot change results.
     init_gain : float
         Initial weights are uniform in ``+-init_gain * vth / sqrt(fan_in)``.
+    act_upper, act_max, act_lower, act_min : float, int, float, int
+        Activity regulariser (``model/SPEC.md`` section 5a, after Cramer et al. 2020): every
+        neuron of a hidden layer whose spike count ``c`` over a sample is above ``act_max`` adds
+        ``act_upper / 2 * (c - act_max)**2`` to the loss, below ``act_min``
+        ``act_lower / 2 * (act_min - c)**2``; ``act_upper = act_lower = 0`` (default) is off. In
+        fixed mode each strength is a multiple of ``2**-e_frac``.
     """
 
     layers: tuple = (64, 128, 10)
@@ -113,6 +119,10 @@ class Config:
     bwd_acc_bits: int = 40
     wgrad_acc_bits: int = 32
     init_gain: float = 1.0
+    act_upper: float = 0.0
+    act_max: int = 0
+    act_lower: float = 0.0
+    act_min: int = 0
 
     # ---- derived integer constants (fixed mode) ---------------------------------------------
 
@@ -208,6 +218,15 @@ class Config:
         need(self.window > 0 and self.window / 2 * scale == self.half_window_int,
              f"window/2={self.window / 2} is not a multiple of the weight LSB 2**-{self.w_frac}")
         need(self.init_gain > 0, f"init_gain must be > 0, got {self.init_gain}")
+        for name, count in (("act_upper", "act_max"), ("act_lower", "act_min")):
+            value = getattr(self, name)
+            need(value >= 0, f"{name} must be >= 0, got {value}")
+            need(value * (1 << self.e_frac) == round(value * (1 << self.e_frac)),
+                 f"{name}={value} is not a multiple of the gradient LSB 2**-{self.e_frac}; use "
+                 f"{round(value * (1 << self.e_frac)) / (1 << self.e_frac)}")
+            need(0 <= getattr(self, count) <= self.timesteps,
+                 f"{count} must be a spike count in 0..timesteps ({self.timesteps}), got "
+                 f"{getattr(self, count)}")
         layers = range(self.n_layers)
         worst = max(layers, key=self.fwd_acc_needed)
         needed = self.fwd_acc_needed(worst)
@@ -236,9 +255,20 @@ class Config:
         return dataclasses.replace(self, **changes).validate()
 
     def to_dict(self):
+        """The fields; those added after the first description format only when they differ
+        from their default, so every earlier design keeps its description and key."""
         d = dataclasses.asdict(self)
         d["layers"] = list(self.layers)
+        for name, default in LATER_FIELDS.items():
+            if d[name] == default:
+                del d[name]
         return d
+
+    @property
+    def act_ints(self):
+        """``(upper, lower)`` strengths in the gradient format (``2**-e_frac`` units)."""
+        return (int(round(self.act_upper * (1 << self.e_frac))),
+                int(round(self.act_lower * (1 << self.e_frac))))
 
     def to_json(self):
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -250,6 +280,8 @@ class Config:
             d["layers"] = tuple(d["layers"])
         return cls(**d).validate()
 
+
+LATER_FIELDS = {"act_upper": 0.0, "act_max": 0, "act_lower": 0.0, "act_min": 0}
 
 PRESETS = {
     "digits": Config(layers=(64, 128, 10)).fit_accumulators(),

@@ -158,8 +158,12 @@ class Network:
         g_out = self.arith.loss_grad(counts, self.targets(labels, n_out))
         g = np.broadcast_to(g_out, traces[-1].o.shape).copy()
         grads = [None] * len(traces)
+        active = self.cfg.act_upper or self.cfg.act_lower
         for layer in range(len(traces) - 1, -1, -1):
             trace = traces[layer]
+            if active and layer < len(traces) - 1:
+                # the activity regulariser of a hidden layer: its dL/do joins g_below
+                g = self.arith.sat_grad(g + self.arith.activity_grad(trace.o.sum(axis=0)))
             eps = self.backward_layer(trace, g)
             T, B, n_out = eps.shape
             n_in = trace.x.shape[2]
@@ -170,6 +174,16 @@ class Network:
                 g = self.arith.backprop(flat_eps, self.weights[layer]).reshape(T, B, n_in)
                 g = g * h_below
         return grads
+
+    def activity_loss(self, traces):
+        """The activity regulariser's loss over the hidden layers (0 when off)."""
+        cfg = self.cfg
+        total = 0.0
+        for trace in traces[:-1]:
+            c = trace.o.sum(axis=0).astype(np.float64)
+            total += 0.5 * cfg.act_upper * float((np.maximum(0, c - cfg.act_max) ** 2).sum())
+            total += 0.5 * cfg.act_lower * float((np.maximum(0, cfg.act_min - c) ** 2).sum())
+        return total
 
     def update(self, grads):
         self.weights = [self.arith.update(w, dw) for w, dw in zip(self.weights, grads)]
@@ -186,7 +200,7 @@ class Network:
         self.update(grads)
         counts = self.counts(traces)
         tgt = self.targets(np.asarray(labels), self.cfg.layers[-1])
-        loss = 0.5 * float(((counts - tgt) ** 2).sum())
+        loss = 0.5 * float(((counts - tgt) ** 2).sum()) + self.activity_loss(traces)
         return StepResult(traces=traces, grads=grads, loss=loss,
                           predictions=self.classify(counts), stats=step_stats(traces))
 

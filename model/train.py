@@ -22,7 +22,7 @@ from .encode import encode
 from .network import Network
 from .weights import WeightsError, load_weights, save_weights
 
-__all__ = ["TrainOptions", "train", "evaluate", "epoch_order", "job_golden", "CHECKPOINT",
+__all__ = ["TrainOptions", "train", "evaluate", "spikes_per_input", "epoch_order", "job_golden", "CHECKPOINT",
            "WEIGHTS", "METRICS"]
 
 CHECKPOINT = "checkpoint.npz"
@@ -46,6 +46,9 @@ class TrainOptions:
     checkpoint_every: int = 5          # epochs per checkpoint of an engine that trains whole
                                        # epochs by itself (the board's training job)
     extra_metrics: dict = field(default_factory=dict)
+    golden_config: dict = None         # hardware in the loop: the config the golden backward
+                                       # pass trains with, when it has more than the hardware's
+                                       # (the activity regulariser)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -91,6 +94,16 @@ def job_golden(network, x, y, vmax, orders, train_count, test_base, test_count, 
             hits += int((pred == y[test_base + i:test_base + min(i + 512, test_count)]).sum())
         correct.append(hits)
     return correct
+
+
+def spikes_per_input(cfg, mode, weights, x_spikes, chunk=512):
+    """Mean spikes of all layers (hidden and output, not the input) per sample of
+    ``x_spikes`` (T, N, n) in the golden model with ``weights``."""
+    net = Network(cfg, mode, weights=[np.array(w) for w in weights])
+    total = 0
+    for i in range(0, x_spikes.shape[1], chunk):
+        total += sum(int(tr.o.sum()) for tr in net.forward(x_spikes[:, i:i + chunk]))
+    return total / max(1, x_spikes.shape[1])
 
 
 def _warn_if_silent(cfg, opts, weights, data, log):
@@ -241,6 +254,7 @@ def train(cfg, opts, engine=None, log=print):
     final_accuracy = history[-1]["test_accuracy"] if history else evaluate(engine, x_test,
                                                                              data.y_test)
     save_weights(os.path.join(opts.out, WEIGHTS), engine.weights, cfg, opts.mode)
+    spikes = spikes_per_input(cfg, opts.mode, engine.weights, x_test)
     per_step = None
     if stats_total is not None:
         per_step = [{k: v / steps for k, v in layer.items()} for layer in stats_total]
@@ -258,6 +272,9 @@ def train(cfg, opts, engine=None, log=print):
         "history": history,
         "config": cfg.to_dict(),
         "events_per_step": per_step,
+        # test set, golden model with the final weights: spikes of every layer (hidden and
+        # output) per sample
+        "spikes_per_input": spikes,
     }
     metrics.update(opts.extra_metrics)
     atomic_write_text(os.path.join(opts.out, METRICS), json.dumps(metrics, indent=2) + "\n")

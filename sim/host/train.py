@@ -58,7 +58,9 @@ def make_engine(driver, design, opts, run):
 
     from .engine import HilEngine, JobEngine
     if opts.engine_name == "hil":
-        return HilEngine(driver, design.cfg, run, seed=opts.seed)
+        from spikeforge.model.config import Config
+        cfg = Config.from_dict(opts.golden_config) if opts.golden_config else design.cfg
+        return HilEngine(driver, cfg, run, seed=opts.seed)
     if design.memmap.has_data:
         data = load_dataset(opts.dataset)
         if len(data.x_train) + len(data.x_test) > design.hw.data_samples:
@@ -124,6 +126,6 @@ def train_board(design, opts, port, baud):
     if opts.engine_name != "hil":
         opts.engine_name = "board"
     engine = make_engine(driver, design, opts, run)
-    metrics = train(design.cfg, opts, engine=engine)
+    metrics = train(engine.cfg, opts, engine=engine)
     return checked_metrics(engine, metrics, opts.out, port=port, baud=baud,
                            design_key=design.key())

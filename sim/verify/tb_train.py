@@ -36,7 +36,7 @@ async def train_on_rtl(dut):
     def job():
         engine = make_engine(driver, design, opts, run)
         try:
-            metrics = train(design.cfg, opts, engine=engine)
+            metrics = train(engine.cfg, opts, engine=engine)
         except RtlMismatch as exc:
             save_results({"error": np.array(str(exc))})
             return
