@@ -188,7 +188,14 @@ ITEMS = {
     "bench_board_ulx3s-85f": _bench_link("ulx3s-85f"),
     "tables_ecp5": _tables, "units_ecp5": _units,
     "asic": _asic, "cpu": _cpu, "cpu_sweep": _cpu_sweep, "gpu": _gpu,
+    "methods": lambda: _methods().measure_methods(),
+    "activity_sweep": lambda: _methods().measure_activity_sweep(),
 }
+
+
+def _methods():
+    from . import methods
+    return methods
 
 
 def _load(name, data_dir=None):
@@ -446,6 +453,7 @@ def render(results, out_dir=HERE):
               f"networks and process).", ""]
     lines += board_link_section(results)
     lines += cpu_sweep_section(results)
+    lines += methods_section(results)
     plots = _plots(results, energy, rows, out_dir)
     for title, png in plots:
         lines += [f"![{title}]({png})", ""]
@@ -482,6 +490,73 @@ def cpu_sweep_section(results):
               f"the accelerator's boards train at batch 8. "
               f"{sweep['machine']['cores']} cores, load average "
               f"{sweep['machine'].get('load_average_1min', '?')} before the run.", ""]
+    return lines
+
+
+METHOD_ROWS = (
+    ("bptt", "BPTT, surrogate gradient (on the accelerator: bit-identical)"),
+    ("bptt_activity", "BPTT + activity regulariser (hidden layer; golden backward / HIL)"),
+    ("bptt_latency", "BPTT, latency code (time to first spike)"),
+    ("softlif_T8", "soft-LIF rate training, converted, T = 8"),
+    ("softlif_T32", "soft-LIF rate training, converted, T = 32"),
+    ("deploy_perturbed", "BPTT in software, deployed on a perturbed forward pass"),
+    ("hil_perturbed_finetune", "hardware in the loop on the perturbed forward (from the BPTT "
+                               "weights)"),
+    ("hil_perturbed_scratch", "hardware in the loop on the perturbed forward (from scratch)"),
+)
+
+
+def methods_section(results):
+    """Report lines: the training methods side by side (``methods``, ``activity_sweep``)."""
+    methods = results.get("methods")
+    if not methods:
+        return []
+    top = results.get("bench_top_ulx3s-85f") or {}
+    synth = results.get("synth_ulx3s-85f") or {}
+    clock = synth.get("core_clock_mhz", 50.0) * 1e6
+    train_us = top["cycles_per_sample"] / clock * 1e6 if top else None
+    fwd_us = top["busy_cycles_per_step"]["fe"] / top["batch"] / clock * 1e6 if top else None
+    d = methods["datasets"]
+    lines = ["## Training methods side by side", "",
+             "Golden model, fixed point, test sets; spikes per input = spikes of the hidden and "
+             f"output layers per test sample. Perturbed forward: `{methods['perturbation']}` "
+             "(per-neuron weight gain and threshold offsets, `model/perturb.py`).", "",
+             "| method | digits | mnist16 | spikes per input (digits / mnist16) | hardware time "
+             "per training sample (ULX3S digits design) |", "|---|---|---|---|---|"]
+
+    def cell(ds, key, field="test_accuracy", fmt="{:.4f}"):
+        row = d.get(ds, {}).get(key)
+        return fmt.format(row[field]) if row and row.get(field) is not None else "-"
+    for key, label in METHOD_ROWS:
+        if key in ("bptt", "bptt_activity", "bptt_latency"):
+            hw = f"{train_us:.1f} us on chip (compute-bound)" if train_us else "-"
+            if key == "bptt_activity":
+                hw = f"{fwd_us:.1f} us forward on chip + the backward pass on the host (HIL)" \
+                    if fwd_us else "-"
+        elif key.startswith("softlif"):
+            hw = "none: trained in software; inference on chip"
+        elif key.startswith("hil"):
+            hw = f"{fwd_us:.1f} us forward on chip + the backward pass on the host" \
+                if fwd_us else "-"
+        else:
+            hw = "none (deployment only)"
+        lines.append(f"| {label} | {cell('digits', key)} | {cell('mnist16', key)} | "
+                     f"{cell('digits', key, 'spikes_per_input', '{:.1f}')} / "
+                     f"{cell('mnist16', key, 'spikes_per_input', '{:.1f}')} | {hw} |")
+    lines += ["", "Each figure's command is the `command` of its entry in "
+              "`reports/data/methods.json`. On-chip time: cycles per "
+        "sample of `spikeforge bench top --board ulx3s-85f` at the core clock (training) and its "
+        "Forward Engine busy cycles per sample (the forward pass a HIL step runs on chip); the "
+        "host's backward pass and the link are not in it.", ""]
+    sweep = results.get("activity_sweep")
+    if sweep:
+        lines += ["### Accuracy against activity (`activity_sweep`)", "",
+                  "| dataset | act_upper | test accuracy | spikes per input |", "|---|---|---|---|"]
+        for ds, points in sweep["datasets"].items():
+            for p in points:
+                lines.append(f"| {ds} | {p['act_upper']:g} | {p['test_accuracy']:.4f} | "
+                             f"{p['spikes_per_input']:.1f} |")
+        lines += ["", sweep["method"] + ".", ""]
     return lines
 
 
@@ -594,6 +669,23 @@ def _plots(results, energy, rows, out_dir):
     ax.set_xlabel("training samples per second (log); hatched: estimate; GPU bounds: table only")
     ax.set_title("Training throughput, digits 64-128-10 unless labelled")
     _savefig(fig, out_dir, "throughput.png", "throughput", made)
+
+    sweep = results.get("activity_sweep")
+    if sweep:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for ds, points in sweep["datasets"].items():
+            xs = [p["spikes_per_input"] for p in points]
+            ys = [100 * p["test_accuracy"] for p in points]
+            ax.plot(xs, ys, "o-", label=ds)
+            for p, x, y in zip(points, xs, ys):
+                ax.annotate(f"{p['act_upper']:g}", (x, y), fontsize=6, xytext=(3, 3),
+                            textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel("spikes per input (hidden + output, test set; log)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.legend(fontsize=8)
+        ax.set_title("Activity regulariser: accuracy against spikes (labels: act_upper)")
+        _savefig(fig, out_dir, "activity.png", "accuracy against activity", made)
 
     boards = [(k.split("_", 1)[1], v) for k, v in results.items()
               if k.startswith("synth_") and v and v.get("fits")]

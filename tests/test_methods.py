@@ -207,3 +207,58 @@ def test_softlif_digits_reaches_the_bar(tmp_path):
 def test_softlif_refuses_an_engine(capsys):
     assert main(["train", "--method", "softlif", "--engine", "rtl"]) == 2
     assert "--method softlif trains a rate network" in capsys.readouterr().err
+
+
+def test_activity_regulariser_fixed_point():
+    """SPEC 5a in fixed point: the integer dL/do of the counts, joined to a hidden layer's g;
+    the output layer is left to its targets; the descriptions of earlier designs unchanged."""
+    base = preset("digits")
+    assert "act_upper" not in base.to_dict()
+    cfg = base.replace(act_upper=0.0625, act_max=2, act_lower=0.25, act_min=1)
+    assert cfg.to_dict()["act_upper"] == 0.0625
+    net = Network(cfg, "fixed")
+    r = net.arith.activity_grad(np.array([[0, 1, 2, 5]]))
+    assert r.tolist() == [[-64, 0, 0, 16 * 3]]          # 2**e_frac = 256: D = 64, U = 16
+    with pytest.raises(ConfigError, match="multiple of the gradient LSB"):
+        base.replace(act_upper=0.001)
+    with pytest.raises(ConfigError, match="spike count in 0..timesteps"):
+        base.replace(act_upper=0.0625, act_max=9)
+    xs, ys = _batches(cfg, 1)
+    plain = Network(base, "fixed", seed=2)
+    reg = Network(cfg, "fixed", seed=2)
+    traces = reg.forward(xs[0])
+    g_plain = plain.backward(plain.forward(xs[0]), ys[0])
+    g_reg = reg.backward(traces, ys[0])
+    assert not np.array_equal(g_plain[0], g_reg[0])     # the hidden layer's gradient moved
+    # the output layer's own gradient is the task's alone
+    assert np.array_equal(g_plain[-1], g_reg[-1])
+
+
+def test_the_accelerator_refuses_the_regulariser_and_hil_trains_with_it(tmp_path, capsys):
+    from spikeforge.hdl.design import Design, DesignError
+    from spikeforge.hdl.params import DEFAULT_HW
+    cfg = preset("digits").replace(act_upper=0.0625, act_max=1)
+    with pytest.raises(DesignError, match="--engine hil"):
+        Design(cfg, DEFAULT_HW)
+    assert main(["train", "--engine", "rtl", "--set", "act_upper=0.0625", "--epochs", "1",
+                 "--out", str(tmp_path / "r")]) == 2
+    assert "no activity regulariser" in capsys.readouterr().err
+    # hardware in the loop: the golden backward pass has it (a forward-only hardware config)
+    xs, ys = _batches(cfg, 2)
+    chip = PerturbedNetwork(Design.forward_only(cfg), Perturbation())
+    engine = HilEngine(ModelDriver(chip), cfg, run_now, seed=1)
+    golden = Network(cfg, "fixed", seed=1)
+    for x, y in zip(xs, ys):
+        engine.train_step(x, y)
+        golden.train_step(x, y)
+    for a, b in zip(engine.weights, golden.weights):
+        assert np.array_equal(a, b)
+    args = ["train", "--dataset", "digits", "--epochs", "1", "--set", "act_upper=0.0625",
+            "--set", "act_max=1", "--quiet"]
+    assert main(args + ["--out", str(tmp_path / "g")]) == 0
+    assert main(args + ["--engine", "hil", "--backend", "model", "--out", str(tmp_path / "h")]) == 0
+    a, b = np.load(tmp_path / "g" / "weights.npz"), np.load(tmp_path / "h" / "weights.npz")
+    for key in ("w0", "w1"):
+        assert np.array_equal(a[key], b[key])
+    m = json.loads((tmp_path / "h" / "metrics.json").read_text())
+    assert m["config"]["act_upper"] == 0.0625 and m["spikes_per_input"] > 0

@@ -1,0 +1,111 @@
+"""The training methods of spiking hardware side by side (report items ``methods`` and
+``activity_sweep``), every figure from the golden model or the forward models it drives.
+
+- ``methods``: digits and mnist16 trained by BPTT (golden fixed point, rate code), BPTT with the
+  activity regulariser (``ACTIVITY``), BPTT with the latency code, soft-LIF conversion at T = 8 and
+  32, and hardware in the loop on a perturbed forward pass (``PERTURB``; software-trained weights
+  deployed on it, then fine-tuned in the loop). Test accuracy and spikes per input (hidden and
+  output layers, test set).
+- ``activity_sweep``: accuracy against spikes per input over the regulariser's strength.
+
+Each entry names the ``spikeforge`` command that reproduces it.
+"""
+
+import os
+import tempfile
+
+__all__ = ["measure_methods", "measure_activity_sweep", "ACTIVITY", "PERTURB", "STRENGTHS"]
+
+ACTIVITY = {"digits": (0.0625, 0), "mnist16": (0.0625, 0)}      # act_upper, act_max
+PERTURB = "weight=0.3,threshold=0.3,seed=1"
+STRENGTHS = (0.0, 2.0 ** -7, 2.0 ** -6, 2.0 ** -5, 2.0 ** -4, 2.0 ** -3)
+FINE_TUNE_EPOCHS = 5
+
+
+def _run(args, log):
+    from spikeforge.cli.main import main
+    import json
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "run")
+        command = ["train"] + args + ["--out", out, "--quiet"]
+        log("  spikeforge " + " ".join(command[:-3]))
+        if main(command) != 0:
+            raise RuntimeError(f"spikeforge {' '.join(command)} failed")
+        with open(os.path.join(out, "metrics.json")) as f:
+            metrics = json.load(f)
+        weights = os.path.join(tmp, "weights.npz")
+        os.replace(os.path.join(out, "weights.npz"), weights)
+        with open(weights, "rb") as f:
+            blob = f.read()
+    return metrics, blob
+
+
+def _entry(metrics, command):
+    return {"test_accuracy": metrics["test_accuracy"],
+            "spikes_per_input": metrics.get("spikes_per_input"),
+            "command": "spikeforge train " + " ".join(command)}
+
+
+def measure_methods(log=print):
+    from spikeforge.cli.main import main
+    import json
+    out = {"perturbation": PERTURB, "datasets": {}}
+    for dataset in ("digits", "mnist16"):
+        rows = {}
+        base = ["--dataset", dataset]
+        m, blob = _run(base, log)
+        rows["bptt"] = _entry(m, base)
+        upper, cmax = ACTIVITY[dataset]
+        args = base + ["--set", f"act_upper={upper}", "--set", f"act_max={cmax}"]
+        rows["bptt_activity"] = _entry(_run(args, log)[0], args)
+        args = base + ["--encoder", "latency"]
+        rows["bptt_latency"] = _entry(_run(args, log)[0], args)
+        for T in (8, 32):
+            args = base + ["--method", "softlif", "--set", f"timesteps={T}"]
+            metrics = _run(args, log)[0]
+            rows[f"softlif_T{T}"] = _entry(metrics, args)
+            rows[f"softlif_T{T}"]["rate_test_accuracy"] = metrics["rate_test_accuracy"]
+        if dataset == "digits":
+            with tempfile.TemporaryDirectory() as tmp:
+                init = os.path.join(tmp, "bptt.npz")
+                with open(init, "wb") as f:
+                    f.write(blob)
+                res = os.path.join(tmp, "deploy.json")
+                if main(["infer", "--weights", init, "--dataset", dataset, "--engine", "model",
+                         "--perturb", PERTURB, "--json", res]) != 0:
+                    raise RuntimeError("deploying on the perturbed forward failed")
+                with open(res) as f:
+                    rows["deploy_perturbed"] = {
+                        "test_accuracy": json.load(f)["test_accuracy"],
+                        "command": f"spikeforge infer --weights BPTT.npz --dataset {dataset} "
+                                   f"--engine model --perturb {PERTURB}"}
+                args = base + ["--engine", "hil", "--backend", "model", "--perturb", PERTURB,
+                               "--epochs", str(FINE_TUNE_EPOCHS), "--init", init]
+                rows["hil_perturbed_finetune"] = _entry(_run(args, log)[0], args)
+                rows["hil_perturbed_finetune"]["command"] = \
+                    rows["hil_perturbed_finetune"]["command"].replace(init, "BPTT.npz")
+                args = base + ["--engine", "hil", "--backend", "model", "--perturb", PERTURB]
+                rows["hil_perturbed_scratch"] = _entry(_run(args, log)[0], args)
+        out["datasets"][dataset] = rows
+    out["method"] = ("golden model (fixed point) on this machine; BPTT with the data set's "
+                     "default epochs (digits 20, mnist16 30), soft-LIF 60 epochs of rate "
+                     "training; spikes per input: hidden and output layers, test set")
+    return out
+
+
+def measure_activity_sweep(log=print):
+    out = {"strengths": list(STRENGTHS), "act_max": 0, "datasets": {}}
+    for dataset in ("digits", "mnist16"):
+        points = []
+        for upper in STRENGTHS:
+            args = ["--dataset", dataset]
+            if upper:
+                args += ["--set", f"act_upper={upper}", "--set", "act_max=0"]
+            m = _run(args, log)[0]
+            points.append({"act_upper": upper, "test_accuracy": m["test_accuracy"],
+                           "spikes_per_input": m["spikes_per_input"]})
+        out["datasets"][dataset] = points
+    out["method"] = ("golden model, fixed point, rate code, the data set's default epochs; "
+                     "the regulariser (model/SPEC.md 5a) on the hidden layer with act_max = 0 "
+                     "(every hidden spike costs), strength act_upper")
+    return out
