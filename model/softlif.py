@@ -20,9 +20,10 @@ Method (``spikeforge train --method softlif``):
    rates.
 4. **Conversion.** The curve is the neuron's own, so the weights carry over unscaled and the
    threshold stays ``cfg.vth``; they are quantised to ``cfg.w_bits`` / ``cfg.w_frac``
-   (saturating). One global weight scale is then chosen from ``SCALES`` by the spiking network's
-   accuracy on the *training* set (the test set is never looked at), since with few time steps
-   the transient from ``u = 0`` lowers the rates below the curve.
+   (saturating). One global weight scale is then chosen from ``SCALES`` by the spiking
+   network's accuracy on the first ``CALIBRATION`` training samples (the test set is never
+   looked at), since with few time steps the transient from ``u = 0`` lowers the rates below
+   the curve.
 5. **Evaluation**: the golden fixed-point spiking network (rate code, ``cfg.timesteps``) on the
    test set: the figure ``spikeforge train`` reports; the same weights run on the accelerator's
    inference (``spikeforge infer --engine rtl``).
@@ -46,6 +47,7 @@ __all__ = ["SoftLifOptions", "lif_rate", "train_softlif", "SCALES", "TAU_REF"]
 
 TAU_REF = 0.5
 SCALES = (0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 1.75, 2.0)
+CALIBRATION = 1000          # training samples the weight scale is chosen on
 
 
 @dataclass
@@ -162,7 +164,8 @@ def train_softlif(cfg, dataset="digits", out="runs/softlif", seed=0, opts=None, 
     best = None
     for scale in SCALES:
         fixed = [arith.weights_from_float(w * scale) for w in weights]
-        acc = _spiking_accuracy(cfg, fixed, data.x_train, data.y_train, data.vmax)
+        acc = _spiking_accuracy(cfg, fixed, data.x_train[:CALIBRATION],
+                                data.y_train[:CALIBRATION], data.vmax)
         if best is None or acc > best[1]:
             best = (scale, acc, fixed)
     scale, train_acc, fixed = best
