@@ -71,7 +71,7 @@ def measure_methods(log=print):
         upper, cmax = ACTIVITY[dataset]
         args = base + ["--set", f"act_upper={upper}", "--set", f"act_max={cmax}"]
         rows["bptt_activity"] = _entry(_run(args, log)[0], args)
-        args = base + ["--encoder", "latency"]
+        args = base + ["--encoder", "latency", "--set", "init_gain=3"]
         rows["bptt_latency"] = _entry(_run(args, log)[0], args)
         for T in (8, 32):
             args = base + ["--method", "softlif", "--set", f"timesteps={T}"]
