@@ -98,7 +98,6 @@ class Board:
 # 37.9k LUT4 for LUT tables at G = 4. Digits with 16 PEs per engine, mnist16 with 8 ...
 ECP5_HW = (("pes", 8), ("fe_group", 8), ("wue_group", 8), ("table", "tree"), ("dist_ram", True))
 ECP5_PRESET_HW = (("digits", (("pes", 16),)),)
-ULX3S_MNIST16_HW = (("fe_group", 4), ("wue_group", 4), ("table", "lut"))
 # ... with a batch buffer of 8 samples (the state memories scale with the batch; at batch 16 the
 # router was left with thousands of wires overused at the block-RAM rows for most placements;
 # digits trains to 0.9806 at batch 8 against 0.9722 at 16) ...
@@ -118,16 +117,18 @@ FEATHER_BAUD = 1_000_000
 BOARDS = {b.name: b for b in [
     Board("ulx3s-85f", "ulx3s:ULX3S_85F_Platform", "ecp5", "digits",
           "Radiona ULX3S, Lattice ECP5 LFE5U-85F (primary target)", hw=ECP5_HW,
-          preset_hw=ECP5_PRESET_HW + (("mnist16", ULX3S_MNIST16_HW),), onchip_data=ONCHIP, config=ECP5_CONFIG,
+          preset_hw=ECP5_PRESET_HW, onchip_data=ONCHIP, config=ECP5_CONFIG,
           clock_mhz=ECP5_CLOCK_MHZ, baud=ULX3S_BAUD, loader="ulx3s"),
     # mnist16 (256-256-10) from on-chip memory on the same device and design parameters: one
-    # block-RAM copy of W (one read port, see hdl/top.py) is what makes it fit. On the -6 ULX3S
-    # it keeps LUT tables at G = 4 (54.2 MHz): with G = 8 adder trees and 150 of 208 block RAMs
-    # it routed 48.3 MHz against 50 (seed 1) and 42.6 against 45, the Weight Update Engine's
-    # value-load enable spanning the chip (12,672 cycles per sample against 24,085)
+    # block-RAM copy of W (one read port, see hdl/top.py) is what makes it fit. With 150 of 208
+    # block RAMs the -6 ULX3S does not reach 50 MHz with this RTL: G = 8 adder trees routed
+    # 48.3 MHz against 50 (seed 1) and 42.6 against 45 (the Weight Update Engine's value-load
+    # enable spanning the chip), LUT tables at G = 4 45.7 against 50 (its accumulator's
+    # distributed-RAM address); so 40 MHz with the trees (12,672 cycles per sample against
+    # 23,787), and the FT231X at 2 Mbaud (20 cycles per bit exactly)
     Board("ulx3s-85f-mnist16", "ulx3s:ULX3S_85F_Platform", "ecp5", "mnist16",
-          "Radiona ULX3S, Lattice ECP5 LFE5U-85F, mnist16", hw=ECP5_HW + ULX3S_MNIST16_HW,
-          config=ECP5_CONFIG, clock_mhz=ECP5_CLOCK_MHZ, baud=ULX3S_BAUD, loader="ulx3s"),
+          "Radiona ULX3S, Lattice ECP5 LFE5U-85F, mnist16", hw=ECP5_HW,
+          config=ECP5_CONFIG, clock_mhz=40.0, baud=2_000_000, loader="ulx3s"),
     Board("orangecrab-85f", "orangecrab_r0_2:OrangeCrabR0_2_85FPlatform", "ecp5", "digits",
           "OrangeCrab r0.2, Lattice ECP5 LFE5U-85F; UART on Feather pins 0 (RX) / 1 (TX)",
           hw=ECP5_HW, preset_hw=ECP5_PRESET_HW, onchip_data=ONCHIP, config=ECP5_CONFIG,

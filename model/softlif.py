@@ -170,11 +170,14 @@ def train_softlif(cfg, dataset="digits", out="runs/softlif", seed=0, opts=None, 
             best = (scale, acc, fixed)
     scale, train_acc, fixed = best
     test_acc = _spiking_accuracy(cfg, fixed, data.x_test, data.y_test, data.vmax)
+    from .train import spikes_per_input
+    spikes = spikes_per_input(cfg, "fixed", fixed, encode(data.x_test, cfg.timesteps, data.vmax,
+                                                          "rate"))
     save_weights(os.path.join(out, "weights.npz"), fixed, cfg, "fixed")
     metrics = {
         "method": "softlif", "dataset": dataset, "seed": seed,
         "test_accuracy": test_acc, "rate_test_accuracy": history[-1]["rate_test_accuracy"],
-        "spiking_train_accuracy": train_acc, "weight_scale": scale,
+        "spiking_train_accuracy": train_acc, "weight_scale": scale, "spikes_per_input": spikes,
         "timesteps": cfg.timesteps, "encoder": "rate", "engine": "golden",
         "seconds": round(time.perf_counter() - t0, 3), "options": dataclasses.asdict(opts),
         "history": history, "config": cfg.to_dict(),
