@@ -33,6 +33,21 @@ class _GoldenMirrored:
     """An engine whose weights live both on the accelerator and in a golden ``Network``
     (``self.golden``), loaded through ``self.drv`` whenever they are set."""
 
+    def _batched(self, x, infer):
+        """Predictions of ``x`` (T, N, n) through ``infer`` (one batch of ``cfg.batch``
+        samples in, its predictions out), the last batch padded with silent samples."""
+        B = self.cfg.batch
+        T, N, n = x.shape
+        preds = []
+        for i in range(0, N, B):
+            chunk = x[:, i:i + B]
+            if chunk.shape[1] < B:
+                chunk = np.concatenate([chunk, np.zeros((T, B - chunk.shape[1], n), chunk.dtype)],
+                                       axis=1)
+            preds.append(np.asarray(infer(chunk))[:min(B, N - i)])
+            self.predictions_checked += min(B, N - i)
+        return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
+
     @property
     def weights(self):
         return self.golden.weights
@@ -65,22 +80,14 @@ class RtlEngine(_GoldenMirrored):
         return result
 
     def predict(self, x):
-        B = self.cfg.batch
-        T, N, n = x.shape
-        preds = []
-        for i in range(0, N, B):
-            chunk = x[:, i:i + B]
-            if chunk.shape[1] < B:
-                chunk = np.concatenate([chunk, np.zeros((T, B - chunk.shape[1], n), chunk.dtype)],
-                                       axis=1)
+        def one(chunk):
             got = self.run(self.drv.infer(chunk))
             want = self.golden.predict(chunk)
             if self.check and not np.array_equal(got, want):
                 raise RtlMismatch(f"inference predictions differ from the golden model: "
                                   f"accelerator {got.tolist()}, golden {want.tolist()}")
-            self.predictions_checked += min(B, N - i)
-            preds.append(np.asarray(got)[:min(B, N - i)])
-        return np.concatenate(preds)
+            return got
+        return self._batched(x, one)
 
 
 class HilEngine(_GoldenMirrored):
@@ -124,17 +131,7 @@ class HilEngine(_GoldenMirrored):
         return result
 
     def predict(self, x):
-        B = self.cfg.batch
-        T, N, n = x.shape
-        preds = []
-        for i in range(0, N, B):
-            chunk = x[:, i:i + B]
-            if chunk.shape[1] < B:
-                chunk = np.concatenate([chunk, np.zeros((T, B - chunk.shape[1], n), chunk.dtype)],
-                                       axis=1)
-            preds.append(np.asarray(self.run(self.drv.infer(chunk)))[:min(B, N - i)])
-            self.predictions_checked += min(B, N - i)
-        return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
+        return self._batched(x, lambda chunk: self.run(self.drv.infer(chunk)))
 
 
 class JobEngine(_GoldenMirrored):
