@@ -231,6 +231,12 @@ def _user_data_options(args):
         args.set = list(args.set or []) + [f"layers={args.layers}"]
 
 
+def _add_perturb(p, where):
+    p.add_argument("--perturb", default=None, metavar="weight=G,threshold=V,noise=N,seed=S",
+                   help=f"with {where}: per-neuron weight gain and threshold offsets (standard "
+                        f"deviations, relative) and current noise (model/perturb.py)")
+
+
 def _seed_list(text):
     """``--seeds``: ``N`` (seeds 1..N) or a comma-separated list of seeds."""
     try:
@@ -544,9 +550,7 @@ def build_parser():
                    help="with --engine hil: what runs the forward pass (rtl: the accelerator's "
                         "Verilog under cocotb; board: a real board over --port; model: the "
                         "golden model with the forward pass of --perturb)")
-    p.add_argument("--perturb", default=None, metavar="weight=G,threshold=V,noise=N,seed=S",
-                   help="with --backend model: per-neuron weight gain and threshold offsets "
-                        "(standard deviations, relative) and current noise (model/perturb.py)")
+    _add_perturb(p, "--backend model")
     p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
                    help="simulator for --engine rtl")
     p.add_argument("--port", default=None, help="serial port of the board for --engine board")
@@ -583,9 +587,7 @@ def build_parser():
     p.add_argument("--engine", choices=("golden", "rtl", "model"), default="golden",
                    help="golden: the golden model; rtl: the accelerator's Verilog; model: the "
                         "golden model with the forward pass of --perturb (a chip's mismatch)")
-    p.add_argument("--perturb", default=None, metavar="weight=G,threshold=V,noise=N,seed=S",
-                   help="with --engine model: per-neuron weight gain and threshold offsets "
-                        "(standard deviations, relative) and current noise (model/perturb.py)")
+    _add_perturb(p, "--engine model")
     p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
     p.add_argument("--hw", action="append", metavar="FIELD=VALUE",
                    help="with --engine rtl: a hardware parameter (repeatable)")

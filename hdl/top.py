@@ -285,23 +285,19 @@ class Accelerator(wiring.Component):
         # ---- counters: off the datapath. Every event is registered first, a count of bits goes
         # through a pipelined popcount, and the bridge sees the accelerator busy until the last
         # event of a run has reached its counter ------------------------------------------------
-        events = {} if not learn else {
-            "active_cycles": ctl.busy, "steps": out.done,
-            "fe_busy": fe.busy, "out_busy": out.busy, "be_busy": be.busy,
-            "wue_busy": wue.busy,
-            "fe_x_reads": fe.x_rd.en, "fe_w_reads": fe.w_rd.en, "fe_writes": fe.u_wr.en,
-            "wue_x_reads": wue.x_rd.en, "wue_eps_reads": wue.eps_rd.en,
-            "wue_lookups": wue.lookup,
-            "wue_w_reads": wue.w_rd.en, "wue_w_writes": wue.w_wr.en,
-            "be_u_reads": be.u_rd.en, "be_g_reads": be.g_rd.en, "be_eps_reads": be.eps_rd.en,
-            "be_eps_writes": be.eps_wr.en,
-            "be_w_reads": be.w_rd.en,
-            "be_g_writes": be.gb_wr.en,
-        }
-        events.update({
+        events = {
             "active_cycles": ctl.busy, "steps": out.done, "fe_busy": fe.busy,
             "out_busy": out.busy, "fe_x_reads": fe.x_rd.en, "fe_w_reads": fe.w_rd.en,
-            "fe_writes": fe.u_wr.en, "out_reads": out.x_rd.en, "out_writes": out.g_wr.en})
+            "fe_writes": fe.u_wr.en, "out_reads": out.x_rd.en, "out_writes": out.g_wr.en}
+        if learn:
+            events.update({
+                "be_busy": be.busy, "wue_busy": wue.busy,
+                "wue_x_reads": wue.x_rd.en, "wue_eps_reads": wue.eps_rd.en,
+                "wue_lookups": wue.lookup,
+                "wue_w_reads": wue.w_rd.en, "wue_w_writes": wue.w_wr.en,
+                "be_u_reads": be.u_rd.en, "be_g_reads": be.g_rd.en,
+                "be_eps_reads": be.eps_rd.en, "be_eps_writes": be.eps_wr.en,
+                "be_w_reads": be.w_rd.en, "be_g_writes": be.gb_wr.en})
         for l in range(L):
             events[f"spikes{l}"] = Mux(fe.u_wr.en & (ctl.f_layer == l), fe.o_wr.data[:P], 0)
             if learn:

@@ -107,24 +107,15 @@ class AcceleratorDriver:
     async def read_state(self):
         """The state of the last forward pass (see :meth:`forward`; call when idle)."""
         mm, cfg = self.mm, self.mm.cfg
-        P, NP, sb = mm.P, mm.NP, mm.state_bits
-        T, B = cfg.timesteps, cfg.batch
+        sb = mm.state_bits
         out = []
         for l in range(mm.L):
-            n = mm.n_out(l)
-            raw = await self.host.read("state", mm.blocks[l] * NP, addr=mm.sbase[l])
-            lanes = np.zeros((NP, mm.blocks[l] * P), dtype=np.int64)
-            for nb in range(mm.blocks[l]):
-                for p in range(NP):
-                    word = int(raw[nb * NP + p])
-                    for q in range(P):
-                        lanes[p, nb * P + q] = (word >> (q * sb)) & ((1 << sb) - 1)
-            lanes = lanes[:, :n].reshape(T, B, n)
+            raw = await self.host.read("state", mm.blocks[l] * mm.NP, addr=mm.sbase[l])
+            lanes = mm.unpack_points(raw, mm.n_out(l), sb)       # signed lanes
             if cfg.reset_grad:
-                u = np.where(lanes >= 1 << (sb - 1), lanes - (1 << sb), lanes)
-                out.append({"o": (u > cfg.vth_int).astype(np.int64), "u": u})
-            else:
-                out.append({"o": lanes & 1, "h": lanes >> 1})
+                out.append({"o": (lanes > cfg.vth_int).astype(np.int64), "u": lanes})
+            else:                    # two unsigned bits per lane: o, then h
+                out.append({"o": lanes & 1, "h": (lanes >> 1) & 1})
         return out
 
     async def wait(self):
