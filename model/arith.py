@@ -44,6 +44,12 @@ class FixedArith:
     def weights_to_float(self, w):
         return w.astype(np.float64) / (1 << self.cfg.w_frac)
 
+    def weight_levels(self, w):
+        """``w`` rounded to its level of ``w_levels``: ``clamp(rshr(w, s), -L/2, L/2 - 1) << s``
+        with ``s = w_level_shift`` (SPEC section 7)."""
+        half, s = self.cfg.w_levels // 2, self.cfg.w_level_shift
+        return np.clip(shift_round(w, s), -half, half - 1) << s
+
     # forward ---------------------------------------------------------------------------------
     def synaptic_input(self, x, w):
         """``I = x @ W^T`` for binary ``x`` (rows are points); exact in the forward accumulator."""
@@ -113,6 +119,13 @@ class FloatArith:
 
     def weights_to_float(self, w):
         return np.asarray(w, dtype=np.float64).copy()
+
+    def weight_levels(self, w):
+        """The float form of :meth:`FixedArith.weight_levels`: levels ``k * step``, ``step =
+        2**(w_level_shift - w_frac)``, rounded half up."""
+        half = self.cfg.w_levels // 2
+        step = 2.0 ** (self.cfg.w_level_shift - self.cfg.w_frac)
+        return np.clip(np.floor(w / step + 0.5), -half, half - 1) * step
 
     def synaptic_input(self, x, w):
         return x.astype(np.float64) @ w.T

@@ -98,6 +98,20 @@ class Config:
         ``act_upper / 2 * (c - act_max)**2`` to the loss, below ``act_min``
         ``act_lower / 2 * (act_min - c)**2``; ``act_upper = act_lower = 0`` (default) is off. In
         fixed mode each strength is a multiple of ``2**-e_frac``.
+    recurrent : tuple of int
+        Weight layers (0 = the first) that are recurrent: ``u[t] = alpha u[t-1] (1 - o[t-1]) +
+        W x[t] + V o[t-1]`` with an ``n_out x n_out`` matrix ``V`` (``model/SPEC.md`` section 3a).
+        ``()`` (default): feed-forward.
+    w_levels : int
+        Train-and-constrain: the forward pass uses weights of at most this many levels, ``k *
+        2**w_level_shift`` codes for ``k`` in ``-w_levels/2 .. w_levels/2 - 1`` (a power of two;
+        ``0``, default: off). Training keeps full-precision weights (quantisation-aware, straight
+        through); the deployed weights are the quantised ones (``model/SPEC.md`` section 7).
+    w_level_shift : int
+        The level step of ``w_levels`` in weight codes, ``2**w_level_shift``.
+    fan_in : int
+        Train-and-constrain: each neuron has at most this many non-zero input weights (W and V
+        together; ``0``, default: off). The connections kept are fixed by a mask.
     """
 
     layers: tuple = (64, 128, 10)
@@ -123,6 +137,10 @@ class Config:
     act_max: int = 0
     act_lower: float = 0.0
     act_min: int = 0
+    recurrent: tuple = ()
+    w_levels: int = 0
+    w_level_shift: int = 0
+    fan_in: int = 0
 
     # ---- derived integer constants (fixed mode) ---------------------------------------------
 
@@ -147,11 +165,29 @@ class Config:
         """Number of weight layers."""
         return len(self.layers) - 1
 
+    def is_recurrent(self, layer):
+        return layer in self.recurrent
+
+    def weight_shapes(self):
+        """Shapes of every weight matrix, in the order the golden model lists them: ``W`` of
+        each layer (``(n_out, n_in)``), then ``V`` of each recurrent layer (``(n_out, n_out)``)."""
+        shapes = [(self.layers[l + 1], self.layers[l]) for l in range(self.n_layers)]
+        return shapes + [(self.layers[l + 1],) * 2 for l in self.recurrent]
+
+    def weight_names(self):
+        """File keys of :meth:`weight_shapes`: ``w<l>``, then ``v<l>``."""
+        return [f"w{l}" for l in range(self.n_layers)] + [f"v{l}" for l in self.recurrent]
+
+    def fan_in_of(self, layer):
+        """Inputs of each neuron of ``layer``: its ``n_in``, plus ``n_out`` when recurrent."""
+        return self.layers[layer] + (self.layers[layer + 1] if self.is_recurrent(layer) else 0)
+
     # ---- worst cases of the accumulators ------------------------------------------------------
 
     def fwd_acc_needed(self, layer):
-        """Bits of ``sum_j W_ij x_j`` over all ``n_in`` inputs of ``layer`` at extreme weights."""
-        n = self.layers[layer]
+        """Bits of ``sum_j W_ij x_j`` (plus ``sum_k V_ik o_k`` when recurrent) over every input
+        of ``layer`` at extreme weights."""
+        n = self.fan_in_of(layer)
         return signed_bits(n * smin(self.w_bits), n * smax(self.w_bits))
 
     def bwd_acc_needed(self, layer):
@@ -227,12 +263,30 @@ class Config:
             need(0 <= getattr(self, count) <= self.timesteps,
                  f"{count} must be a spike count in 0..timesteps ({self.timesteps}), got "
                  f"{getattr(self, count)}")
+        need(isinstance(self.recurrent, tuple)
+             and all(_is_int(l) and 0 <= l < self.n_layers for l in self.recurrent)
+             and list(self.recurrent) == sorted(set(self.recurrent)),
+             f"recurrent must list weight layers in 0..{self.n_layers - 1}, ascending, each "
+             f"once (e.g. recurrent=0 for the first hidden layer), got {self.recurrent!r}")
+        need(self.w_levels == 0 or (self.w_levels >= 2
+                                    and self.w_levels & (self.w_levels - 1) == 0),
+             f"w_levels must be 0 (off) or a power of two >= 2 (e.g. 16), got {self.w_levels}")
+        need(0 <= self.w_level_shift < self.w_bits,
+             f"w_level_shift must be in 0..w_bits-1 ({self.w_bits - 1}), got "
+             f"{self.w_level_shift}")
+        if self.w_levels:
+            top = (self.w_levels // 2) << self.w_level_shift
+            need(top <= 1 << (self.w_bits - 1),
+                 f"w_levels={self.w_levels} of step 2**{self.w_level_shift} exceed the "
+                 f"{self.w_bits}-bit weight range; lower w_level_shift to at most "
+                 f"{self.w_bits - self.w_levels.bit_length()}")
+        need(self.fan_in >= 0, f"fan_in must be >= 0 (0 = no limit), got {self.fan_in}")
         layers = range(self.n_layers)
         worst = max(layers, key=self.fwd_acc_needed)
         needed = self.fwd_acc_needed(worst)
         need(self.fwd_acc_bits >= needed,
              f"fwd_acc_bits={self.fwd_acc_bits} cannot hold layer {worst}'s worst-case sum "
-             f"({self.layers[worst]} inputs x |W| <= 2**{self.w_bits - 1}); set "
+             f"({self.fan_in_of(worst)} inputs x |W| <= 2**{self.w_bits - 1}); set "
              f"fwd_acc_bits >= {needed}, or narrow w_bits")
         worst = max(layers, key=self.bwd_acc_needed)
         needed = self.bwd_acc_needed(worst)
@@ -250,15 +304,21 @@ class Config:
     # ---- serialisation ------------------------------------------------------------------------
 
     def replace(self, **changes):
-        if isinstance(changes.get("layers"), list):
-            changes["layers"] = tuple(changes["layers"])
-        return dataclasses.replace(self, **changes).validate()
+        return dataclasses.replace(self, **Config.coerce(changes)).validate()
+
+    @staticmethod
+    def coerce(changes):
+        """``changes`` with the tuple fields (``layers``, ``recurrent``) as tuples, from lists
+        or one int (``--set recurrent=0``)."""
+        return {k: _as_tuple(v) if k in ("layers", "recurrent") else v
+                for k, v in changes.items()}
 
     def to_dict(self):
         """The fields; those added after the first description format only when they differ
         from their default, so every earlier design keeps its description and key."""
         d = dataclasses.asdict(self)
         d["layers"] = list(self.layers)
+        d["recurrent"] = list(self.recurrent)
         for name, default in LATER_FIELDS.items():
             if d[name] == default:
                 del d[name]
@@ -276,12 +336,20 @@ class Config:
     @classmethod
     def from_dict(cls, d):
         d = known_fields(cls, d, ConfigError, "config")
-        if isinstance(d.get("layers"), list):
-            d["layers"] = tuple(d["layers"])
-        return cls(**d).validate()
+        return cls(**Config.coerce(d)).validate()
 
 
-LATER_FIELDS = {"act_upper": 0.0, "act_max": 0, "act_lower": 0.0, "act_min": 0}
+def _as_tuple(value):
+    """A tuple field from a list, a tuple or one int (``--set recurrent=0``)."""
+    if isinstance(value, list):
+        return tuple(value)
+    if _is_int(value):
+        return (value,)
+    return value
+
+
+LATER_FIELDS = {"act_upper": 0.0, "act_max": 0, "act_lower": 0.0, "act_min": 0,
+                "recurrent": [], "w_levels": 0, "w_level_shift": 0, "fan_in": 0}
 
 PRESETS = {
     "digits": Config(layers=(64, 128, 10)).fit_accumulators(),
@@ -290,11 +358,16 @@ PRESETS = {
     # the state memories: 0.8194 against 0.8056 at batch 2)
     "digits4": Config(layers=(16, 32, 10), timesteps=8, batch=1, w_bits=8, w_frac=5, u_bits=12,
                       e_bits=10, e_frac=4, lr=2.0 ** -8, init_gain=2.0).fit_accumulators(),
+    # sequences (issue 15): one recurrent hidden layer; digits_rows shows each row for 2 ticks,
+    # mnist1d each of its 40 samples for 1
+    "digits_rows": Config(layers=(8, 128, 10), timesteps=16, recurrent=(0,)).fit_accumulators(),
+    "mnist1d": Config(layers=(8, 128, 10), timesteps=40, recurrent=(0,)).fit_accumulators(),
 }
 
 
 #: the data set each preset is sized for (its input width and classes)
-PRESET_DATASETS = {"digits": "digits", "mnist16": "mnist16", "digits4": "digits4"}
+PRESET_DATASETS = {"digits": "digits", "mnist16": "mnist16", "digits4": "digits4",
+                   "digits_rows": "digits_rows", "mnist1d": "mnist1d"}
 
 
 def preset_dataset(name):

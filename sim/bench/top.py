@@ -49,6 +49,7 @@ def ideal_step_cycles(design, stats):
 def run(design, dataset, simulator="verilator", steps=STEPS):
     from spikeforge.model.encode import encode
     from spikeforge.model.network import Network
+    from spikeforge.model.progress import stage
     from spikeforge.sim.verify.top import run_top
 
     if simulator == "amaranth":
@@ -63,6 +64,7 @@ def run(design, dataset, simulator="verilator", steps=STEPS):
     start = [w.copy() for w in net.weights]
     golden = Network(cfg, "fixed", weights=start)
     ideal = {"fe": 0.0, "wue": 0.0, "be": 0.0}
+    stage(f"the golden model on the {steps} measured steps")
     for s in range(steps):
         result = golden.train_step(xs[s], ys[s])
         for key, value in ideal_step_cycles(design, result.stats).items():

@@ -10,7 +10,27 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
-__all__ = ["CocotbTransport", "start_clock"]
+__all__ = ["CocotbTransport", "start_clock", "run_host_job"]
+
+
+async def run_host_job(dut, design, job):
+    """The set-up of a testbench whose host code is ordinary blocking Python (training,
+    inference): start the clock, connect an :class:`~spikeforge.sim.host.driver.AcceleratorDriver`
+    and call ``job(driver, run)`` in a bridge thread, where ``run(coro)`` waits for one of the
+    driver's coroutines in simulated time. Returns what ``job`` returns."""
+    from cocotb.task import bridge, resume
+
+    from .driver import AcceleratorDriver
+
+    await start_clock(dut)
+    driver = AcceleratorDriver(CocotbTransport(dut), design)
+    await driver.connect()
+
+    @resume
+    async def run(coro):
+        return await coro
+
+    return await bridge(lambda: job(driver, run))()
 
 
 async def start_clock(dut, period_ns=10, reset_cycles=2):

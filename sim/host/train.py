@@ -21,6 +21,8 @@ import tempfile
 
 import numpy as np
 
+from spikeforge.model.progress import active
+
 from .driver import AcceleratorDriver
 from .engine import RtlEngine, RtlMismatch
 from .protocol import ProtocolError
@@ -107,7 +109,7 @@ def train_rtl(design, opts, simulator="verilator"):
         run_testbench(design, [path], "sf_accelerator", "spikeforge.sim.verify.tb_train",
                       os.path.join(directory, simulator), vectors, results,
                       simulator=simulator, log_to_console=True, build_args=VERILATOR_FAST,
-                      progress=print if opts.progress else None)
+                      progress=(active() or print) if opts.progress else None)
         out = np.load(results)
         if "error" in out.files:
             raise RtlMismatch(str(out["error"]))

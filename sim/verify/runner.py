@@ -151,6 +151,8 @@ def run_cocotb(sources, toplevel, test_module, build_dir, simulator="verilator",
     """
     from cocotb_tools.runner import get_runner
 
+    from spikeforge.model.progress import active
+    progress = progress or active()
     if simulator not in SIMULATORS:
         raise ValueError(f"unknown simulator {simulator!r}; choose one of {SIMULATORS}")
     if simulator == "verilator":
@@ -198,6 +200,7 @@ def run_cocotb(sources, toplevel, test_module, build_dir, simulator="verilator",
     env = dict(extra_env or {})
     if progress:
         env.setdefault("COCOTB_LOG_LEVEL", "WARNING")
+        env.setdefault("GPI_LOG_LEVEL", "WARNING")
         progress(f"[2/2] simulating: {test_module}")
     if module_dir:
         env["PYTHONPATH"] = module_dir + os.pathsep + os.environ.get("PYTHONPATH", "")

@@ -8,10 +8,8 @@ Env contract (:func:`spikeforge.sim.verify.runner.run_testbench`): ``SF_VECTORS`
 
 import cocotb
 import numpy as np
-from cocotb.task import bridge, resume
 
-from spikeforge.sim.host.cocotb_io import CocotbTransport, start_clock
-from spikeforge.sim.host.driver import AcceleratorDriver
+from spikeforge.sim.host.cocotb_io import run_host_job
 from spikeforge.sim.host.engine import RtlEngine, RtlMismatch
 from spikeforge.sim.verify.runner import save_results, testbench_inputs
 
@@ -19,15 +17,8 @@ from spikeforge.sim.verify.runner import save_results, testbench_inputs
 @cocotb.test()
 async def infer_on_rtl(dut):
     design, data = testbench_inputs()
-    await start_clock(dut)
-    driver = AcceleratorDriver(CocotbTransport(dut), design)
-    await driver.connect()
 
-    @resume
-    async def run(coro):
-        return await coro
-
-    def job():
+    def job(driver, run):
         engine = RtlEngine(driver, design.cfg, run)
         engine.weights = [data[f"w{l}"] for l in range(design.cfg.n_layers)]
         try:
@@ -37,4 +28,4 @@ async def infer_on_rtl(dut):
             return
         save_results({"pred": np.asarray(pred)})
 
-    await bridge(job)()
+    await run_host_job(dut, design, job)

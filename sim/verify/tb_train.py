@@ -11,11 +11,9 @@ import json
 
 import cocotb
 import numpy as np
-from cocotb.task import bridge, resume
 
 from spikeforge.model.train import TrainOptions, train
-from spikeforge.sim.host.cocotb_io import CocotbTransport, start_clock
-from spikeforge.sim.host.driver import AcceleratorDriver
+from spikeforge.sim.host.cocotb_io import run_host_job
 from spikeforge.sim.host.engine import RtlMismatch
 from spikeforge.sim.host.train import checked_metrics, make_engine
 from spikeforge.sim.verify.runner import save_results, testbench_inputs
@@ -25,15 +23,8 @@ from spikeforge.sim.verify.runner import save_results, testbench_inputs
 async def train_on_rtl(dut):
     design, vectors = testbench_inputs()
     opts = TrainOptions(**json.loads(str(vectors["options"])))
-    await start_clock(dut)
-    driver = AcceleratorDriver(CocotbTransport(dut), design)
-    await driver.connect()
 
-    @resume
-    async def run(coro):
-        return await coro
-
-    def job():
+    def job(driver, run):
         engine = make_engine(driver, design, opts, run)
         try:
             metrics = train(engine.cfg, opts, engine=engine)
@@ -44,4 +35,4 @@ async def train_on_rtl(dut):
                         design_key=design.key())
         save_results({"metrics": np.array(json.dumps(metrics))})
 
-    await bridge(job)()
+    await run_host_job(dut, design, job)
