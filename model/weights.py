@@ -37,12 +37,9 @@ def save_weights(path, weights, cfg, mode, extra=None):
     """Atomically write ``weights`` (a list of arrays in ``mode``'s representation)."""
     arrays = {"format": np.array(FORMAT), "mode": np.array(mode),
               "config": np.array(cfg.to_json())}
-    names = cfg.weight_names()
-    if len(weights) != len(names):
-        raise ValueError(f"{len(weights)} weight arrays for the {len(names)} of the config "
-                         f"({', '.join(names)})")
-    for name, w in zip(names, weights):
-        arrays[name] = np.asarray(w)
+    names = cfg.weight_names()       # a list that does not match is stored as given (w<i>):
+    for i, w in enumerate(weights):  # the load names what is missing or extra
+        arrays[names[i] if len(weights) == len(names) else f"w{i}"] = np.asarray(w)
     for key, value in (extra or {}).items():
         arrays[key] = np.asarray(value)
     atomic_write_bytes(path, _npz_bytes(arrays))
