@@ -186,6 +186,27 @@ def cmd_train(args):
                         golden_config=cfg.to_dict() if training_only else None)
     if args.checkpoint_every < 1:
         raise ConfigError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
+    if args.method == "elman":
+        from spikeforge.model.data import load_dataset
+        from spikeforge.model.elman import ElmanOptions, train_elman
+        if args.engine != "golden" or args.resume or args.init:
+            raise ConfigError("--method elman trains the float Elman baseline in software from "
+                              "scratch; drop --engine/--resume/--init")
+        data = load_dataset(dataset)
+        if data.steps == 1:
+            raise ConfigError(f"--method elman needs a sequence data set (digits_rows, "
+                              f"mnist1d); {dataset} is one frame per sample")
+        metrics = train_elman(data, out=args.out,
+                              opts=ElmanOptions(hidden=cfg.layers[1], epochs=epochs,
+                                                seed=args.seed),
+                              progress=not args.quiet)
+        print(f"test accuracy {metrics['test_accuracy']:.4f} (Elman RNN, float, "
+              f"{cfg.layers[1]} hidden, {data.steps} frames) ({metrics['seconds']:.1f} s); "
+              f"wrote {args.out}/metrics.json")
+        return 0
+    if cfg.recurrent and args.method != "bptt":
+        raise ConfigError(f"--method {args.method} converts a feed-forward rate network; "
+                          f"recurrent layers train by --method bptt")
     if args.method == "softlif":
         from spikeforge.model.softlif import SoftLifOptions, train_softlif
         if args.engine != "golden":
@@ -298,7 +319,7 @@ def _train_baud(args):
     return 115200
 
 
-DEFAULT_EPOCHS = {"digits": 20, "mnist16": 30, "digits4": 20}
+DEFAULT_EPOCHS = {"digits": 20, "mnist16": 30, "digits4": 20, "digits_rows": 20, "mnist1d": 30}
 
 # bench target -> module exposing run(design, dataset, simulator=...) -> dict of measured figures
 BENCHES = {
@@ -360,6 +381,32 @@ def cmd_infer(args):
                                     if args.engine == "rtl" else ""))
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def cmd_constrain(args):
+    from spikeforge.model.constrain import train_and_constrain
+    from spikeforge.model.weights import load_weights_file
+
+    if args.epochs < 0 or args.w_levels < 0 or args.fan_in < 0:
+        raise ConfigError("--epochs, --w-levels and --fan-in must be >= 0")
+    dataset = args.dataset
+    if dataset is None:
+        _, cfg, _ = load_weights_file(args.weights)
+        matches = [name for name in PRESETS if preset(name).layers[0] == cfg.layers[0]
+                   and preset(name).recurrent == cfg.recurrent]
+        if not matches:
+            raise ConfigError(f"{args.weights}: no preset data set has {cfg.layers[0]} inputs; "
+                              f"name it with --dataset")
+        dataset = matches[0]
+    r = train_and_constrain(args.weights, dataset, args.out, w_levels=args.w_levels,
+                            fan_in=args.fan_in, epochs=args.epochs, seed=args.seed,
+                            progress=not args.quiet)
+    print(f"{dataset}: unconstrained {r['unconstrained_accuracy']:.4f}, mapped "
+          f"{r['mapped_accuracy']:.4f}, after {args.epochs} constrained epochs "
+          f"{r['constrained_accuracy']:.4f} ({r['distinct_weight_values']} weight values, "
+          f"fan-in <= {r['largest_fan_in']}); wrote {args.out}/deployed.npz and "
+          f"{args.out}/constrain.json")
     return 0
 
 
@@ -591,10 +638,12 @@ def build_parser():
                         "is inputs,128,classes)")
     p.add_argument("--mode", choices=("fixed", "float"), default="fixed",
                    help="fixed: the bit-exact integer specification; float: float64 reference")
-    p.add_argument("--method", choices=("bptt", "softlif"), default="bptt",
+    p.add_argument("--method", choices=("bptt", "softlif", "elman"), default="bptt",
                    help="bptt: surrogate-gradient BPTT (default); softlif: train a rate network "
                         "with the soft-LIF curve of this neuron and training noise, then convert "
-                        "it to the spiking network in fixed point (model/softlif.py)")
+                        "it to the spiking network in fixed point (model/softlif.py); elman: the "
+                        "non-spiking float baseline of a sequence data set, an Elman RNN by BPTT "
+                        "with Adam (model/elman.py; its hidden size is the first hidden layer's)")
     p.add_argument("--engine", choices=("golden", "rtl", "board", "hil"), default="golden",
                    help="what executes the training steps: golden (numpy model, default), rtl "
                         "(the accelerator's Verilog under cocotb; every step checked against "
@@ -648,6 +697,27 @@ def build_parser():
                    help="with --engine rtl: a hardware parameter (repeatable)")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the result here")
     p.set_defaults(func=cmd_infer)
+
+    p = sub.add_parser(
+        "constrain", help="train-and-constrain: map a trained network onto weight levels and a "
+                          "fan-in limit, then train it with them in the loop",
+        description="Train-and-constrain (after Diehl et al. 2016; model/constrain.py): map the "
+                    "network of WEIGHTS.npz onto at most --w-levels weight values and --fan-in "
+                    "inputs per neuron (the level step chosen from its weights), measure it, "
+                    "train on with the constraints in the forward and backward passes, and "
+                    "write DIR/deployed.npz: the constrained network as an ordinary one.")
+    p.add_argument("weights", metavar="WEIGHTS.npz", help="an unconstrained trained network")
+    p.add_argument("--dataset", choices=DATASETS, default=None,
+                   help="its data set (default: the preset data set of its input width)")
+    p.add_argument("--w-levels", type=int, default=16, help="weight levels (power of two; 0: "
+                                                            "no limit; default 16)")
+    p.add_argument("--fan-in", type=int, default=64, help="inputs per neuron (0: no limit; "
+                                                          "default 64)")
+    p.add_argument("--epochs", type=int, default=10, help="constrained training epochs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/constrain", metavar="DIR")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_constrain)
 
     p = sub.add_parser(
         "export", help="write a trained network as a NIR graph or an snnTorch module",

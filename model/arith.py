@@ -46,7 +46,7 @@ class FixedArith:
 
     def weight_levels(self, w):
         """``w`` rounded to its level of ``w_levels``: ``clamp(rshr(w, s), -L/2, L/2 - 1) << s``
-        with ``s = w_level_shift`` (SPEC section 7)."""
+        with ``s = w_level_shift`` (SPEC section 6a)."""
         half, s = self.cfg.w_levels // 2, self.cfg.w_level_shift
         return np.clip(shift_round(w, s), -half, half - 1) << s
 

@@ -106,7 +106,7 @@ class Config:
         Train-and-constrain: the forward pass uses weights of at most this many levels, ``k *
         2**w_level_shift`` codes for ``k`` in ``-w_levels/2 .. w_levels/2 - 1`` (a power of two;
         ``0``, default: off). Training keeps full-precision weights (quantisation-aware, straight
-        through); the deployed weights are the quantised ones (``model/SPEC.md`` section 7).
+        through); the deployed weights are the quantised ones (``model/SPEC.md`` section 6a).
     w_level_shift : int
         The level step of ``w_levels`` in weight codes, ``2**w_level_shift``.
     fan_in : int

@@ -35,18 +35,15 @@ __all__ = ["Network", "LayerTrace", "StepResult", "init_weights"]
 
 
 def init_weights(cfg, seed):
-    """Float initial weights, uniform in ``+-init_gain * vth / sqrt(fan_in)``, from ``seed``
-    (a recurrent layer's fan-in counts its ``n_out`` recurrent inputs too; its ``V`` is drawn
-    after every ``W``, so a feed-forward network's weights do not depend on it)."""
+    """Float initial weights, uniform in ``+-init_gain * vth / sqrt(n)`` with ``n`` the
+    matrix's inputs (``n_in`` for ``W``, ``n_out`` for a recurrent layer's ``V``), from ``seed``.
+    Every ``V`` is drawn after every ``W``, so a feed-forward network's weights do not depend
+    on it."""
     rng = np.random.default_rng(seed)
     weights = []
-    for l, (n_in, n_out) in enumerate(zip(cfg.layers[:-1], cfg.layers[1:])):
-        bound = cfg.init_gain * cfg.vth / np.sqrt(cfg.fan_in_of(l))
-        weights.append(rng.uniform(-bound, bound, size=(n_out, n_in)))
-    for l in cfg.recurrent:
-        bound = cfg.init_gain * cfg.vth / np.sqrt(cfg.fan_in_of(l))
-        n = cfg.layers[l + 1]
-        weights.append(rng.uniform(-bound, bound, size=(n, n)))
+    for rows, cols in cfg.weight_shapes():
+        bound = cfg.init_gain * cfg.vth / np.sqrt(cols)
+        weights.append(rng.uniform(-bound, bound, size=(rows, cols)))
     return weights
 
 
