@@ -38,9 +38,21 @@ def _float_weights(weights, cfg, mode):
     return [np.asarray(w, dtype=np.float64) for w in weights]
 
 
+def check_exportable(cfg, where="export"):
+    """Refuse what the exports do not carry: recurrent layers, and a constrained network's
+    full-precision weights (its effective weights are in ``deployed.npz``)."""
+    if cfg.recurrent:
+        raise NirError(f"{where}: recurrent layers {list(cfg.recurrent)} are not exported yet "
+                       f"(feed-forward chains of Linear and LIF only)")
+    if cfg.w_levels or cfg.fan_in:
+        raise NirError(f"{where}: these are the full-precision weights of a constrained "
+                       f"network; export its deployed.npz (written by spikeforge constrain)")
+
+
 def graph_from_weights(weights, cfg, mode="fixed"):
     """The NIR graph of a network: ``weights`` in ``mode``'s representation, ``cfg`` its config."""
     import nir
+    check_exportable(cfg, "NIR export")
     nodes = {"input": nir.Input(input_type=np.array([cfg.layers[0]]))}
     edges = []
     prev = "input"

@@ -62,6 +62,10 @@ class PerturbedNetwork(Network):
     """The golden fixed-point network with the forward pass of ``perturbation``."""
 
     def __init__(self, cfg, perturbation, weights=None, seed=0):
+        if cfg.recurrent or cfg.w_levels or cfg.fan_in:
+            from .config import ConfigError
+            raise ConfigError("the perturbed forward pass models a feed-forward chip; recurrent "
+                              "and constrained networks train with --engine golden")
         super().__init__(cfg, "fixed", weights=weights, seed=seed)
         self.perturbation = p = perturbation
         rng = np.random.default_rng([p.seed, 5])

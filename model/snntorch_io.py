@@ -42,6 +42,9 @@ def rectangular_spike(x, window):
 
 def to_snntorch(weights, cfg, mode="fixed"):
     import snntorch as snn
+
+    from .nir_io import check_exportable
+    check_exportable(cfg, "snnTorch export")
     layers = []
     grad = functools.partial(rectangular_spike, window=cfg.window)
     ws = _float_weights(weights, cfg, mode)

@@ -190,6 +190,8 @@ ITEMS = {
     "asic": _asic, "cpu": _cpu, "cpu_sweep": _cpu_sweep, "gpu": _gpu,
     "methods": lambda: _methods().measure_methods(),
     "activity_sweep": lambda: _methods().measure_activity_sweep(),
+    "sequences": lambda: _methods().measure_sequences(),
+    "constrain": lambda: _methods().measure_constrain(),
 }
 
 
@@ -467,6 +469,7 @@ def render(results, out_dir=HERE):
     lines += board_link_section(results)
     lines += cpu_sweep_section(results)
     lines += methods_section(results)
+    lines += sequences_section(results)
     plots = _plots(results, energy, rows, out_dir)
     for title, png in plots:
         lines += [f"![{title}]({png})", ""]
@@ -570,6 +573,39 @@ def methods_section(results):
                 lines.append(f"| {ds} | {p['act_upper']:g} | {p['test_accuracy']:.4f} | "
                              f"{p['spikes_per_input']:.1f} |")
         lines += ["", sweep["method"] + ".", ""]
+    return lines
+
+
+def sequences_section(results):
+    """Report lines: recurrent networks on sequence tasks and train-and-constrain."""
+    seq, con = results.get("sequences"), results.get("constrain")
+    lines = []
+    if seq:
+        lines += ["## Recurrent networks on sequence tasks (`sequences`)", "",
+                  "| data set | recurrent spiking (BPTT) | the same without V (feed-forward) | "
+                  "Elman RNN, float | gap to Elman |", "|---|---|---|---|---|"]
+        for ds, rows in seq["datasets"].items():
+            acc = {k: rows[k]["test_accuracy"] for k in rows}
+            lines.append(f"| {ds} | {acc['spiking_rnn']:.4f} | {acc['spiking_feedforward']:.4f} "
+                         f"| {acc['elman']:.4f} | {100 * (acc['spiking_rnn'] - acc['elman']):+.1f}"
+                         f" points |")
+        lines += ["", seq["method"] + ". Commands: the `command` of each entry in "
+                  "`reports/data/sequences.json`.", ""]
+    if con:
+        lines += [f"## Train-and-constrain: {con['levels']} weight levels, fan-in "
+                  f"{con['fan_in']} (`constrain`)", "",
+                  "| network | unconstrained | mapped, not retrained | constrained, "
+                  f"{con['epochs']} epochs in the loop | change | weight values | largest "
+                  "fan-in |", "|---|---|---|---|---|---|---|"]
+        for ds, r in con["datasets"].items():
+            kind = "recurrent" if r["recurrent"] else "feed-forward"
+            lines.append(f"| {ds} {'-'.join(map(str, r['layers']))} ({kind}) | "
+                         f"{r['unconstrained_accuracy']:.4f} | {r['mapped_accuracy']:.4f} | "
+                         f"{r['constrained_accuracy']:.4f} | "
+                         f"{100 * (r['constrained_accuracy'] - r['unconstrained_accuracy']):+.1f}"
+                         f" points | {r['distinct_weight_values']} | {r['largest_fan_in']} |")
+        lines += ["", con["method"] + ". Each entry's `command` in "
+                  "`reports/data/constrain.json` reproduces it.", ""]
     return lines
 
 

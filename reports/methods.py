@@ -7,6 +7,10 @@
   deployed on it, then fine-tuned in the loop). Test accuracy and spikes per input (hidden and
   output layers, test set).
 - ``activity_sweep``: accuracy against spikes per input over the regulariser's strength.
+- ``sequences``: the sequence tasks (``digits_rows``, ``mnist1d``) by a recurrent spiking network
+  (BPTT, fixed point), the same network without its recurrent weights, and the float Elman RNN.
+- ``constrain``: train-and-constrain (16 weight levels, fan-in 64) of a feed-forward network
+  (digits) and a recurrent one (digits_rows): unconstrained, mapped, constrained.
 
 Each entry names the ``spikeforge`` command that reproduces it.
 """
@@ -14,7 +18,8 @@ Each entry names the ``spikeforge`` command that reproduces it.
 import os
 import tempfile
 
-__all__ = ["measure_methods", "measure_activity_sweep", "ACTIVITY", "PERTURB", "STRENGTHS"]
+__all__ = ["measure_methods", "measure_activity_sweep", "measure_sequences", "measure_constrain",
+           "ACTIVITY", "PERTURB", "STRENGTHS", "SEQUENCE_SETS", "CONSTRAIN"]
 
 ACT_MAX = 0
 ACTIVITY = {"digits": (2.0 ** -4, ACT_MAX), "mnist16": (2.0 ** -4, ACT_MAX)}  # act_upper, act_max
@@ -121,4 +126,56 @@ def measure_activity_sweep(log=print):
     out["method"] = ("golden model, fixed point, rate code, the data set's default epochs; "
                      "the regulariser (model/SPEC.md 5a) on the hidden layer with act_max = 0 "
                      "(every hidden spike costs), strength act_upper")
+    return out
+
+
+SEQUENCE_SETS = ("digits_rows", "mnist1d")
+#: train-and-constrain: (weight levels, fan-in, constrained epochs) on each network
+CONSTRAIN = {"levels": 16, "fan_in": 64, "epochs": 10, "datasets": ("digits", "digits_rows")}
+
+
+def measure_sequences(log=print):
+    out = {"datasets": {}}
+    for dataset in SEQUENCE_SETS:
+        rows = {}
+        base = ["--dataset", dataset]
+        rows["spiking_rnn"] = _entry(_run(base, log)[0], base)
+        args = base + ["--set", "recurrent=[]"]
+        rows["spiking_feedforward"] = _entry(_run(args, log)[0], args)
+        args = base + ["--method", "elman"]
+        rows["elman"] = _entry(_run(args, log)[0], args)
+        out["datasets"][dataset] = rows
+    out["method"] = ("golden model (fixed point, rate code frame by frame) with each data set's "
+                     "preset and default epochs (digits_rows 20, mnist1d 30); the feed-forward "
+                     "row is the same network with recurrent=[]; the Elman RNN (float64, tanh, "
+                     "Adam) sees each frame's intensities / vmax and has the same hidden size")
+    return out
+
+
+def measure_constrain(log=print):
+    from spikeforge.model.constrain import train_and_constrain
+    out = dict(CONSTRAIN, datasets={})
+    out["datasets"] = {}
+    for dataset in CONSTRAIN["datasets"]:
+        base = ["--dataset", dataset]
+        metrics, blob = _run(base, log)
+        with tempfile.TemporaryDirectory() as tmp:
+            src = os.path.join(tmp, "weights.npz")
+            with open(src, "wb") as f:
+                f.write(blob)
+            log(f"  spikeforge constrain WEIGHTS.npz --dataset {dataset} --w-levels "
+                f"{CONSTRAIN['levels']} --fan-in {CONSTRAIN['fan_in']} --epochs "
+                f"{CONSTRAIN['epochs']}")
+            r = train_and_constrain(src, dataset, os.path.join(tmp, "c"),
+                                    w_levels=CONSTRAIN["levels"], fan_in=CONSTRAIN["fan_in"],
+                                    epochs=CONSTRAIN["epochs"], log=lambda *a: None,
+                                    progress=False)
+        r["source"] = "spikeforge train " + " ".join(base)
+        r["command"] = (f"spikeforge constrain WEIGHTS.npz --dataset {dataset} --w-levels "
+                        f"{CONSTRAIN['levels']} --fan-in {CONSTRAIN['fan_in']} --epochs "
+                        f"{CONSTRAIN['epochs']}")
+        out["datasets"][dataset] = r
+    out["method"] = ("golden model, fixed point: the unconstrained network trained with the "
+                     "data set's defaults, mapped (level step from its weights, largest inputs "
+                     "kept), then trained with the constraints in the loop")
     return out

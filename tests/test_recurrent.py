@@ -208,3 +208,13 @@ def test_mnist1d_is_generated_without_touching_the_global_generators():
     assert d.steps == 40 and d.n_features == MNIST1D_LEVELS
     assert len(d.x_train) == 4000 and len(d.x_test) == 1000 and d.n_classes == 10
     assert 0.3 < d.x_train.mean() < 0.7
+
+
+def test_exports_refuse_what_they_do_not_carry():
+    from spikeforge.model.nir_io import NirError, graph_from_weights
+    cfg = cfg_of((8, 16, 4), 8, 2, (0,))
+    with pytest.raises(NirError, match="recurrent layers"):
+        graph_from_weights(Network(cfg, "fixed").weights, cfg)
+    cfg = Config(layers=(8, 16, 4), fan_in=4).fit_accumulators()
+    with pytest.raises(NirError, match="deployed.npz"):
+        graph_from_weights(Network(cfg, "fixed").weights, cfg)
