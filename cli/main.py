@@ -319,7 +319,7 @@ def _train_baud(args):
     return 115200
 
 
-DEFAULT_EPOCHS = {"digits": 20, "mnist16": 30, "digits4": 20, "digits_rows": 20, "mnist1d": 30}
+DEFAULT_EPOCHS = {"digits": 20, "mnist16": 30, "digits4": 20, "digits_rows": 20, "mnist1d": 20}
 
 # bench target -> module exposing run(design, dataset, simulator=...) -> dict of measured figures
 BENCHES = {

@@ -74,6 +74,12 @@ class Dataset:
                 f"data set {self.name} is a sequence of {self.steps} frames: timesteps must be a "
                 f"multiple of {self.steps} (ticks per frame), got {cfg.timesteps}; e.g. "
                 f"--set timesteps={2 * self.steps}")
+        ticks = cfg.timesteps // self.steps
+        if cfg.act_levels and ticks + 1 > cfg.act_levels:
+            raise ConfigError(
+                f"{ticks} ticks per frame give {ticks + 1} activity levels, more than "
+                f"act_levels={cfg.act_levels}; use --set timesteps="
+                f"{(cfg.act_levels - 1) * self.steps} or fewer")
 
 
 def area_resize(images, size):

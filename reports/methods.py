@@ -146,7 +146,7 @@ def measure_sequences(log=print):
         rows["elman"] = _entry(_run(args, log)[0], args)
         out["datasets"][dataset] = rows
     out["method"] = ("golden model (fixed point, rate code frame by frame) with each data set's "
-                     "preset and default epochs (digits_rows 20, mnist1d 30); the feed-forward "
+                     "preset and default epochs (20); the feed-forward "
                      "row is the same network with recurrent=[]; the Elman RNN (float64, tanh, "
                      "Adam) sees each frame's intensities / vmax and has the same hidden size")
     return out

@@ -110,3 +110,14 @@ def test_elman_baseline_and_recurrent_spiking_network_train_on_digits_rows(tmp_p
     assert r.returncode != 0 and "recurrent" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("train", "--method", "elman", "--dataset", "digits", "--epochs", "1")
     assert r.returncode != 0 and "sequence" in r.stderr
+
+
+def test_activity_levels_bound_the_ticks_per_frame():
+    from spikeforge.model.data import load_dataset
+    d = load_dataset("digits_rows")                         # 8 frames
+    ok = Config(layers=(8, 16, 10), timesteps=16, act_levels=3).fit_accumulators()
+    d.check_network(ok)                                      # 2 ticks: 3 levels
+    with pytest.raises(ConfigError, match="timesteps=16 or fewer"):
+        d.check_network(ok.replace(timesteps=24).fit_accumulators())   # 3 ticks: 4 levels
+    with pytest.raises(ConfigError, match="act_levels"):
+        Config(act_levels=1).validate()
