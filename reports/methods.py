@@ -51,10 +51,11 @@ def _train(args, log):
             raise RuntimeError(f"spikeforge {' '.join(command)} failed")
         with open(os.path.join(out, "metrics.json")) as f:
             metrics = json.load(f)
-        weights = os.path.join(tmp, "weights.npz")
-        os.replace(os.path.join(out, "weights.npz"), weights)
-        with open(weights, "rb") as f:
-            blob = f.read()
+        weights = os.path.join(out, "weights.npz")
+        blob = None                     # a float baseline (--method elman) writes no weights
+        if os.path.exists(weights):
+            with open(weights, "rb") as f:
+                blob = f.read()
     return metrics, blob
 
 

@@ -3,6 +3,7 @@ weights obey the limits in fixed and float mode alike, training is straight-thro
 method runs from the CLI and its deployed network is an ordinary one that obeys them; the Elman
 baseline and a recurrent spiking network train on digits_rows."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -118,6 +119,6 @@ def test_activity_levels_bound_the_ticks_per_frame():
     ok = Config(layers=(8, 16, 10), timesteps=16, act_levels=3).fit_accumulators()
     d.check_network(ok)                                      # 2 ticks: 3 levels
     with pytest.raises(ConfigError, match="timesteps=16 or fewer"):
-        d.check_network(ok.replace(timesteps=24).fit_accumulators())   # 3 ticks: 4 levels
+        d.check_network(dataclasses.replace(ok, timesteps=24).fit_accumulators())   # 3 ticks: 4 levels
     with pytest.raises(ConfigError, match="act_levels"):
         Config(act_levels=1).validate()
