@@ -186,6 +186,10 @@ def cmd_train(args):
                         golden_config=cfg.to_dict() if training_only else None)
     if args.checkpoint_every < 1:
         raise ConfigError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
+    if args.readout and args.method != "elman":
+        raise ConfigError("--readout chooses the Elman baseline's read-out; add --method elman "
+                          "or drop --readout")
+    args.readout = args.readout or "mean"
     if args.method == "elman":
         from spikeforge.model.data import load_dataset
         from spikeforge.model.elman import ElmanOptions, train_elman
@@ -198,10 +202,10 @@ def cmd_train(args):
                               f"mnist1d); {dataset} is one frame per sample")
         metrics = train_elman(data, out=args.out,
                               opts=ElmanOptions(hidden=cfg.layers[1], epochs=epochs,
-                                                seed=args.seed),
+                                                seed=args.seed, readout=args.readout),
                               progress=not args.quiet)
         print(f"test accuracy {metrics['test_accuracy']:.4f} (Elman RNN, float, "
-              f"{cfg.layers[1]} hidden, {data.steps} frames) ({metrics['seconds']:.1f} s); "
+              f"{cfg.layers[1]} hidden, {data.steps} frames, {args.readout} read-out) ({metrics['seconds']:.1f} s); "
               f"wrote {args.out}/metrics.json")
         return 0
     if cfg.recurrent and args.method != "bptt":
@@ -644,6 +648,10 @@ def build_parser():
                         "it to the spiking network in fixed point (model/softlif.py); elman: the "
                         "non-spiking float baseline of a sequence data set, an Elman RNN by BPTT "
                         "with Adam (model/elman.py; its hidden size is the first hidden layer's)")
+    p.add_argument("--readout", choices=("mean", "last"), default=None,
+                   help="--method elman only: class scores from the mean hidden state over the "
+                        "frames (default, as the spiking network counts spikes over all frames) "
+                        "or from the last frame's")
     p.add_argument("--engine", choices=("golden", "rtl", "board", "hil"), default="golden",
                    help="what executes the training steps: golden (numpy model, default), rtl "
                         "(the accelerator's Verilog under cocotb; every step checked against "

@@ -95,10 +95,13 @@ def test_train_and_constrain_from_the_cli(tmp_path):
 
 
 def test_elman_baseline_and_recurrent_spiking_network_train_on_digits_rows(tmp_path):
-    r = run_cli("train", "--method", "elman", "--dataset", "digits_rows", "--epochs", "2",
-                "--set", "layers=8,32,10", "--out", str(tmp_path / "e"), "--quiet")
+    r = run_cli("train", "--method", "elman", "--dataset", "digits_rows", "--epochs", "4",
+                "--set", "layers=8,32,10", "--readout", "last", "--out", str(tmp_path / "e"),
+                "--quiet")
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "e" / "metrics.json").read_text())["test_accuracy"] > 0.5
+    r = run_cli("train", "--dataset", "digits", "--readout", "last")
+    assert r.returncode != 0 and "--method elman" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("train", "--dataset", "digits_rows", "--epochs", "2", "--out",
                 str(tmp_path / "s"), "--quiet")
     assert r.returncode == 0, r.stderr
@@ -122,3 +125,28 @@ def test_activity_levels_bound_the_ticks_per_frame():
         d.check_network(dataclasses.replace(ok, timesteps=24).fit_accumulators())   # 3 ticks: 4 levels
     with pytest.raises(ConfigError, match="act_levels"):
         Config(act_levels=1).validate()
+
+
+@pytest.mark.parametrize("readout", ["mean", "last"])
+def test_elman_gradients_equal_finite_differences(readout):
+    from spikeforge.model.elman import _Elman
+    rng = np.random.default_rng(3)
+    net = _Elman(5, 7, 3, rng, readout)
+    xs, labels = rng.random((6, 4, 5)), np.array([0, 1, 2, 1])
+
+    def loss():
+        z = net.forward(xs)[1]
+        z = z - z.max(axis=1, keepdims=True)
+        p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        return -np.log(p[np.arange(4), labels]).mean()
+
+    grads = net.grads(xs, labels)[1]
+    for name, p in net.params.items():
+        for idx in np.ndindex(p.shape):
+            keep = p[idx]
+            p[idx] = keep + 1e-6
+            up = loss()
+            p[idx] = keep - 1e-6
+            down = loss()
+            p[idx] = keep
+            assert abs((up - down) / 2e-6 - grads[name][idx]) < 1e-7, (name, idx)
