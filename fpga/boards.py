@@ -114,6 +114,16 @@ ONCHIP = ("digits",)
 ULX3S_BAUD = 3_000_000
 FEATHER_BAUD = 1_000_000
 
+ICE40_HW = (("fe_group", 2), ("pes", 1), ("wue_group", 2), ("counters", False),
+            ("dist_ram", False), ("table", "tree"))
+# digits on the iCEBreaker by hardware in the loop: 64-64-10, batch 1, digits4's 8-bit weight
+# and 12-bit membrane formats (digits: 0.9667 after 20 epochs, seed 0), accumulators as narrow
+# as the config's validation allows
+HIL_CONFIG = (("layers", (64, 64, 10)), ("batch", 1), ("w_bits", 8), ("w_frac", 5),
+              ("u_bits", 12), ("e_bits", 10), ("e_frac", 4), ("lr", 2.0 ** -8),
+              ("init_gain", 2.0), ("fwd_acc_bits", 14), ("bwd_acc_bits", 24),
+              ("wgrad_acc_bits", 13))
+
 BOARDS = {b.name: b for b in [
     Board("ulx3s-85f", "ulx3s:ULX3S_85F_Platform", "ecp5", "digits",
           "Radiona ULX3S, Lattice ECP5 LFE5U-85F (primary target)", hw=ECP5_HW,
@@ -142,8 +152,14 @@ BOARDS = {b.name: b for b in [
           # no distributed RAM on the iCE40: small buffers in block RAM; adder trees beat LUT
           # tables in flip-flops here (22.8 against 22.0 MHz, 4,394 against 4,618 logic cells,
           # both before the output unit's arg-max was registered; now 26.2 MHz, 4,431 cells)
-          hw=(("fe_group", 2), ("pes", 1), ("wue_group", 2), ("counters", False),
-              ("dist_ram", False), ("table", "tree"))),
+          hw=ICE40_HW),
+    # the inference-only accelerator (Forward Engine and output unit) as a hardware-in-the-loop
+    # backend: the 8x8 digits in a 64-64-10 network with digits4's 8-bit formats, which the full
+    # accelerator does not fit on the UP5K (reports/data/hil_board.json)
+    Board("icebreaker-hil", "icebreaker:ICEBreakerPlatform", "ice40", "digits",
+          "1BitSquared iCEBreaker, Lattice iCE40UP5K, inference-only (HIL backend), digits "
+          "64-64-10 in 8-bit weights", loader="icebreaker", hw=ICE40_HW + (("learn", False),),
+          config=HIL_CONFIG),
 ]}
 
 

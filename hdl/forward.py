@@ -22,7 +22,7 @@ layer takes about ``ceil(n_out / P) * ceil(n_in / G) * (T*B + 1) + G + 2**G + 5`
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib.memory import Memory, ReadPort, WritePort
-from amaranth.lib.wiring import In
+from amaranth.lib.wiring import In, Out
 
 from spikeforge.model.fixedpoint import smax
 
@@ -73,6 +73,10 @@ class ForwardEngine(LutEngine):
                                            shape=P * cfg.u_bits)),
             "o_wr": In(WritePort.Signature(addr_width=addr_bits(mm.spike_depth),
                                            shape=mm.spike_width, granularity=P)),
+            # recurrent hidden layers (design.memmap.recurrent): a run of a recurrent layer
+            # (``rec`` at start) covers every block, time step by time step; its inputs are the
+            # layer's ``n_in`` inputs, then its own ``n_out`` spikes of the step before
+            **({"rec": In(1), "x_self": Out(1), "w_v": Out(1)} if mm.has_rec else {}),
         })
 
     def elaborate(self, platform):
@@ -85,20 +89,41 @@ class ForwardEngine(LutEngine):
         blocks_max = lay.out_blocks_max
 
         ctl, luts = lut_bank(m, G, cfg.w_bits, P, table=self.hw.table, latency=2)
-        rc = self.run_control(m, ctl)
+        rec_hw = lay.has_rec
+        hold = Signal() if rec_hw else None
+        rc = self.run_control(m, ctl, hold=hold)
         n_in, n_out, bank, lk_active = rc.n_in, rc.n_out, rc.bank, rc.lk_active
 
-        # builder task: the (block, group) whose table is being built or is ready
+        # builder task: the (block, group) whose table is being built or is ready (and, in a
+        # recurrent run, its time step: tasks (t, block, group))
         b_nb = Signal(range(blocks_max + 1))
         b_nbase = Signal(range(lay.n_out_max + P + 1))
-        b_g = Signal(range(n_groups_max + 1))
+        b_g = Signal(range((2 if rec_hw else 1) * n_groups_max + 1))
         b_gbase = Signal(range(padded + G + 1))
         b_wbase = Signal(range(lay.weight_depth + lay.n_in_max + 1))
         b_ubase = Signal(range(lay.state_depth + TB + 1))
-        m.d.comb += [
-            rc.last_group.eq(b_gbase + G >= n_in),
-            rc.last_block.eq(b_nbase + P >= n_out),
-        ]
+        if rec_hw:
+            rec = Signal()                       # this run's layer is recurrent
+            with m.If(rc.start_ok):
+                m.d.sync += rec.eq(self.rec)
+            b_t = Signal(range(max(cfg.timesteps, 2)))
+            b_tB = Signal(range(TB + 1))         # t * B
+            b_op = Signal()                      # the group is of the recurrent inputs
+            b_obase = Signal(range(padded + G + 1))   # its first recurrent input
+            b_og = Signal(range(n_groups_max + 1))    # its group within the spike word
+            b_vbase = Signal(range(lay.weight_depth + lay.n_out_max + 1))   # nb * n_out
+            b_cbase = Signal(range(blocks_max * B + 1))                     # nb * B
+            x_last = b_gbase + G >= n_in
+            o_last = b_obase + G >= n_out
+            m.d.comb += [
+                rc.last_group.eq(Mux(rec, b_op & o_last, x_last)),
+                rc.last_block.eq((b_nbase + P >= n_out) & (~rec | (b_t == cfg.timesteps - 1))),
+            ]
+        else:
+            m.d.comb += [
+                rc.last_group.eq(b_gbase + G >= n_in),
+                rc.last_block.eq(b_nbase + P >= n_out),
+            ]
 
         # look-up task
         lk_p = Signal(range(max(TB, 2)))
@@ -113,30 +138,76 @@ class ForwardEngine(LutEngine):
         with m.If(rc.start_ok):
             m.d.sync += [b_nb.eq(0), b_nbase.eq(0), b_g.eq(0), b_gbase.eq(0), b_wbase.eq(0),
                          b_ubase.eq(0)]
+            if rec_hw:
+                m.d.sync += [b_t.eq(0), b_tB.eq(0), b_op.eq(0), b_obase.eq(0), b_og.eq(0),
+                             b_vbase.eq(0), b_cbase.eq(0)]
+        if rec_hw:
+            lk_pend = Signal.like(lk_p)          # the task's last point
+            lk_op = Signal()
+            lk_b = Signal(range(max(B, 2)))
+            lk_c = Signal(range(blocks_max * B + 1))   # carry index nb * B + b
+            lk_t0 = Signal()                     # the task is of time step 0
         with m.If(rc.take):
-            m.d.sync += [
-                lk_p.eq(0), lk_g.eq(b_g), lk_first.eq(b_g == 0), lk_last.eq(rc.last_group),
-                lk_nb.eq(b_nb), lk_nbase.eq(b_nbase), lk_ubase.eq(b_ubase),
-                lk_mask.eq(Cat(*[(b_gbase + s) < n_in for s in range(G)])),
-            ]
+            if not rec_hw:
+                m.d.sync += [
+                    lk_p.eq(0), lk_g.eq(b_g), lk_first.eq(b_g == 0), lk_last.eq(rc.last_group),
+                    lk_nb.eq(b_nb), lk_nbase.eq(b_nbase), lk_ubase.eq(b_ubase),
+                    lk_mask.eq(Cat(*[(b_gbase + s) < n_in for s in range(G)])),
+                ]
+            else:
+                m.d.sync += [
+                    lk_p.eq(Mux(rec, b_tB, 0)), lk_pend.eq(Mux(rec, b_tB + B - 1, TB - 1)),
+                    lk_g.eq(Mux(b_op, b_og, b_g)), lk_first.eq(b_g == 0),
+                    lk_last.eq(rc.last_group), lk_nb.eq(b_nb), lk_nbase.eq(b_nbase),
+                    lk_ubase.eq(b_ubase), lk_op.eq(b_op), lk_b.eq(0), lk_c.eq(b_cbase),
+                    lk_t0.eq(b_t == 0),
+                    # the recurrent inputs at t = 0 are o[-1] = 0
+                    lk_mask.eq(Mux(b_op, Cat(*[((b_obase + s) < n_out) & (b_t != 0)
+                                               for s in range(G)]),
+                                   Cat(*[(b_gbase + s) < n_in for s in range(G)]))),
+                ]
             with m.If(rc.last_group):
                 m.d.sync += [
                     b_g.eq(0), b_gbase.eq(0), b_nb.eq(b_nb + 1), b_nbase.eq(b_nbase + P),
                     b_wbase.eq(b_wbase + n_in), b_ubase.eq(b_ubase + TB),
                 ]
+                if rec_hw:
+                    m.d.sync += [b_op.eq(0), b_obase.eq(0), b_og.eq(0),
+                                 b_vbase.eq(b_vbase + n_out), b_cbase.eq(b_cbase + B)]
+                    with m.If(rec & (b_nbase + P >= n_out)):
+                        # the step's last block: the next step from block 0
+                        m.d.sync += [b_nb.eq(0), b_nbase.eq(0), b_wbase.eq(0), b_ubase.eq(0),
+                                     b_vbase.eq(0), b_cbase.eq(0), b_t.eq(b_t + 1),
+                                     b_tB.eq(b_tB + B)]
             with m.Else():
                 m.d.sync += [b_g.eq(b_g + 1), b_gbase.eq(b_gbase + G)]
+                if rec_hw:
+                    with m.If(b_op):
+                        m.d.sync += [b_obase.eq(b_obase + G), b_og.eq(b_og + 1)]
+                    with m.Elif(rec & x_last):
+                        m.d.sync += b_op.eq(1)
 
         # ---- table build: fetch G weights of each PE (read data registered), build into ~bank ---
         fetch_ok = [Signal(name=f"fetch_ok{i}") for i in range(2)]
         w_q = Signal.like(self.w_rd.data)
-        m.d.comb += [
-            ctl.stall.eq(self.w_stall),
-            self.w_rd.addr.eq(b_wbase + b_gbase + ctl.fetch_idx),
-            self.w_rd.en.eq(ctl.fetch_en),
-        ]
-        m.d.sync += [fetch_ok[0].eq(b_gbase + ctl.fetch_idx < n_in), fetch_ok[1].eq(fetch_ok[0]),
-                     w_q.eq(self.w_rd.data)]
+        if rec_hw:
+            # a recurrent group's weights are V's (word nb * n_out + k of the V region)
+            m.d.comb += [
+                ctl.stall.eq(self.w_stall),
+                self.w_rd.addr.eq(Mux(b_op, b_vbase + b_obase, b_wbase + b_gbase) +
+                                  ctl.fetch_idx),
+                self.w_rd.en.eq(ctl.fetch_en), self.w_v.eq(b_op),
+            ]
+            m.d.sync += fetch_ok[0].eq(Mux(b_op, b_obase + ctl.fetch_idx < n_out,
+                                           b_gbase + ctl.fetch_idx < n_in))
+        else:
+            m.d.comb += [
+                ctl.stall.eq(self.w_stall),
+                self.w_rd.addr.eq(b_wbase + b_gbase + ctl.fetch_idx),
+                self.w_rd.en.eq(ctl.fetch_en),
+            ]
+            m.d.sync += fetch_ok[0].eq(b_gbase + ctl.fetch_idx < n_in)
+        m.d.sync += [fetch_ok[1].eq(fetch_ok[0]), w_q.eq(self.w_rd.data)]
         for k, lut in enumerate(luts):
             weight = w_q[k * cfg.w_bits:(k + 1) * cfg.w_bits].as_signed()
             drive_lut(m, lut, ctl, Mux(fetch_ok[1], weight, 0), ~bank)
@@ -163,15 +234,27 @@ class ForwardEngine(LutEngine):
                 m.d.sync += [regs[key].eq(value) for key, value in src.items()]
             return valid, regs
 
-        m.d.comb += [self.x_rd.addr.eq(lk_p), self.x_rd.en.eq(lk_active)]
-        l1_valid, l1 = stage("l1", {
+        l1_fields = {
             "p": lk_p, "g": lk_g, "mask": lk_mask, "first": lk_first, "last": lk_last,
             "bank": bank, "nb": lk_nb, "nbase": lk_nbase, "uaddr": lk_ubase + lk_p,
-            "early": lk_p < B}, lk_active)
+            "early": lk_p < B}
+        if rec_hw:
+            # a recurrent group reads the layer's own spikes of the step before (point p - B)
+            m.d.comb += [self.x_rd.addr.eq(Mux(lk_op, Mux(lk_t0, 0, lk_p - B), lk_p)),
+                         self.x_rd.en.eq(lk_active), self.x_self.eq(lk_active & lk_op)]
+            l1_fields["cidx"] = lk_c + lk_b
+        else:
+            m.d.comb += [self.x_rd.addr.eq(lk_p), self.x_rd.en.eq(lk_active)]
+        l1_valid, l1 = stage("l1", l1_fields, lk_active)
         with m.If(lk_active):
             m.d.sync += lk_p.eq(lk_p + 1)
-            with m.If(lk_p == TB - 1):
-                m.d.sync += lk_active.eq(0)
+            if rec_hw:
+                m.d.sync += lk_b.eq(lk_b + 1)
+                with m.If(lk_p == lk_pend):
+                    m.d.sync += lk_active.eq(0)
+            else:
+                with m.If(lk_p == TB - 1):
+                    m.d.sync += lk_active.eq(0)
         x_word = Signal(lay.spike_width)
         with m.If(l1_valid):
             m.d.sync += x_word.eq(self.x_rd.data)
@@ -196,6 +279,19 @@ class ForwardEngine(LutEngine):
         with m.If(l4_valid):
             m.d.sync += [s2_p.eq(l4["p"]), s2_nb.eq(l4["nb"]), s2_nbase.eq(l4["nbase"]),
                          s2_uaddr.eq(l4["uaddr"]), s2_early.eq(l4["early"])]
+        if rec_hw:
+            # a recurrent run's state of (block, sample) at t-1: a memory of blocks x B entries
+            # (u and o) per PE, read a stage ahead, written by the LIF stage
+            s2_cidx = Signal.like(l1["cidx"])
+            with m.If(l4_valid):
+                m.d.sync += s2_cidx.eq(l4["cidx"])
+            carry_rd, carry_wr = [], []
+            for k in range(P):
+                mem = Memory(shape=cfg.u_bits + 1, depth=max(blocks_max * B, 2), init=[])
+                m.submodules[f"carry{k}"] = mem
+                carry_wr.append(mem.write_port())
+                carry_rd.append(mem.read_port())
+                m.d.comb += [carry_rd[k].addr.eq(l4["cidx"]), carry_rd[k].en.eq(l4_valid)]
         for k in range(P):
             lut = luts[k]
             m.d.comb += [lut.sel.eq(pattern), lut.sel_bank.eq(l3["bank"])]
@@ -252,6 +348,13 @@ class ForwardEngine(LutEngine):
                 kept = Signal(signed(cfg.u_bits), name=f"kept{k}")
                 m.d.comb += kept.eq(Mux(first_step | hist_o[0], 0, hist_u[0]))
                 raw = csd(kept, cfg.alpha_terms) + s2_cur[k]
+            if rec_hw:
+                c_u = carry_rd[k].data[:cfg.u_bits].as_signed()
+                c_o = carry_rd[k].data[cfg.u_bits]
+                kept_r = Signal(signed(cfg.u_bits), name=f"kept_r{k}")
+                m.d.comb += kept_r.eq(Mux(first_step | c_o, 0, c_u))
+                raw_r = csd(kept_r, cfg.alpha_terms) + s2_cur[k]
+                raw = Mux(rec, raw_r, raw)
             total_u = Signal(signed(len(raw)), name=f"raw{k}")
             m.d.comb += [
                 total_u.eq(raw),
@@ -260,6 +363,9 @@ class ForwardEngine(LutEngine):
             ]
             alive = Signal(name=f"alive{k}")
             m.d.comb += alive.eq(s2_nbase + k < n_out)
+            if rec_hw:
+                m.d.comb += [carry_wr[k].addr.eq(s2_cidx), carry_wr[k].data.eq(Cat(u_new, o_new)),
+                             carry_wr[k].en.eq(s2_valid & rec)]
             with m.If(s2_valid):
                 m.d.sync += [hist_u[i].eq(hist_u[i + 1]) for i in range(B - 1)]
                 m.d.sync += [hist_o[i].eq(hist_o[i + 1]) for i in range(B - 1)]
@@ -274,7 +380,13 @@ class ForwardEngine(LutEngine):
             self.o_wr.en.eq(Mux(s3_valid, Const(1, len(self.o_wr.en)) << s3_nb, 0)),
         ]
 
-        self.completion(m, rc, [l1_valid, l2_valid, l3_valid, l4_valid, s2_valid, s3_valid])
+        stages = [l1_valid, l2_valid, l3_valid, l4_valid, s2_valid, s3_valid]
+        if rec_hw:
+            # step t's recurrent inputs are the spikes of step t-1: its first recurrent group
+            # waits until the last block of t-1 has written them
+            m.d.comb += hold.eq(rec & b_op & (b_obase == 0) & (b_nb == 0) & (b_t != 0) &
+                                Cat(*stages).any())
+        self.completion(m, rc, stages)
         return m
 
 

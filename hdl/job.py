@@ -9,8 +9,9 @@ sample order (``order``). The host uploads the data set once, writes the job reg
 1. waits until order bank ``e % 2`` is loaded (:data:`~spikeforge.hdl.protocol.Op.ORDER`);
 2. for each batch of ``B`` consecutive entries of the order (``TRAIN_COUNT // B`` batches; the
    remainder is dropped, as in ``model/train.py``): waits for a free input buffer, encodes the
-   samples into it with the deterministic rate code of ``model/encode.py`` (a constant table of
-   ``T * 2**value_bits`` bits, :meth:`~spikeforge.hdl.memmap.MemoryMap.rate_table`), writes their
+   samples into it with ``hw.encoder``, the deterministic rate code or the latency code of
+   ``model/encode.py`` (a constant table of ``T * 2**value_bits`` bits,
+   :meth:`~spikeforge.hdl.memmap.MemoryMap.encoder_table`), writes their
    labels and queues a TRAIN step, exactly as the host driver does;
 3. frees the order bank (the host may load the order of epoch ``e + 2`` into it), then infers the
    test samples ``TEST_BASE .. TEST_BASE + TEST_COUNT - 1`` in batches (the last one padded with
@@ -136,8 +137,9 @@ class TrainingJob(wiring.Component):
         with m.If(self.order_set[1]):
             m.d.sync += loaded[1].eq(1)
 
-        # rate code: one table bit per (t, v), the same function for every input
-        table = Const(mm.rate_table(), T << vb)
+        # the encoder (rate or latency code): one table bit per (t, v), the same function for
+        # every input
+        table = Const(mm.encoder_table(), T << vb)
         spikes = Cat(*[table.bit_select(Cat(sample[xf.offset + i * vb:xf.offset + (i + 1) * vb],
                                             t[:max(1, (T - 1).bit_length())]) if T > 1 else
                                         sample[xf.offset + i * vb:xf.offset + (i + 1) * vb], 1)

@@ -354,10 +354,13 @@ class LutEngine(wiring.Component):
     def pes(self):
         return self.memmap.P
 
-    def run_control(self, m, ctl):
+    def run_control(self, m, ctl, hold=None):
+        """``hold``: a signal that keeps the built task from passing to the look-ups (the
+        Forward Engine's recurrent runs wait there for the previous step's spikes)."""
         rc = RunControl(self)
+        take = rc.running & rc.pending & ctl.ready & ~ctl.busy & ~rc.lk_active
         m.d.comb += [
-            rc.take.eq(rc.running & rc.pending & ctl.ready & ~ctl.busy & ~rc.lk_active),
+            rc.take.eq(take if hold is None else take & ~hold),
             rc.start_ok.eq(self.start & ~rc.running),
             ctl.start.eq(rc.start_ok | (rc.take & ~(rc.last_group & rc.last_block))),
         ]

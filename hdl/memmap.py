@@ -183,9 +183,13 @@ class MemoryMap:
         self.blocks = [cdiv(n[l + 1], P) for l in range(L)]
         self.out_blocks_max = max(self.blocks)
 
+        # recurrent hidden layers (cfg.recurrent): V (n_out x n_out) in a region of its own
+        self.recurrent = tuple(cfg.recurrent)
+        self.has_rec = bool(self.recurrent)
         # engine side (one layer at a time); depth >= 2 keeps every address port >= 1 bit wide
         self.spike_depth = max(NP, 2)
-        self.weight_depth = max(self.out_blocks_max * self.n_in_max, 2)
+        self.weight_depth = max([self.out_blocks_max * self.n_in_max, 2] +
+                                [self.blocks[l] * n[l + 1] for l in self.recurrent])
         self.state_depth = max(self.out_blocks_max * NP, 2)
         # the engines' own per-lane accumulator memories: the FE's partial sum of every point,
         # the WUE's dW of every input
@@ -200,14 +204,25 @@ class MemoryMap:
             self.sbase.append(s_acc)
             w_acc += self.blocks[l] * n[l]
             s_acc += self.blocks[l] * NP
+        # V of each recurrent layer after every W: word vbase + nb * n_out + k, lane q =
+        # V[nb*P + q, k] (the W layout with the layer's own outputs as inputs); 0 for the others
+        self.vbase = [0] * L
+        for l in self.recurrent:
+            self.vbase[l] = w_acc
+            w_acc += self.blocks[l] * n[l + 1]
         self.w_depth, self.s_depth = w_acc, s_acc
+        # the Backward Engine's V^T eps[t+1] terms of a recurrent layer (state layout, the
+        # largest recurrent layer)
+        self.r_depth = max([2] + [self.blocks[l] * NP for l in self.recurrent])
         self.label_stride = max(cfg.batch, 2)
 
         # Backward Engine: compressed-eps list entries (one point's list: out_blocks_max words)
         self.be_list_index_bits = bits_for(self.out_blocks_max)
-        self.be_list = PackedWord(("k", self.be_list_index_bits), ("mask", P),
-                                  ("values", P * cfg.e_bits),
-                                  ("wofs", addr_bits(self.weight_depth)))
+        self.be_list = PackedWord(*(("k", self.be_list_index_bits), ("mask", P),
+                                    ("values", P * cfg.e_bits),
+                                    ("wofs", addr_bits(self.weight_depth))) +
+                                  ((("vofs", addr_bits(self.weight_depth)),)
+                                   if self.has_rec else ()))
         self.be_list_depth = 2 << self.be_list_index_bits
 
         # what the Backward Engine reads of a neuron's forward state: u itself only for the
@@ -230,11 +245,16 @@ class MemoryMap:
                     holds="dL/do (a write enable per lane)"),
             MemSpec("w", P * cfg.w_bits, max(self.w_depth, 2),
                     holds="weights (one layout for the FE, BE and WUE)"),
-        )}
+        ) + ((MemSpec("r", P * cfg.e_bits, self.r_depth,
+                      holds="V^T eps[t+1] of a recurrent layer (a write enable per lane)"),
+              MemSpec("hr", self.spike_width, max(hidden * NP, 2),
+                      holds="surrogate bits of hidden layers, the Backward Engine's second "
+                            "read (a recurrent layer's own h at t-1)"))
+             if self.has_rec else ())}
         self.learn = hw.learn
         if not hw.learn:            # inference only: no backward pass, no weight update
-            for name in ("hb", "eps", "g"):
-                del self.memories[name]
+            for name in ("hb", "eps", "g", "r", "hr"):
+                self.memories.pop(name, None)
         # on-chip data set (hw.data_samples > 0): a word per sample (intensities and label),
         # two banks of sample order, the correct test predictions of each epoch of a job
         self.data_samples = D = hw.data_samples
@@ -374,13 +394,14 @@ class MemoryMap:
             words.append(self.data_word.pack(x=v, label=int(label)))
         return words
 
-    def rate_table(self):
-        """The rate code as a table: bit ``t * 2**value_bits + v`` is the spike of intensity ``v``
-        at step ``t`` (``model/encode.py``; 0 for ``v > data_vmax``)."""
+    def encoder_table(self):
+        """The on-chip encoder (``hw.encoder``: rate or latency code) as a table: bit
+        ``t * 2**value_bits + v`` is the spike of intensity ``v`` at step ``t``
+        (``model/encode.py``; 0 for ``v > data_vmax``)."""
         from spikeforge.model.encode import encode
         vb, vmax, T = self.value_bits, self.hw.data_vmax, self.T
         values = np.arange(vmax + 1)[None, :]
-        spikes = encode(values, T, vmax, "rate")[:, 0, :]           # (T, vmax + 1)
+        spikes = encode(values, T, vmax, self.hw.encoder)[:, 0, :]   # (T, vmax + 1)
         table = 0
         for t in range(T):
             for v in range(vmax + 1):
@@ -399,8 +420,12 @@ class MemoryMap:
             "spk": NP * sum(n[1:]), "hb": NP * sum(n[1:-1]),
             "u": NP * sum(n[1:]) * self.state_bits, "eps": NP * sum(n[1:]) * cfg.e_bits,
             "g": NP * sum(n[1:]) * cfg.e_bits,
-            "w": sum(n[l] * n[l + 1] for l in range(L)) * cfg.w_bits,
+            "w": (sum(n[l] * n[l + 1] for l in range(L)) +
+                  sum(n[l + 1] ** 2 for l in self.recurrent)) * cfg.w_bits,
         }
+        if self.has_rec:
+            needed["r"] = NP * max(n[l + 1] for l in self.recurrent) * cfg.e_bits
+            needed["hr"] = needed["hb"]
         if self.has_data:
             needed.update({"data": self.memories["data"].bits,
                            "order": self.memories["order"].bits, "acc": self.memories["acc"].bits})

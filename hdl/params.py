@@ -59,6 +59,11 @@ class HwParams:
         (:mod:`spikeforge.hdl.job`).
     data_vmax : int
         Largest intensity of the on-chip data set (the rate code's ``vmax``; 16 for digits).
+    encoder : str
+        The on-chip data set's spike encoder (``model/encode.py``; only with ``data_samples``):
+        ``"rate"`` (default, the deterministic rate code) or ``"latency"`` (time to first
+        spike); both are a constant table of ``T * 2**value_bits`` bits, so they cost the same.
+        A Bernoulli code would need an LFSR specified in model/SPEC.md and is not offered.
     learn : bool
         The training accelerator (default). ``False``: an inference-only accelerator, the
         Forward Engine and output unit without the Backward and Weight Update Engines and their
@@ -78,12 +83,19 @@ class HwParams:
     data_samples: int = 0
     data_vmax: int = 16
     learn: bool = True
+    encoder: str = "rate"
 
     def validate(self):
         check_field_types(self, HwError)
         if not self.learn and self.data_samples:
             raise HwError("an inference-only design (learn=false) has no training job; set "
                           "data_samples=0")
+        if self.encoder not in ONCHIP_ENCODERS:
+            raise HwError(f"encoder must be one of {', '.join(ONCHIP_ENCODERS)} (the on-chip "
+                          f"encoders are deterministic), got {self.encoder!r}")
+        if self.encoder != "rate" and not self.data_samples:
+            raise HwError(f"encoder={self.encoder} codes the on-chip data set; set data_samples "
+                          f"(the host-streamed input takes any code: train --encoder)")
         for name in ("fe_group", "wue_group"):
             value = getattr(self, name)
             if not 1 <= value <= 8:
@@ -116,6 +128,7 @@ class HwParams:
 
 
 TABLES = ("lut", "tree")
-LATER_FIELDS = {"learn": True}
+ONCHIP_ENCODERS = ("rate", "latency")
+LATER_FIELDS = {"learn": True, "encoder": "rate"}
 
 DEFAULT_HW = HwParams().validate()

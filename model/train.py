@@ -68,20 +68,22 @@ def epoch_order(seed, epoch, n):
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def job_golden(network, x, y, vmax, orders, train_count, test_base, test_count, losses=None):
+def job_golden(network, x, y, vmax, orders, train_count, test_base, test_count, losses=None,
+               encoder="rate"):
     """What the on-chip training job (``hdl/job.py``) computes, in the golden model: for each
-    order, ``train_count // B`` training steps on the rate-coded samples ``x[order]`` (intensities
+    order, ``train_count // B`` training steps on the samples coded by ``encoder`` (rate or
+    latency) ``x[order]`` (intensities
     of the whole data set, ``(N, n_in)``), then the correct predictions on samples
     ``test_base .. test_base + test_count - 1``. Trains ``network`` in place; returns the counts
     (and appends each epoch's mean training loss to ``losses`` if given)."""
     cfg = network.cfg
     B, T = cfg.batch, cfg.timesteps
     x, y = np.asarray(x), np.asarray(y)
-    x_test = encode(x[test_base:test_base + test_count], T, vmax, "rate")
+    x_test = encode(x[test_base:test_base + test_count], T, vmax, encoder)
     correct = []
     for order in orders:
         order = np.asarray(order)[:train_count]
-        spikes = encode(x[order], T, vmax, "rate")
+        spikes = encode(x[order], T, vmax, encoder)
         loss = 0.0
         for i in range(train_count // B):
             sl = slice(i * B, (i + 1) * B)
@@ -219,9 +221,9 @@ def train(cfg, opts, engine=None, log=print):
         if hasattr(engine, "run_epochs"):
             # an engine that trains whole epochs by itself (the board's training job): the
             # orders of the next epochs, one checkpoint after them
-            if opts.encoder != "rate":
-                raise ValueError(f"the board's training job encodes with the rate code; "
-                                 f"drop --encoder {opts.encoder}")
+            if opts.encoder != engine.encoder:
+                raise ValueError(f"the board's training job encodes with the {engine.encoder} "
+                                 f"code (hw.encoder); use --encoder {engine.encoder}")
             k = min(max(1, opts.checkpoint_every), opts.epochs - epoch)
             results = engine.run_epochs([epoch_order(opts.seed, e, len(data.x_train))
                                          for e in range(epoch, epoch + k)])

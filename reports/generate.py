@@ -192,6 +192,7 @@ ITEMS = {
     "activity_sweep": lambda: _methods().measure_activity_sweep(),
     "sequences": lambda: _methods().measure_sequences(),
     "constrain": lambda: _methods().measure_constrain(),
+    "hil_board": lambda: _methods().measure_hil_board(),
 }
 
 
@@ -573,6 +574,43 @@ def methods_section(results):
                 lines.append(f"| {ds} | {p['act_upper']:g} | {p['test_accuracy']:.4f} | "
                              f"{p['spikes_per_input']:.1f} |")
         lines += ["", sweep["method"] + ".", ""]
+    return lines + hil_board_section(results)
+
+
+def hil_board_section(results):
+    """Report lines: the network only the inference-only accelerator fits (``hil_board``)."""
+    hb = results.get("hil_board")
+    if not hb:
+        return []
+    from spikeforge.cli.main import DEFAULT_EPOCHS
+    synth = results.get(f"synth_{hb['board']}") or {}
+    own = results.get("synth_icebreaker") or {}
+    layers = "-".join(map(str, hb["layers"]))
+    lines = [f"### A network only the inference-only accelerator fits (`hil_board`)", ""]
+    if synth.get("fits"):
+        res = synth["resources"]
+        lines.append(f"On the iCEBreaker (`{hb['board']}`, `fpga/boards.py`) the inference-only "
+                     f"accelerator (`--hw learn=false`: Forward Engine and output unit) of "
+                     f"{hb['preset']} {layers} uses {res['lut']['used']} / "
+                     f"{res['lut']['available']} logic cells and {res['bram']['used']} / "
+                     f"{res['bram']['available']} block RAMs at {synth['fmax_mhz']:.1f} MHz "
+                     f"(`spikeforge synth --board {hb['board']}`).")
+    why = hb.get("full_error", "").replace("the design does not fit: ", "").split(";")[0]
+    verdict = f"does not fit ({why})" if not hb["full_fits"] else \
+        "fits (the comparison does not hold)"
+    lines.append(f"The full training accelerator of the same network {verdict}.")
+    if own.get("fits"):
+        lines.append(f"The full accelerator the board does fit trains {own['preset']} "
+                     f"({'-'.join(map(str, own['config']['layers']))}).")
+    h = hb["hil_rtl_epoch1"]
+    same = "bit-identical to" if h["weights_identical"] else "NOT equal to"
+    lines += ["", f"Trained by hardware in the loop through the inference-only RTL, one epoch "
+              f"gives weights {same} golden training (`{h['command']}` against "
+              f"`{h['golden_command']}`; test accuracy {h['test_accuracy']:.4f}). After the "
+              f"data set's default epochs ({DEFAULT_EPOCHS.get(hb['preset'], 20)}) the network "
+              f"reaches **{hb['trained']['test_accuracy']:.4f}** "
+              f"(`{hb['trained']['command']}`; {hb['trained']['spikes_per_input']:.1f} spikes "
+              f"per input). Method: " + hb["method"] + ".", ""]
     return lines
 
 

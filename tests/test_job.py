@@ -7,7 +7,7 @@ import pytest
 
 from spikeforge.fpga.boards import board
 from spikeforge.hdl.design import Design
-from spikeforge.hdl.params import HwParams
+from spikeforge.hdl.params import HwError, HwParams
 from spikeforge.model.config import Config
 from spikeforge.model.data import DATASET_SAMPLES, DATASET_VMAX, load_dataset
 from spikeforge.model.network import Network
@@ -25,10 +25,11 @@ def test_dataset_sizes_match_the_sets(name):
     assert max(data.x_train.max(), data.x_test.max()) <= data.vmax
 
 
-def test_memmap_packs_samples_and_the_rate_table():
+@pytest.mark.parametrize("encoder", ["rate", "latency"])
+def test_memmap_packs_samples_and_the_encoder_table(encoder):
     from spikeforge.model.encode import encode
     cfg = Config(layers=(5, 4, 3), timesteps=5, batch=2, target_true=3).fit_accumulators()
-    mm = Design(cfg, HwParams(pes=2, data_samples=4, data_vmax=9)).memmap
+    mm = Design(cfg, HwParams(pes=2, data_samples=4, data_vmax=9, encoder=encoder)).memmap
     x = np.array([[0, 9, 3, 4, 5], [1, 2, 3, 4, 9]])
     words = mm.pack_samples(x, [2, 1])
     vb = mm.value_bits
@@ -36,8 +37,8 @@ def test_memmap_packs_samples_and_the_rate_table():
         fields = mm.data_word.unpack(word)
         assert fields["label"] == label
         assert [(fields["x"] >> (i * vb)) & ((1 << vb) - 1) for i in range(5)] == list(row)
-    spikes = encode(x, 5, 9, "rate")
-    table = mm.rate_table()
+    spikes = encode(x, 5, 9, encoder)
+    table = mm.encoder_table()
     for t in range(5):
         for n in range(2):
             for i in range(5):
@@ -71,7 +72,8 @@ def _check_job(design, x, y, orders, train_count, test_base, test_count, seed=3,
     start = [w.copy() for w in net.weights]
     got = run_job_on_board(design, DIVISOR, start, x, y, orders, train_count, test_base,
                            test_count, inject=inject)
-    want = job_golden(net, x, y, design.hw.data_vmax, orders, train_count, test_base, test_count)
+    want = job_golden(net, x, y, design.hw.data_vmax, orders, train_count, test_base, test_count,
+                      encoder=design.hw.encoder)
     assert list(got["correct"]) == want
     for l, w in enumerate(net.weights):
         assert np.array_equal(got[f"w_final_{l}"], w), f"layer {l} weights differ from golden"
@@ -79,7 +81,7 @@ def _check_job(design, x, y, orders, train_count, test_base, test_count, seed=3,
     return got
 
 
-def _random_job(seed):
+def _random_job(seed, encoder="rate"):
     rng = np.random.default_rng(seed)
     T = int(rng.integers(1, 6))
     B = int(rng.integers(1, 4))
@@ -90,7 +92,7 @@ def _random_job(seed):
     D = int(rng.integers(2 * B + 1, 40))
     design = Design(cfg, HwParams(pes=int(rng.integers(1, 6)), data_samples=D, data_vmax=vmax,
                                   fe_group=int(rng.integers(1, 5)),
-                                  wue_group=int(rng.integers(1, 5))))
+                                  wue_group=int(rng.integers(1, 5)), encoder=encoder))
     x = rng.integers(0, vmax + 1, size=(D, layers[0]))
     y = rng.integers(0, layers[-1], size=D)
     train_count = int(rng.integers(B, D))              # not always a multiple of B
@@ -103,6 +105,21 @@ def _random_job(seed):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_random_jobs_on_the_board_top_equal_golden(seed):
     _check_job(*_random_job(seed))
+
+
+def test_a_latency_coded_job_on_the_board_top_equals_golden():
+    """The on-chip latency encoder (hw.encoder=latency) gives the golden model's latency code."""
+    design = _random_job(1, "latency")[0]
+    assert design.hw.encoder == "latency" and "encoder" in design.to_dict()["hw"]
+    _check_job(*_random_job(1, "latency"))
+
+
+def test_encoder_choices_are_checked():
+    with pytest.raises(HwError, match="deterministic"):
+        HwParams(data_samples=4, encoder="bernoulli").validate()
+    with pytest.raises(HwError, match="data_samples"):
+        HwParams(encoder="latency").validate()
+    assert "encoder" not in HwParams(data_samples=4).to_dict()   # earlier designs keep their key
 
 
 @pytest.mark.slow

@@ -36,11 +36,15 @@ def test_a_design_that_fits_raises_nothing():
 
 def test_boards():
     assert set(BOARDS) == {"ulx3s-85f", "ulx3s-85f-mnist16", "orangecrab-85f",
-                           "orangecrab-85f-mnist16", "icebreaker"}
+                           "orangecrab-85f-mnist16", "icebreaker", "icebreaker-hil"}
     with pytest.raises(ValueError, match="unknown board 'de10'; choose one of ulx3s-85f"):
         board("de10")
     assert board("icebreaker").hw_params().counters is False
     assert board("ulx3s-85f").hw_params() == board("orangecrab-85f").hw_params()
+    # the HIL board: the inference-only accelerator of a network the full one does not fit
+    hil = board("icebreaker-hil").design()
+    assert hil.hw.learn is False and hil.cfg.layers == (64, 64, 10)
+    assert hil.hw.replace(learn=True) == board("icebreaker").hw_params()
 
 
 @pytest.mark.parametrize("fin,target", [(25e6, 15e6), (48e6, 15e6), (12e6, 40e6), (100e6, 33e6)])

@@ -66,7 +66,8 @@ def run(design, dataset, simulator="verilator", board_name=None, epochs=EPOCHS):
     res = run_jobs_on_board(design, divisor, weights, x, y, orders, jobs, simulator=simulator)
     for j, (_, _, test_count, _) in enumerate(jobs):
         golden = Network(design.cfg, "fixed", weights=[w.copy() for w in weights])
-        want = job_golden(golden, x, y, data.vmax, orders, n_train, n_train, test_count)
+        want = job_golden(golden, x, y, data.vmax, orders, n_train, n_train, test_count,
+                          encoder=design.hw.encoder)
         for l, w in enumerate(golden.weights):
             if not np.array_equal(res[f"w_final{j}_{l}"], w):
                 raise AssertionError(f"job {j}: weights of layer {l} differ from the golden model")
@@ -109,7 +110,7 @@ def run(design, dataset, simulator="verilator", board_name=None, epochs=EPOCHS):
         "sim_wall_seconds": float(res["wall_seconds"]),
         "hw": design.hw.to_dict(),
         "design": design.key(),
-        "data": f"{dataset}: {n_train} training + {n_test} test samples on chip, rate code, "
+        "data": f"{dataset}: {n_train} training + {n_test} test samples on chip, {design.hw.encoder} code, "
                 f"orders of model/train.py (seed 0), golden initial weights (seed 0)",
         "method": "RTL of the board top with its UARTs and a host-side UART pair (Verilator via "
                   "cocotb), the board's clock and baud rate; see spikeforge.sim.bench.board",

@@ -49,12 +49,24 @@ class AcceleratorDriver:
                                 f"{len(self.mm.host_targets)} and {len(self.mm.counters)}")
         return ident
 
-    async def load_weights(self, weights):
-        """Write every layer's weights (int codes) and refresh the Backward Engine's copy."""
+    def _matrices(self):
+        """``(base, n_out, n_in)`` of every weight matrix in ``Network.weights`` order: ``W`` of
+        each layer, then ``V`` of each recurrent layer."""
         mm = self.mm
-        for l, w in enumerate(weights):
+        return [(mm.wbase[l], mm.n_out(l), mm.n_in(l)) for l in range(mm.L)] + \
+            [(mm.vbase[l], mm.n_out(l), mm.n_out(l)) for l in mm.recurrent]
+
+    async def load_weights(self, weights):
+        """Write every weight matrix (int codes: ``W`` of each layer, then ``V`` of each
+        recurrent layer, as ``Network.weights``)."""
+        mm = self.mm
+        shapes = self._matrices()
+        if len(weights) != len(shapes):
+            raise ProtocolError(f"the design has {len(shapes)} weight matrices, got "
+                                f"{len(weights)}")
+        for (base, _, _), w in zip(shapes, weights):
             words = mm.pack_matrix(np.asarray(w), mm.cfg.w_bits)
-            await self.host.write("w", words, addr=mm.wbase[l])
+            await self.host.write("w", words, addr=base)
         await self.host.start(Op.SYNC)
         await self.host.wait(Wait.IDLE)
 
@@ -62,9 +74,8 @@ class AcceleratorDriver:
         """Weights of every layer as int64 arrays (call when idle)."""
         mm = self.mm
         out = []
-        for l in range(mm.L):
-            n_in, n_out = mm.n_in(l), mm.n_out(l)
-            raw = await self.host.read("w", mm.matrix_words(n_out, n_in), addr=mm.wbase[l])
+        for base, n_out, n_in in self._matrices():
+            raw = await self.host.read("w", mm.matrix_words(n_out, n_in), addr=base)
             out.append(mm.unpack_matrix(raw, n_out, n_in, mm.cfg.w_bits))
         return out
 

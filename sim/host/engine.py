@@ -152,6 +152,7 @@ class JobEngine(_GoldenMirrored):
         if not driver.mm.has_data:
             raise RtlMismatch("this design has no on-chip data set")
         self.drv, self.cfg, self.run, self.data = driver, cfg, run, data
+        self.encoder = driver.mm.hw.encoder          # the on-chip encoder's code
         self.golden = Network(cfg, "fixed", seed=seed)
         self.x = np.concatenate([data.x_train, data.x_test])
         self.y = np.concatenate([data.y_train, data.y_test])
@@ -168,7 +169,7 @@ class JobEngine(_GoldenMirrored):
         got = self.run(self.drv.run_job(orders, self.n_train, self.n_train, self.n_test))
         losses = []
         want = job_golden(self.golden, self.x, self.y, self.data.vmax, orders, self.n_train,
-                          self.n_train, self.n_test, losses=losses)
+                          self.n_train, self.n_test, losses=losses, encoder=self.encoder)
         where = _first_mismatch(self.run(self.drv.read_weights()), self.golden.weights)
         if where:
             raise RtlMismatch(f"after epoch {self.epochs_run + len(orders)} the board's weights "
