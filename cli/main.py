@@ -55,7 +55,7 @@ def design_from_args(args, default_preset="digits"):
     """``(design, preset name)`` from the one option set: ``--board`` (a board name, or the
     output directory of ``spikeforge synth``), ``--preset``, ``--set``, ``--hw``."""
     from spikeforge.hdl.design import Design
-    from spikeforge.hdl.params import DEFAULT_HW, HwParams
+    from spikeforge.hdl.params import HwParams
 
     cfg_changes = parse_overrides(args.set, "--set", Config.__dataclass_fields__, "config")
     hw_changes = parse_overrides(args.hw, "--hw", HwParams.__dataclass_fields__, "hardware")
@@ -67,9 +67,11 @@ def design_from_args(args, default_preset="digits"):
         name = args.preset or target.preset
         base = target.design(name, {}, {}).cfg
         return target.design(name, _widen_accumulators(base, cfg_changes), hw_changes), name
+    from spikeforge.hdl.params import default_hw
     name = args.preset or default_preset
     cfg_changes = _widen_accumulators(preset(name), cfg_changes)
-    return Design(preset(name), DEFAULT_HW).replace(**cfg_changes, **hw_changes), name
+    cfg = preset(name).replace(**cfg_changes) if cfg_changes else preset(name)
+    return Design(cfg, default_hw(cfg)).replace(**hw_changes), name
 
 
 def config_from_args(args, default_preset="digits"):
@@ -332,6 +334,7 @@ BENCHES = {
     "be": "spikeforge.sim.bench.be",
     "top": "spikeforge.sim.bench.top",
     "board": "spikeforge.sim.bench.board",
+    "recurrence": "spikeforge.sim.bench.recurrence",
 }
 
 
@@ -340,7 +343,7 @@ def cmd_infer(args):
     import numpy as np
 
     from spikeforge.hdl.design import Design
-    from spikeforge.hdl.params import DEFAULT_HW, HwParams
+    from spikeforge.hdl.params import HwParams
     from spikeforge.model.atomic import atomic_write_text
     from spikeforge.model.data import load_dataset
     from spikeforge.model.encode import encode
@@ -368,8 +371,9 @@ def cmd_infer(args):
         if mode != "fixed":
             raise ConfigError("the accelerator infers with fixed-point weights; train in fixed "
                               "mode or convert the file")
+        from spikeforge.hdl.params import default_hw
         hw_changes = parse_overrides(args.hw, "--hw", HwParams.__dataclass_fields__, "hardware")
-        design = Design(cfg, DEFAULT_HW).replace(**hw_changes)
+        design = Design(cfg, default_hw(cfg)).replace(**hw_changes)
         from spikeforge.sim.host.train import infer_rtl
         with _stages(args, "infer --engine rtl", f"{design.key()} {x.shape} {args.simulator}"):
             pred = infer_rtl(design, weights, x, simulator=args.simulator)

@@ -73,6 +73,15 @@ words of the layer below, so the top backs both with one memory (a write enable 
 the dense mode writes them as 0); padding lanes (``i >= n_out``) of ``eps`` words are written as 0.
 All read ports are synchronous (data the cycle after the address).
 
+**Recurrent layers** (a design with ``cfg.recurrent``; ``rec`` high at ``start``): the walk of
+point ``(t+1, b)`` also covers the layer's own neurons ``k`` whose ``h[t, b, k]`` is set
+(``hr_rd``, a second copy of the surrogate bits; indices ``SP + k`` after the layer below's): for
+each, the consumer replays the point's list against V (word ``k`` of each entry's block, the
+entry's ``vofs``; ``w_v`` high) and writes ``R[t, b, k] = sat_e(rshr(sum_i V[i,k] eps[t+1,i],
+w_frac))`` into the ``r`` memory (``r_wr``, the eps layout). The recurrence of ``(t, b)`` reads it
+(``r_rd``) and uses ``g = sat_e(g + R)`` (none at ``t = T-1``); it starts a point only once the
+point ``B`` earlier in its order is retired (every output of it written), so R is always final.
+
 Cycle behaviour: ``start`` (one cycle, with the run-time dimensions valid) latches the dimensions;
 ``busy`` is high until the cycle ``done`` pulses; ``cycles`` counts the busy cycles of the last run.
 """
@@ -94,7 +103,8 @@ def control_members(design):
     """The engine's run-control members (start, dimensions, switches, busy/done/cycles), also
     re-exported by wrappers such as the test harness."""
     mm, cfg = design.memmap, design.cfg
-    return {
+    rec = {"rec": In(1)} if mm.has_rec else {}
+    return {**rec,
         "start": In(1),
         "n_out": In(range(mm.n_max + 1)),
         "n_in": In(range(mm.n_max + 1)),
@@ -184,6 +194,13 @@ class BackwardEngine(wiring.Component):
             "w_rd": rd(addr_bits(mm.weight_depth), P * cfg.w_bits),
             "gb_wr": In(WritePort.Signature(addr_width=sa, shape=P * cfg.e_bits,
                                             granularity=cfg.e_bits)),
+            # recurrent hidden layers: R[t] = V^T eps[t+1] (written one lane at a time, read
+            # back into the recurrence of t), the layer's own h at t (the needed R lanes), and
+            # a flag on weight reads of V
+            **({"r_rd": rd(sa, P * cfg.e_bits), "hr_rd": rd(pa, mm.spike_width),
+                "r_wr": In(WritePort.Signature(addr_width=sa, shape=P * cfg.e_bits,
+                                               granularity=cfg.e_bits)),
+                "w_v": Out(1)} if mm.has_rec else {}),
         })
 
     def elaborate(self, platform):
@@ -193,6 +210,7 @@ class BackwardEngine(wiring.Component):
         entry = mm.be_list
         kw = mm.be_list_index_bits
         dist = self.hw.dist_ram
+        rec_hw = mm.has_rec
         m = Module()
 
         # ---- run-time parameters and control ------------------------------------------------
@@ -204,6 +222,14 @@ class BackwardEngine(wiring.Component):
         sparse = Signal()
         n_words = Signal(range(mm.out_blocks_max + 1))          # ceil(n_out / P)
         in_valid = Signal(S * P)                                # bit j: j < n_in
+        if rec_hw:
+            rec = Signal()                                      # the layer is recurrent
+            out_valid = Signal(S * P)                           # bit k: k < n_out
+            qpt = Signal(range(NP + 1))          # the producer's point, in processing order
+            retired = Signal(range(NP + 1))      # points whose g_below and R are all written
+            use_list = below | rec
+        else:
+            use_list = below
         busy = Signal()
         cycles = Signal(32)
         m.d.comb += [self.busy.eq(busy), self.cycles.eq(cycles)]
@@ -217,6 +243,8 @@ class BackwardEngine(wiring.Component):
         p = Signal(addr_bits(mm.spike_depth))
         kbase = Signal(addr_bits(mm.state_depth) + 1)
         wofs = Signal(entry["wofs"].width)       # k * n_in: the word's weights in the layer
+        if rec_hw:
+            vofs = Signal(entry["vofs"].width)   # k * n_out: the word's weights in V
 
         # slots of compressed eps: ``claimed`` from the producer's first word of a point until
         # the consumer releases it, ``full`` once the list is complete
@@ -224,8 +252,9 @@ class BackwardEngine(wiring.Component):
         claimed = Signal(2)
         last_n = [Signal(kw, name=f"last_n{s}") for s in range(2)]   # count - 1
         empty = [Signal(name=f"empty{s}") for s in range(2)]
-        slot_walk = [Signal(S * P, name=f"slot{s}_walk") for s in range(2)]
-        slot_need = [Signal(S * P, name=f"slot{s}_need") for s in range(2)]
+        WW = (2 if rec_hw else 1) * S * P      # walked outputs (g_below, then R if recurrent)
+        slot_walk = [Signal(WW, name=f"slot{s}_walk") for s in range(2)]
+        slot_need = [Signal(WW, name=f"slot{s}_need") for s in range(2)]
         walk_empty = [Signal(name=f"walk_empty{s}") for s in range(2)]
         slot_p = [Signal(addr_bits(mm.spike_depth), name=f"slot_p{s}") for s in range(2)]
         lists = memory.Memory(shape=entry.width, depth=mm.be_list_depth, init=[])
@@ -241,7 +270,13 @@ class BackwardEngine(wiring.Component):
         last_k = k == n_words - 1
         last_b = b == B - 1
         issue = Signal()
-        m.d.comb += issue.eq(prod_run & ((k != 0) | ~below | ~claimed.bit_select(ps, 1)))
+        if rec_hw:
+            # a recurrent layer's point (t, b) needs R[t], made from point (t+1, b): B points
+            # earlier in this order
+            m.d.comb += issue.eq(prod_run & ((k != 0) | ~use_list | ~claimed.bit_select(ps, 1)) &
+                                 (~rec | (retired + B > qpt)))
+        else:
+            m.d.comb += issue.eq(prod_run & ((k != 0) | ~below | ~claimed.bit_select(ps, 1)))
         addr = Signal(addr_bits(mm.state_depth))
         m.d.comb += addr.eq(kbase + p)
         next_addr = Signal(addr_bits(mm.state_depth) + 1)
@@ -252,6 +287,9 @@ class BackwardEngine(wiring.Component):
             self.eps_rd.addr.eq(next_addr), self.eps_rd.en.eq(issue),
             self.hb_rd.addr.eq(p), self.hb_rd.en.eq(issue),
         ]
+        if rec_hw:
+            m.d.comb += [self.r_rd.addr.eq(addr), self.r_rd.en.eq(issue),
+                         self.hr_rd.addr.eq(p - B), self.hr_rd.en.eq(issue)]
 
         def regs(name, fields):
             return {key: Signal.like(value, name=f"{name}_{key}") for key, value in fields.items()}
@@ -259,6 +297,8 @@ class BackwardEngine(wiring.Component):
         # the pipeline R1 .. R5 advances every cycle (valid bits mark the words in it)
         r0 = {"valid": issue, "p": p, "k": k, "first": k == 0, "last": last_k,
               "top": t == T - 1, "slot": ps, "addr": addr, "wofs": wofs}
+        if rec_hw:
+            r0.update(vofs=vofs, t0=t == 0)
         r1, r2, r3, r4, r5 = (regs(f"r{i}", r0) for i in range(1, 6))
         for dst, src in ((r1, r0), (r2, r1), (r3, r2), (r4, r3), (r5, r4)):
             m.d.sync += [dst[key].eq(src[key]) for key in r0]
@@ -271,6 +311,10 @@ class BackwardEngine(wiring.Component):
         m.d.sync += [a.eq(f) for a, f in zip(fwd2, fwd)]
         with m.If(issue):
             m.d.sync += [k.eq(k + 1), kbase.eq(kbase + NP), wofs.eq(wofs + n_in)]
+            if rec_hw:
+                m.d.sync += vofs.eq(vofs + n_out)
+                with m.If(last_k):
+                    m.d.sync += [vofs.eq(0), qpt.eq(qpt + 1)]
             with m.If(last_k):
                 m.d.sync += [k.eq(0), kbase.eq(0), wofs.eq(0), b.eq(b + 1), p.eq(p + 1),
                              ps.eq(~ps)]
@@ -289,6 +333,10 @@ class BackwardEngine(wiring.Component):
         hb_q = Signal(S * P)
         m.d.sync += [u_q.eq(self.u_rd.data), g_q.eq(self.g_rd.data), e_q.eq(self.eps_rd.data),
                      hb_q.eq(self.hb_rd.data)]
+        if rec_hw:
+            r_q = Signal(P * eb)
+            hr_q = Signal(S * P)
+            m.d.sync += [r_q.eq(self.r_rd.data), hr_q.eq(self.hr_rd.data)]
 
         # ---- producer R2: the recurrence, P neurons, from registers only --------------------
         eps3, eps4, eps5 = Signal(P * eb), Signal(P * eb), Signal(P * eb)
@@ -300,6 +348,10 @@ class BackwardEngine(wiring.Component):
         eps_lanes = []
         for q in range(P):
             g = g_q[q * eb:(q + 1) * eb].as_signed()
+            if rec_hw:
+                # g[t] += V^T eps[t+1] (saturation point 3a); none at t = T-1
+                g = Mux(rec & ~r2["top"],
+                        saturate(g + r_q[q * eb:(q + 1) * eb].as_signed(), eb), g)
             e_next = Mux(r2["top"], 0, eps_prev_word[q * eb:(q + 1) * eb].as_signed())
             if cfg.reset_grad:
                 u = u_q[q * ub:(q + 1) * ub].as_signed()
@@ -315,10 +367,22 @@ class BackwardEngine(wiring.Component):
             eps_lanes.append(eps_q)
         m.d.sync += eps3.eq(Cat(*eps_lanes))
         # the walked and needed outputs of the point (its last word makes the slot)
-        walk3 = Signal(S * P)
-        need3 = Signal(S * P)
-        m.d.sync += [need3.eq(hb_q & in_valid),
-                     walk3.eq(Mux(sparse, hb_q, ~0) & in_valid)]
+        if rec_hw:
+            # outputs walked: j < SP, g_below[j] of the layer below; SP + k, R[t-1, k] of this
+            # layer (its own h at t-1; none at t = 0)
+            walk3 = Signal(2 * S * P)
+            need3 = Signal(2 * S * P)
+            own_ok = Mux(rec & ~r2["t0"], out_valid, 0)
+            below_ok = Mux(below, in_valid, 0)
+            SPW = S * P                          # (each part exactly SP bits wide)
+            m.d.sync += [need3.eq(Cat((hb_q & below_ok)[:SPW], (hr_q & own_ok)[:SPW])),
+                         walk3.eq(Cat((Mux(sparse, hb_q, ~0) & below_ok)[:SPW],
+                                      (Mux(sparse, hr_q, ~0) & own_ok)[:SPW]))]
+        else:
+            walk3 = Signal(S * P)
+            need3 = Signal(S * P)
+            m.d.sync += [need3.eq(hb_q & in_valid),
+                         walk3.eq(Mux(sparse, hb_q, ~0) & in_valid)]
 
         # ---- producer R3: write eps, the non-zero mask and the list entry -------------------
         nz_word = Cat(*[eps3[q * eb:(q + 1) * eb] != 0 for q in range(P)])
@@ -339,16 +403,18 @@ class BackwardEngine(wiring.Component):
         ]
         cnt_w = Signal(range(mm.out_blocks_max + 1))
         cnt_cur = Mux(r3["first"], 0, cnt_w)
-        append = r3["valid"] & below & (keep != 0)
+        append = r3["valid"] & use_list & (keep != 0)
         m.d.comb += [
             list_wp.addr.eq(Cat(cnt_cur[:kw], r3["slot"])),
-            list_wp.data.eq(Cat(r3["k"], keep, eps3, r3["wofs"])),   # the fields of mm.be_list
+            # the fields of mm.be_list
+            list_wp.data.eq(Cat(r3["k"], keep, eps3, r3["wofs"],
+                                *([r3["vofs"]] if rec_hw else []))),
             list_wp.en.eq(append),
         ]
         set_full = Signal(2)
         with m.If(r3["valid"]):
             m.d.sync += [nz_acc.eq(nz_next), cnt_w.eq(cnt_cur + append)]
-            with m.If(r3["last"] & below):
+            with m.If(r3["last"] & use_list):
                 m.d.comb += set_full.eq(1 << r3["slot"])
                 total = cnt_cur + append
                 for s_ in range(2):
@@ -369,10 +435,10 @@ class BackwardEngine(wiring.Component):
         # emitter then sends one *row token* per non-empty chunk, which writes 0 into all its
         # walked lanes at once (the same words and lanes as one token per j would).
         SP = S * P
-        jb = bits_for(SP)
+        jb = bits_for(WW)
         row_tokens = 4 <= P <= 16
         CW = P if row_tokens else min(16, SP)
-        C = -(-SP // CW)
+        C = -(-WW // CW)
         gs = Signal()
         g_busy = Signal()
         gen_done = Signal(2)                     # the generator has finished slot s
@@ -486,14 +552,28 @@ class BackwardEngine(wiring.Component):
                         m.d.comb += [clr_full.eq(1 << cs), cs_next.eq(~cs)]
                 with m.Else():
                     m.d.comb += n_next.eq(n + 1)
-        m.d.comb += [self.w_rd.addr.eq(field("wofs") + head_j),
-                     self.w_rd.en.eq(mac & ~zero_pt)]
+        if rec_hw:
+            # a walked index SP + k is R[t-1, k] = sum V[i, k] eps[t, i]: V's word k of the
+            # entry's block
+            head_v = Signal()
+            jj = Signal(jb)
+            m.d.comb += [head_v.eq(head_j >= SP), jj.eq(Mux(head_v, head_j - SP, head_j)),
+                         self.w_rd.addr.eq(Mux(head_v, field("vofs"), field("wofs")) + jj),
+                         self.w_rd.en.eq(mac & ~zero_pt), self.w_v.eq(head_v)]
+        else:
+            m.d.comb += [self.w_rd.addr.eq(field("wofs") + head_j),
+                         self.w_rd.en.eq(mac & ~zero_pt)]
 
         # C1: weight read in flight; C2: weights registered; C3: products; adder tree; then
         # accumulate, round and saturate, write
-        c1 = {"v": mac, "first": n == 0, "last": end_j, "need": head_need, "j": head_j,
+        c1 = {"v": mac, "first": n == 0, "last": end_j, "need": head_need,
+              "j": jj if rec_hw else head_j,
               "p": Mux(cs, slot_p[1], slot_p[0]),
               "vals": Mux(zero_pt, 0, field("values"))}
+        if rec_hw:
+            # ``ret``: the point's last token (or its empty one) enters the pipeline, so the
+            # point retires when it leaves it, in order
+            c1.update(isv=head_v, ret=jfifo.r_rdy & (head_empty | (head_last & end_j)))
         if row_tokens:
             c1.update(row=head_row, mask=head_mask)
         stages = [regs("c1", c1)]
@@ -504,6 +584,8 @@ class BackwardEngine(wiring.Component):
             dst = regs(name, src)
             m.d.sync += [dst[key].eq(src[key]) for key in src]
             pipe_valid.append(dst["v"])
+            if "ret" in dst:                     # a retirement in flight keeps the run busy
+                pipe_valid.append(dst["ret"])
             return dst
 
         c2 = advance(stages[0], "c2")
@@ -544,15 +626,30 @@ class BackwardEngine(wiring.Component):
             lanes_en = Mux(a1["row"], a1["mask"], lanes_en)
         m.d.sync += [out_v.eq(a1["v"] & a1["last"]),
                      out_en.eq(Mux(a1["v"] & a1["last"], lanes_en, 0)),
-                     out_addr.eq(row * NP + a1["p"]),
+                     *([] if rec_hw else [out_addr.eq(row * NP + a1["p"])]),
                      # dense mode computes masked entries too; h_below = 0 still writes 0
                      gb.eq(Mux(a1["need"], saturate(rshr(acc, cfg.w_frac), eb), 0))]
-        m.d.comb += [self.gb_wr.en.eq(out_en),
-                     self.gb_wr.addr.eq(out_addr), self.gb_wr.data.eq(Cat(*([gb] * P)))]
+        if rec_hw:
+            # R[t-1] goes to point p - B of this layer's R memory; g_below as before
+            out_isv = Signal()
+            out_ret = Signal()
+            m.d.sync += [out_isv.eq(a1["isv"]), out_ret.eq(a1["ret"]),
+                         out_addr.eq(row * NP + a1["p"] - Mux(a1["isv"], B, 0))]
+            m.d.comb += [self.gb_wr.en.eq(Mux(out_isv, 0, out_en)),
+                         self.gb_wr.addr.eq(out_addr), self.gb_wr.data.eq(Cat(*([gb] * P))),
+                         self.r_wr.en.eq(Mux(out_isv, out_en, 0)),
+                         self.r_wr.addr.eq(out_addr), self.r_wr.data.eq(Cat(*([gb] * P)))]
+            # a point is retired once its last output is written (or it had none to walk)
+            m.d.sync += retired.eq(retired + out_ret)
+        else:
+            m.d.comb += [self.gb_wr.en.eq(out_en),
+                         self.gb_wr.addr.eq(out_addr), self.gb_wr.data.eq(Cat(*([gb] * P)))]
         pipe_valid.append(out_v)
+        if rec_hw:
+            pipe_valid += [stages[0]["ret"], out_ret]
         m.d.sync += [full.eq((full | set_full) & ~clr_full),
                      gen_done.eq((gen_done | gen_set) & ~clr_full),
-                     claimed.eq((claimed | Mux(issue & (k == 0) & below, 1 << ps, 0))
+                     claimed.eq((claimed | Mux(issue & (k == 0) & use_list, 1 << ps, 0))
                                 & ~clr_full)]
 
         # ---- start / done ------------------------------------------------------------------
@@ -573,13 +670,17 @@ class BackwardEngine(wiring.Component):
                 n_out.eq(self.n_out), n_in.eq(self.n_in), T.eq(self.timesteps),
                 B.eq(self.batch), below.eq(self.has_below), sparse.eq(self.sparse),
                 n_words.eq(ceil_words),
-                in_valid.eq(Cat(*[self.n_in > j if j < n_max else Const(0, 1)
+                in_valid.eq(Cat(*[self.n_in > j if j < mm.n_in_max else Const(0, 1)
                                   for j in range(S * P)])),
                 busy.eq(1), cycles.eq(0), prod_run.eq(1), t.eq(self.timesteps - 1), b.eq(0),
                 p.eq((self.timesteps - 1) * self.batch), kbase.eq(0),
                 k.eq(0), ps.eq(0), full.eq(0), claimed.eq(0), wofs.eq(0),
                 gs.eq(0), g_busy.eq(0), gen_done.eq(0),
             ]
+            if rec_hw:
+                m.d.sync += [rec.eq(self.rec), qpt.eq(0), retired.eq(0), vofs.eq(0),
+                             out_valid.eq(Cat(*[self.n_out > j if j < mm.n_out_max
+                                                else Const(0, 1) for j in range(S * P)]))]
             m.d.comb += cs_next.eq(0)
         return m
 

@@ -24,6 +24,11 @@ no copy of the weights has to be refreshed):
   that reads weights (l >= 1) waits for the WUE of the layer above, since the weights have one
   read port and the WUE holds it while updating.
 
+**Recurrent hidden layers**: the FE runs such a layer in one run over every block (time step by
+time step), so FE(0) of the next step waits for the whole update of a recurrent layer 0; a
+recurrent BE(0) reads V and waits for WUE(1) like the others; the WUE makes a second pass per
+block (``w_vrun``, weights at ``w_voff``) for ``dV``.
+
 With pipelining off, each engine runs alone in the order above and step ``n+1`` starts after step
 ``n`` is complete, so the two modes are measured on the same hardware and data.
 
@@ -98,13 +103,19 @@ class Controller(wiring.Component):
         nr = range(mm.n_max + 1)
         layer = range(max(mm.L, 2))
         blocks = range(max(mm.blocks) + 1)
+        # recurrent hidden layers: the FE and BE are told the layer is recurrent, the FE reads
+        # V at f_voff, the WUE runs a second pass per block (w_vrun) for dV
+        rec = {"rec": Out(1)} if mm.has_rec else {}
+        rec_ports = {"f_voff": Out(range(mm.w_depth + 1)), "w_vrun": Out(1),
+                     "w_voff": Out(range(mm.w_depth + 1))} if mm.has_rec else {}
         super().__init__({
             "start": In(1), "op": In(8), "busy": Out(1), "wait_ok": Out(2), "clear": Out(1),
-            "fe": Out(run_signature(n_in=Out(nr), n_out=Out(nr))),
+            "fe": Out(run_signature(n_in=Out(nr), n_out=Out(nr), **rec)),
             "out": Out(run_signature(train=Out(1))),
             "be": Out(run_signature(n_in=Out(nr), n_out=Out(nr), timesteps=Out(range(mm.T + 1)),
                                     batch=Out(range(mm.B + 1)), has_below=Out(1),
-                                    sparse=Out(1))),
+                                    sparse=Out(1), **rec)),
+            **rec_ports,
             "wue": Out(run_signature(n_in=Out(nr), n_out=Out(nr))),
             "f_buf": Out(1), "f_layer": Out(layer), "f_nb": Out(blocks),
             "f_woff": Out(range(mm.w_depth + 1)), "f_soff": Out(range(mm.s_depth + 1)),
@@ -123,6 +134,10 @@ class Controller(wiring.Component):
         n_out_t = layer_table([n[l + 1] for l in range(L)])
         wbase_t = layer_table(mm.wbase + [0])
         sbase_t = layer_table(mm.sbase + [0])
+        rec_hw = mm.has_rec
+        if rec_hw:
+            rec_t = layer_table([int(l in mm.recurrent) for l in range(L)] + [0], 1)
+            vbase_t = layer_table(mm.vbase + [0])
 
         # ---- controller state -------------------------------------------------------------------
         pending = Signal()
@@ -180,9 +195,19 @@ class Controller(wiring.Component):
         # FE(l, nb) may run when (pipelined) the weights of block nb are final, or (sequential)
         # when every other thread is idle
         w_final = Signal()
-        m.d.comb += w_final.eq(Mux(f_layer == 0, ~owed | (f_nb < w0_blocks), ~owed))
+        if rec_hw and 0 in mm.recurrent:
+            # a recurrent layer 0 runs every block in one run: it waits for the whole update
+            m.d.comb += w_final.eq(~owed)
+        else:
+            m.d.comb += w_final.eq(Mux(f_layer == 0, ~owed | (f_nb < w0_blocks), ~owed))
         seq_idle = ~(b_active | w_active | owed)
         fe_n_out = Mux(f_rem > P, P, f_rem)
+        if rec_hw:
+            # a recurrent layer's run covers the whole layer, time step by time step
+            fe_n_out = Mux(rec_t[f_layer], f_rem, fe_n_out)
+            f_more = (f_rem > P) & ~rec_t[f_layer]
+        else:
+            f_more = f_rem > P
         with m.FSM(name="f_fsm"):
             with m.State("IDLE"):
                 with m.If(pending & (pipeline | seq_idle)):
@@ -197,7 +222,7 @@ class Controller(wiring.Component):
                     m.next = "FE_RUN"
             with m.State("FE_RUN"):
                 with m.If(self.fe.done):
-                    with m.If(f_rem > P):
+                    with m.If(f_more):
                         m.d.sync += [f_nb.eq(f_nb + 1), f_rem.eq(f_rem - P),
                                      f_woff.eq(f_woff + n_in_t[f_layer]), f_soff.eq(f_soff + NP)]
                         m.next = "FE_GATE"
@@ -228,6 +253,8 @@ class Controller(wiring.Component):
                     m.next = "IDLE"
         m.d.comb += [self.fe.n_in.eq(n_in_t[f_layer]), self.fe.n_out.eq(fe_n_out),
                      self.out.train.eq(f_train)]
+        if rec_hw:
+            m.d.comb += [self.fe.rec.eq(rec_t[f_layer]), self.f_voff.eq(vbase_t[f_layer])]
 
         # ---- B thread ---------------------------------------------------------------------------
         with m.FSM(name="b_fsm"):
@@ -240,7 +267,10 @@ class Controller(wiring.Component):
                 # when BE(l) reads weights (l >= 1: the weights have one read port, and the WUE
                 # has it while it updates), so only BE(0) overlaps WUE(1)
                 above = b_layer + 1
-                seq_ok = ((pipeline & (b_layer == 0)) | (b_layer == L - 1) |
+                # (a recurrent BE(0) reads V: it waits too)
+                overlap = (b_layer == 0) & ~rec_t[0] if rec_hw and 0 in mm.recurrent else \
+                    (b_layer == 0)
+                seq_ok = ((pipeline & overlap) | (b_layer == L - 1) |
                           w_done.bit_select(above, 1))
                 with m.If(seq_ok):
                     m.d.comb += self.be.start.eq(1)
@@ -257,6 +287,8 @@ class Controller(wiring.Component):
         m.d.comb += [self.be.n_out.eq(n_out_t[b_layer]), self.be.n_in.eq(n_in_t[b_layer]),
                      self.be.timesteps.eq(cfg.timesteps), self.be.batch.eq(cfg.batch),
                      self.be.has_below.eq(b_layer != 0), self.be.sparse.eq(int(hw.be_sparse))]
+        if rec_hw:
+            m.d.comb += self.be.rec.eq(rec_t[b_layer])
 
         # ---- W thread ---------------------------------------------------------------------------
         wue_n_out = Mux(w_rem > P, P, w_rem)
@@ -266,30 +298,67 @@ class Controller(wiring.Component):
                     m.d.sync += [w_active.eq(1), w_buf.eq(owed_buf), w_layer.eq(L - 1),
                                  w_nb.eq(0), w_rem.eq(n[L]), w_woff.eq(mm.wbase[L - 1]),
                                  w_soff.eq(mm.sbase[L - 1])]
+                    if rec_hw:
+                        m.d.sync += [self.w_vrun.eq(0), self.w_voff.eq(mm.vbase[L - 1])]
                     m.next = "GATE"
             with m.State("GATE"):
                 with m.If(be_done.bit_select(w_layer, 1)):
                     m.d.comb += self.wue.start.eq(1)
                     m.next = "RUN"
-            with m.State("RUN"):
-                with m.If(self.wue.done):
-                    with m.If(w_layer == 0):
-                        m.d.sync += w0_blocks.eq(w0_blocks + 1)
-                    with m.If(w_rem > P):
-                        m.d.sync += [w_nb.eq(w_nb + 1), w_rem.eq(w_rem - P),
-                                     w_woff.eq(w_woff + n_in_t[w_layer]), w_soff.eq(w_soff + NP)]
-                        m.next = "GATE"
-                    with m.Else():
-                        m.d.sync += w_done.eq(w_done | (1 << w_layer))
-                        with m.If(w_layer == 0):
-                            m.d.sync += [w_active.eq(0), owed.eq(0)]
-                            m.next = "IDLE"
-                        with m.Else():
-                            m.d.sync += [w_layer.eq(w_layer - 1), w_nb.eq(0),
-                                         w_rem.eq(n_out_t[(w_layer - 1).as_unsigned()]),
-                                         w_woff.eq(wbase_t[(w_layer - 1).as_unsigned()]),
-                                         w_soff.eq(sbase_t[(w_layer - 1).as_unsigned()])]
+            if rec_hw:
+                with m.State("RUN"):
+                    with m.If(self.wue.done):
+                        # a recurrent layer's block: the W pass, then the V pass (dV from the
+                        # layer's own spikes of the step before)
+                        with m.If(rec_t[w_layer] & ~self.w_vrun):
+                            m.d.sync += self.w_vrun.eq(1)
                             m.next = "GATE"
-        m.d.comb += [self.wue.n_in.eq(n_in_t[w_layer]), self.wue.n_out.eq(wue_n_out)]
+                        with m.Else():
+                            m.d.sync += [self.w_vrun.eq(0),
+                                         self.w_voff.eq(self.w_voff + n_out_t[w_layer])]
+                            with m.If(w_layer == 0):
+                                m.d.sync += w0_blocks.eq(w0_blocks + 1)
+                            with m.If(w_rem > P):
+                                m.d.sync += [w_nb.eq(w_nb + 1), w_rem.eq(w_rem - P),
+                                             w_woff.eq(w_woff + n_in_t[w_layer]), w_soff.eq(w_soff + NP)]
+                                m.next = "GATE"
+                            with m.Else():
+                                m.d.sync += w_done.eq(w_done | (1 << w_layer))
+                                with m.If(w_layer == 0):
+                                    m.d.sync += [w_active.eq(0), owed.eq(0)]
+                                    m.next = "IDLE"
+                                with m.Else():
+                                    m.d.sync += [w_layer.eq(w_layer - 1), w_nb.eq(0),
+                                                 w_rem.eq(n_out_t[(w_layer - 1).as_unsigned()]),
+                                                 w_woff.eq(wbase_t[(w_layer - 1).as_unsigned()]),
+                                                 w_soff.eq(sbase_t[(w_layer - 1).as_unsigned()]),
+                                                 self.w_voff.eq(
+                                                     vbase_t[(w_layer - 1).as_unsigned()])]
+                                    m.next = "GATE"
+            else:
+                with m.State("RUN"):
+                    with m.If(self.wue.done):
+                        with m.If(w_layer == 0):
+                            m.d.sync += w0_blocks.eq(w0_blocks + 1)
+                        with m.If(w_rem > P):
+                            m.d.sync += [w_nb.eq(w_nb + 1), w_rem.eq(w_rem - P),
+                                         w_woff.eq(w_woff + n_in_t[w_layer]), w_soff.eq(w_soff + NP)]
+                            m.next = "GATE"
+                        with m.Else():
+                            m.d.sync += w_done.eq(w_done | (1 << w_layer))
+                            with m.If(w_layer == 0):
+                                m.d.sync += [w_active.eq(0), owed.eq(0)]
+                                m.next = "IDLE"
+                            with m.Else():
+                                m.d.sync += [w_layer.eq(w_layer - 1), w_nb.eq(0),
+                                             w_rem.eq(n_out_t[(w_layer - 1).as_unsigned()]),
+                                             w_woff.eq(wbase_t[(w_layer - 1).as_unsigned()]),
+                                             w_soff.eq(sbase_t[(w_layer - 1).as_unsigned()])]
+                                m.next = "GATE"
+        if rec_hw:
+            m.d.comb += [self.wue.n_in.eq(Mux(self.w_vrun, n_out_t[w_layer], n_in_t[w_layer])),
+                         self.wue.n_out.eq(wue_n_out)]
+        else:
+            m.d.comb += [self.wue.n_in.eq(n_in_t[w_layer]), self.wue.n_out.eq(wue_n_out)]
 
         return m

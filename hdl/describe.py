@@ -80,6 +80,11 @@ def describe(design):
             "weights": "w word nb * n_in + j (from the layer's base) holds W[nb*P + k, j] in "
                        "lane k (bits k*w_bits ..), two's complement, lane 0 lowest",
             "weight_bases": mm.wbase,
+            **({"recurrent_layers": list(mm.recurrent),
+                "recurrent_weight_bases": {str(l): mm.vbase[l] for l in mm.recurrent},
+                "recurrent_weights": "V of recurrent layer l: w word vbase[l] + nb * n_out + k "
+                                     "holds V[nb*P + q, k] in lane q"}
+               if mm.has_rec else {}),
             "spikes": "x word p = t * B + b (+ buffer * T*B) holds bit i = spike of input i",
             "points_per_step": mm.NP, "timesteps": mm.T, "batch": mm.B,
             "label_stride": mm.label_stride,

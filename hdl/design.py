@@ -55,9 +55,10 @@ class Design:
         if self.cfg.layers[-1] > 255:
             raise DesignError(f"at most 255 output classes (8-bit labels), got "
                               f"{self.cfg.layers[-1]}; shrink the last layer")
-        if self.cfg.recurrent:
-            raise DesignError(f"recurrent layers {list(self.cfg.recurrent)} do not run on the "
-                              f"accelerator yet; train them with --engine golden")
+        if self.cfg.n_layers - 1 in self.cfg.recurrent:
+            raise DesignError(f"the accelerator runs recurrent hidden layers only; layer "
+                              f"{self.cfg.n_layers - 1} is the output layer: drop it from "
+                              f"recurrent or train with --engine golden")
         if self.cfg.w_levels or self.cfg.fan_in:
             raise DesignError("train-and-constrain (w_levels, fan_in) trains in the golden "
                               "model (--engine golden); the accelerator runs the constrained "

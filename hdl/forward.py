@@ -18,6 +18,16 @@ The first table costs ``G + 2**G + 1`` cycles before the first look-up, and a ta
 ``T * B < G + 2**G``. A 4-stage pipeline (issue, look-up + add, LIF, write) drains at the end. So a
 layer takes about ``ceil(n_out / P) * ceil(n_in / G) * (T*B + 1) + G + 2**G + 5`` cycles;
 ``cycles`` reports the measured count.
+
+**Recurrent runs** (a design with ``cfg.recurrent``; ``rec`` high at ``start``): one run covers
+every block of a recurrent hidden layer, tasks ``(t, block, group)`` time step first. The groups
+are the layer's ``n_in`` inputs (``x[t]``), then its own ``n_out`` spikes of the step before
+(``o[t-1]``, read from the layer's spike region at point ``p - B``, ``x_self`` high; masked at
+``t = 0``) with weights from V's region (``w_v`` high; word ``nb * n_out + k``). A task looks up
+the ``B`` points of its step only, so tables are reused across the batch. The membrane of
+``(block, b)`` is carried from ``t-1`` to ``t`` in a ``blocks x B`` memory per PE (``u`` and
+``o``), and the first recurrent group of each step waits until the previous step's last spikes
+are written. About ``T * ceil(n_out / P) * (ceil(n_in / G) + ceil(n_out / G)) * (B + 1)`` cycles.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed

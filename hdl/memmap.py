@@ -25,6 +25,11 @@ eps        P lanes x ``e_bits``   ``nb * NP + p``               lane ``k`` = ``e
 dW         P lanes x acc bits     ``nb * n_in + j``             lane ``k`` = ``dW[nb*P + k, j]``
 =========  =====================  ============================  ===================================
 
+A recurrent hidden layer ``l`` (``cfg.recurrent``) keeps ``V`` in the weight layout with its own
+``n_out`` outputs as inputs, at :attr:`MemoryMap.vbase` ``[l]`` after every ``W``; its Backward
+Engine adds two memories, ``r`` (``V^T eps[t+1]``, the eps layout of the largest recurrent layer)
+and ``hr`` (a second copy of ``hb``, read beside it).
+
 Top-level memories (:attr:`MemoryMap.memories`): ``x`` (2 input buffers), ``labels``, ``pred``,
 ``spk`` (a region of ``NP`` words per layer), ``hb`` (surrogate bits of hidden layers), ``u``,
 ``eps``, ``g`` (``P`` banks) and ``w`` (one layout, read by the FE, the BE and the WUE: no second

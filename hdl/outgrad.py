@@ -140,7 +140,7 @@ class OutputUnit(wiring.Component):
                 merged.append(level[-1])
             level, depth = merged, depth + 1
         m.d.comb += [best.eq(level[0][1]), self.pred_wr.data.eq(best)]
-        settle = Signal(range(depth + 1))
+        settle = Signal(range(max(depth + 1, 2)))     # (>= 1 bit: one output neuron)
 
         with m.FSM():
             with m.State("IDLE"):

@@ -189,18 +189,37 @@ class Accelerator(wiring.Component):
         else:
             spk_fe, spk_wue = spk_mem.read_port(), None
         out_reads = out.busy
+        rec_hw = mm.has_rec
+        if rec_hw:
+            # a recurrent layer's FE also reads its own spikes of the step before, and its
+            # WUE's V pass reads them as inputs shifted by one step (0 at t = 0)
+            x_self_q = Signal()
+            v_ok_q = Signal()
+            m.d.sync += [x_self_q.eq(fe.x_self), v_ok_q.eq(wue.x_rd.addr >= mm.B)
+                         if learn else v_ok_q.eq(0)]
+            fe_src = Mux(fe.x_self, ctl.f_layer, ctl.f_layer - 1)
+            fe_from_x = (ctl.f_layer == 0) & ~x_self_q
+        else:
+            fe_src, fe_from_x = ctl.f_layer - 1, ctl.f_layer == 0
+        if learn and rec_hw:
+            wue_x = [spk_wue.addr.eq(Mux(ctl.w_vrun, ctl.w_layer * NP + wue.x_rd.addr - mm.B,
+                                         (ctl.w_layer - 1) * NP + wue.x_rd.addr)),
+                     spk_wue.en.eq(wue.x_rd.en),
+                     wue.x_rd.data.eq(Mux(ctl.w_vrun, Mux(v_ok_q, spk_wue.data, 0),
+                                          Mux(ctl.w_layer == 0, x_wue.data, spk_wue.data)))]
+        elif learn:
+            wue_x = [spk_wue.addr.eq((ctl.w_layer - 1) * NP + wue.x_rd.addr),
+                     spk_wue.en.eq(wue.x_rd.en),
+                     wue.x_rd.data.eq(Mux(ctl.w_layer == 0, x_wue.data, spk_wue.data))]
         m.d.comb += [
             x_fe.addr.eq(ctl.f_buf * NP + fe.x_rd.addr), x_fe.en.eq(fe.x_rd.en),
             spk_fe.addr.eq(Mux(out_reads, (L - 1) * NP + out.x_rd.addr,
-                               (ctl.f_layer - 1) * NP + fe.x_rd.addr)),
+                               fe_src * NP + fe.x_rd.addr)),
             spk_fe.en.eq(Mux(out_reads, out.x_rd.en, fe.x_rd.en)),
             # x words are as wide as the input layer; the engines see them zero-extended
-            fe.x_rd.data.eq(Mux(ctl.f_layer == 0, x_fe.data, spk_fe.data)),
+            fe.x_rd.data.eq(Mux(fe_from_x, x_fe.data, spk_fe.data)),
             *([x_wue.addr.eq(ctl.w_buf * NP + wue.x_rd.addr), x_wue.en.eq(wue.x_rd.en),
-               spk_wue.addr.eq((ctl.w_layer - 1) * NP + wue.x_rd.addr),
-               spk_wue.en.eq(wue.x_rd.en),
-               wue.x_rd.data.eq(Mux(ctl.w_layer == 0, x_wue.data, spk_wue.data))]
-              if learn else []),
+               *wue_x] if learn else []),
             out.x_rd.data.eq(spk_fe.data),
         ]
         # labels and predictions
@@ -232,6 +251,20 @@ class Accelerator(wiring.Component):
             hb_be = hb_mem.read_port()
             m.d.comb += [hb_be.addr.eq((ctl.b_layer - 1) * NP + be.hb_rd.addr),
                          hb_be.en.eq(be.hb_rd.en), be.hb_rd.data.eq(hb_be.data)]
+        if learn and rec_hw:
+            # the second copy of hb: a recurrent layer's own h, read beside h_below
+            hr_mem = mem("hr", spec["hr"])
+            hr_wr, hr_be = hr_mem.write_port(granularity=P), hr_mem.read_port()
+            m.d.comb += [hr_wr.addr.eq(hb_wr.addr), hr_wr.data.eq(hb_wr.data),
+                         hr_wr.en.eq(hb_wr.en),
+                         hr_be.addr.eq(ctl.b_layer * NP + be.hr_rd.addr),
+                         hr_be.en.eq(be.hr_rd.en), be.hr_rd.data.eq(hr_be.data)]
+            r_mem = mem("r", spec["r"])
+            r_wr, r_be = r_mem.write_port(granularity=cfg.e_bits), r_mem.read_port()
+            m.d.comb += [r_wr.addr.eq(be.r_wr.addr), r_wr.data.eq(be.r_wr.data),
+                         r_wr.en.eq(be.r_wr.en),
+                         r_be.addr.eq(be.r_rd.addr), r_be.en.eq(be.r_rd.en),
+                         be.r_rd.data.eq(r_be.data)]
         # membrane state
         u_wr = u_mem.write_port()
         u_be = u_mem.read_port()
@@ -254,7 +287,8 @@ class Accelerator(wiring.Component):
         w_wr = w_mem.write_port()
         # (the host writes only while idle: the bridge refuses its words otherwise)
         with m.If(wue.w_wr.en if learn else 0):
-            m.d.comb += [w_wr.addr.eq(ctl.w_woff + wue.w_wr.addr), w_wr.data.eq(wue.w_wr.data),
+            m.d.comb += [w_wr.addr.eq((Mux(ctl.w_vrun, ctl.w_voff, ctl.w_woff) if rec_hw else
+                                       ctl.w_woff) + wue.w_wr.addr), w_wr.data.eq(wue.w_wr.data),
                          w_wr.en.eq(1)] if learn else []
         with m.Else():
             m.d.comb += [w_wr.addr.eq(br.w_w.addr), w_wr.data.eq(br.w_w.data),
@@ -271,10 +305,20 @@ class Accelerator(wiring.Component):
             m.d.comb += [w_rd.addr.eq(Mux(fe.busy, ctl.f_woff + fe.w_rd.addr, br.r_w.addr)),
                          w_rd.en.eq(Mux(fe.busy, fe.w_rd.en, br.r_w.en)), fe.w_stall.eq(0),
                          fe.w_rd.data.eq(w_rd.data), br.r_w.data.eq(w_rd.data)]
+        if rec_hw:
+            # V's region for the FE's recurrent groups, the BE's R terms and the WUE's V pass
+            vbase_t = layer_table(mm.vbase + [0])
+            f_base = Mux(fe.w_v, ctl.f_voff, ctl.f_woff)
+            b_base = Mux(be.w_v, vbase_t[ctl.b_layer], wbase_t[ctl.b_layer]) if learn else 0
+            w_base = Mux(ctl.w_vrun, ctl.w_voff, ctl.w_woff) if learn else 0
+        else:
+            f_base, b_base, w_base = ctl.f_woff, wbase_t[ctl.b_layer], ctl.w_woff
+        if not learn and rec_hw:
+            m.d.comb += w_rd.addr.eq(Mux(fe.busy, f_base + fe.w_rd.addr, br.r_w.addr))
         m.d.comb += [] if not learn else [
-            w_rd.addr.eq(Mux(wue.w_rd.en, ctl.w_woff + wue.w_rd.addr,
-                             Mux(be.busy, wbase_t[ctl.b_layer] + be.w_rd.addr,
-                                 Mux(fe.busy, ctl.f_woff + fe.w_rd.addr, br.r_w.addr)))),
+            w_rd.addr.eq(Mux(wue.w_rd.en, w_base + wue.w_rd.addr,
+                             Mux(be.busy, b_base + be.w_rd.addr,
+                                 Mux(fe.busy, f_base + fe.w_rd.addr, br.r_w.addr)))),
             w_rd.en.eq(wue.w_rd.en | Mux(be.busy, be.w_rd.en,
                                           Mux(fe.busy, fe.w_rd.en, br.r_w.en))),
             fe.w_stall.eq(wue.w_rd.en),

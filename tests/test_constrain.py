@@ -109,9 +109,10 @@ def test_elman_baseline_and_recurrent_spiking_network_train_on_digits_rows(tmp_p
         assert "v0" in f.files and f["v0"].shape == (f["w0"].shape[0],) * 2
     metrics = json.loads((tmp_path / "s" / "metrics.json").read_text())
     assert metrics["test_accuracy"] > 0.2                    # chance is 0.1
-    r = run_cli("train", "--engine", "rtl", "--dataset", "digits_rows", "--epochs", "1",
-                "--out", str(tmp_path / "r"))
-    assert r.returncode != 0 and "recurrent" in r.stderr and "Traceback" not in r.stderr
+    # the accelerator runs recurrent hidden layers, not a recurrent output layer
+    r = run_cli("train", "--engine", "rtl", "--dataset", "digits_rows", "--set", "recurrent=1",
+                "--epochs", "1", "--out", str(tmp_path / "r"))
+    assert r.returncode != 0 and "output layer" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("train", "--method", "elman", "--dataset", "digits", "--epochs", "1")
     assert r.returncode != 0 and "sequence" in r.stderr
 
@@ -150,3 +151,20 @@ def test_elman_gradients_equal_finite_differences(readout):
             down = loss()
             p[idx] = keep
             assert abs((up - down) / 2e-6 - grads[name][idx]) < 1e-7, (name, idx)
+
+
+@pytest.mark.slow
+def test_digits_rows_trains_one_epoch_on_the_rtl_bit_identical_to_golden(tmp_path):
+    """Issue 15's acceptance: the recurrent preset, one epoch on the accelerator's Verilog
+    (every step's weights checked against the golden model), then the final weights compared
+    with a golden run of the same command."""
+    r = run_cli("train", "--engine", "rtl", "--dataset", "digits_rows", "--epochs", "1",
+                "--seed", "0", "--out", str(tmp_path / "r"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("train", "--dataset", "digits_rows", "--epochs", "1", "--seed", "0",
+                "--out", str(tmp_path / "g"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    with np.load(tmp_path / "r" / "weights.npz") as a, np.load(tmp_path / "g" / "weights.npz") as b:
+        assert sorted(a.files) == sorted(b.files) and "v0" in a.files
+        for name in ("w0", "w1", "v0"):
+            assert np.array_equal(a[name], b[name]), name

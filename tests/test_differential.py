@@ -12,6 +12,8 @@ The default run uses the Amaranth simulator on small cases; ``pytest -m slow`` r
 larger cases on the generated Verilog under Verilator.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -69,6 +71,24 @@ def random_design(seed, max_n=12):
         except ConfigError:
             continue
     raise AssertionError(f"seed {seed}: no valid design drawn")
+
+
+def random_recurrent_design(seed):
+    """A valid random design with recurrent hidden layers (a random non-empty subset of them):
+    a :func:`random_design` whose config also lists them; ``seed`` alone fixes it."""
+    rng = np.random.default_rng([seed, 9])
+    for k in range(200):
+        design, shape = random_design(seed * 1000 + k)
+        hidden = design.cfg.n_layers - 1
+        if hidden < 1:
+            continue
+        rec = tuple(sorted({int(l) for l in rng.integers(0, hidden, int(rng.integers(1, 3)))}))
+        try:
+            cfg = dataclasses.replace(design.cfg, recurrent=rec).fit_accumulators().validate()
+        except ConfigError:
+            continue
+        return Design(cfg, design.hw), f"{shape}, recurrent {list(rec)}"
+    raise AssertionError(f"seed {seed}: no valid recurrent design drawn")
 
 
 def random_data(design, seed):
@@ -153,33 +173,34 @@ def run_verilator(design, weights, xs, ys):
     from spikeforge.sim.verify.top import run_top
 
     res = run_top(design, weights, xs, ys, pipeline=design.hw.pipeline, check_every=True)
-    after = [[res[f"w_after{s}_{l}"] for l in range(design.cfg.n_layers)] for s in range(STEPS)]
+    after = [[res[f"w_after{s}_{l}"] for l in range(len(design.cfg.weight_shapes()))] for s in range(STEPS)]
     queued = run_top(design, weights, xs, ys, pipeline=design.hw.pipeline, queue=True,
                      check_every=False)
-    after.append([queued[f"w_final_{l}"] for l in range(design.cfg.n_layers)])
+    after.append([queued[f"w_final_{l}"] for l in range(len(design.cfg.weight_shapes()))])
     return after, res["pred"], None
 
 
-def check(seed, runner):
-    design, shape = random_design(seed)
+def check(seed, runner, draw=None):
+    design, shape = (draw or random_design)(seed)
     weights, xs, ys, data = random_data(design, seed)
     label = f"seed {seed} ({shape}: {design}, {data}; hw {design.hw})"
     after, pred, state = runner(design, weights, xs, ys)
     golden = Network(design.cfg, "fixed", weights=[w.copy() for w in weights])
+    names = design.cfg.weight_names()
     for s in range(STEPS):
         golden.train_step(xs[s], ys[s])
-        for l in range(design.cfg.n_layers):
+        for l in range(len(names)):                 # W of every layer, then V of each recurrent
             got, want = np.asarray(after[s][l]), golden.weights[l]
             queued = s == STEPS - 1 and len(after) > STEPS
             if queued:               # the same steps queued back to back
                 q = np.asarray(after[STEPS][l])
                 assert np.array_equal(q, want), (
                     f"{label}: steps queued back to back: {int((q != want).sum())} weights of "
-                    f"layer {l} differ after step {STEPS}")
+                    f"{names[l]} differ after step {STEPS}")
             if not np.array_equal(got, want):
                 i, j = np.argwhere(got != want)[0]
                 raise AssertionError(f"{label}: after step {s + 1}, {int((got != want).sum())} "
-                                     f"weights of layer {l} differ; first W[{i},{j}]: "
+                                     f"weights of {names[l]} differ; first [{i},{j}]: "
                                      f"accelerator {got[i, j]}, golden {want[i, j]}")
     want = golden.predict(xs[0])
     assert np.asarray(pred).tolist() == want.tolist(), f"{label}: predictions differ"
@@ -225,6 +246,25 @@ def test_seeds_cover_the_shapes():
                for a, (d, shape) in zip(active, designs))
 
 
+#: recurrent hidden layers (the FE's step-by-step runs, the BE's V^T eps, the WUE's dV pass)
+RECURRENT_SEEDS = list(range(8))
+
+
+@pytest.mark.parametrize("seed", RECURRENT_SEEDS, ids=[f"seed_{s}" for s in RECURRENT_SEEDS])
+def test_random_recurrent_designs_amaranth(seed):
+    check(seed, run_amaranth, random_recurrent_design)
+
+
+def test_recurrent_seeds_cover_the_cases():
+    """The recurrent seeds draw a recurrent first layer and a recurrent layer with a layer
+    below, sparse and dense Backward Engines, and recurrence over several time steps."""
+    designs = [random_recurrent_design(s)[0] for s in RECURRENT_SEEDS]
+    assert any(0 in d.cfg.recurrent for d in designs)
+    assert any(any(l > 0 for l in d.cfg.recurrent) for d in designs)
+    assert {d.hw.be_sparse for d in designs} == {True, False}
+    assert sum(d.cfg.timesteps > 1 for d in designs) >= len(designs) // 2
+
+
 VERILATOR_SEEDS = list(range(100, 130))
 
 
@@ -233,3 +273,14 @@ VERILATOR_SEEDS = list(range(100, 130))
 def test_random_designs_verilator(seed):
     require_simulator("verilator")
     check(seed, run_verilator)
+
+
+RECURRENT_VERILATOR_SEEDS = list(range(100, 112))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", RECURRENT_VERILATOR_SEEDS,
+                         ids=[f"seed_{s}" for s in RECURRENT_VERILATOR_SEEDS])
+def test_random_recurrent_designs_verilator(seed):
+    require_simulator("verilator")
+    check(seed, run_verilator, random_recurrent_design)

@@ -175,11 +175,17 @@ def test_weights_file_round_trip_and_mismatch(tmp_path):
         load_weights(tmp_path / "w1.npz", cfg, "fixed")
 
 
-def test_the_accelerator_refuses_recurrent_layers():
+def test_the_accelerator_takes_recurrent_hidden_layers_only():
     from spikeforge.hdl.design import Design, DesignError
-    from spikeforge.hdl.params import DEFAULT_HW
-    with pytest.raises(DesignError, match="--engine golden"):
-        Design(cfg_of((8, 16, 4), 8, 2, (0,)), DEFAULT_HW)
+    from spikeforge.hdl.params import DEFAULT_HW, RECURRENT_HW, default_hw
+    design = Design(cfg_of((8, 16, 4), 8, 2, (0,)), DEFAULT_HW)
+    mm = design.memmap
+    assert mm.has_rec and mm.vbase[0] == mm.wbase[1] + mm.blocks[1] * 16     # V after every W
+    assert {"r", "hr"} <= set(mm.memories)
+    with pytest.raises(DesignError, match="output layer"):
+        Design(cfg_of((8, 16, 4), 8, 2, (1,)), DEFAULT_HW)
+    assert default_hw(design.cfg) == RECURRENT_HW
+    assert default_hw(cfg_of((8, 16, 4), 8, 2, ())) == DEFAULT_HW
 
 
 def test_sequence_encoding_is_frame_by_frame():

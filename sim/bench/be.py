@@ -35,7 +35,6 @@ __all__ = ["run", "real_layer_jobs", "ideal_cycles", "trained_network"]
 def trained_network(cfg, dataset, epochs=1, seed=0):
     """The golden fixed-point network after ``epochs`` of training; returns (net, data)."""
     from spikeforge.model.data import load_dataset
-    from spikeforge.model.encode import encode
     from spikeforge.model.network import Network
 
     from spikeforge.model.progress import stage
@@ -45,7 +44,7 @@ def trained_network(cfg, dataset, epochs=1, seed=0):
     B = cfg.batch
     for epoch in range(epochs):
         order = np.random.default_rng([seed, epoch]).permutation(len(data.x_train))
-        x = encode(data.x_train[order], cfg.timesteps, data.vmax, "rate")
+        x = data.encode(data.x_train[order], cfg.timesteps)
         y = data.y_train[order]
         for i in range(len(order) // B):
             net.train_step(x[:, i * B:(i + 1) * B], y[i * B:(i + 1) * B])
@@ -108,9 +107,8 @@ def run(design, dataset, simulator="verilator"):
     cfg = design.cfg
     net, data = trained_network(cfg, dataset)
     t_train = time.perf_counter() - t_start
-    from spikeforge.model.encode import encode
     B = cfg.batch
-    x = encode(data.x_test[:B], cfg.timesteps, data.vmax, "rate")
+    x = data.encode(data.x_test[:B], cfg.timesteps)
     labels = data.y_test[:B]
     traces, sparse_jobs = real_layer_jobs(cfg, net, x, labels, sparse=True)
     _, dense_jobs = real_layer_jobs(cfg, net, x, labels, sparse=False)

@@ -15,7 +15,6 @@ import time
 import numpy as np
 
 from spikeforge.model.data import load_dataset
-from spikeforge.model.encode import encode
 from spikeforge.model.network import Network
 from spikeforge.model.progress import stage
 from spikeforge.sim.verify.engines import first_mismatch, golden_forward, golden_wupdate, simulate
@@ -28,7 +27,7 @@ def real_step(cfg, dataset, encoder="rate", seed=0):
     golden fixed-point model with seed-``seed`` weights. Returns (network, traces)."""
     stage(f"the golden model on one real training step of {dataset}")
     data = load_dataset(dataset)
-    x = encode(data.x_train[:cfg.batch], cfg.timesteps, data.vmax, encoder).astype(np.int64)
+    x = data.encode(data.x_train[:cfg.batch], cfg.timesteps, encoder).astype(np.int64)
     labels = data.y_train[:cfg.batch]
     net = Network(cfg, "fixed", seed=seed)
     traces = net.forward(x)

@@ -20,7 +20,7 @@ async def infer_on_rtl(dut):
 
     def job(driver, run):
         engine = RtlEngine(driver, design.cfg, run)
-        engine.weights = [data[f"w{l}"] for l in range(design.cfg.n_layers)]
+        engine.weights = [data[f"w{l}"] for l in range(len(design.cfg.weight_shapes()))]
         try:
             pred = engine.predict(data["x"])
         except RtlMismatch as exc:

@@ -44,7 +44,7 @@ async def run_job(dut):
     drv = AcceleratorDriver(link, design)
     out = {}
     await drv.connect()
-    weights = [data[f"w{l}"] for l in range(design.cfg.n_layers)]
+    weights = [data[f"w{l}"] for l in range(len(design.cfg.weight_shapes()))]
     c0, t0 = _cycles(), time.perf_counter()
     await drv.upload_dataset(data["x"], data["y"])
     out["cycles_upload"], out["bytes_upload"] = _cycles() - c0, link.bytes_sent

@@ -25,7 +25,7 @@ async def run_steps(dut):
     await start_clock(dut)
     drv = AcceleratorDriver(CocotbTransport(dut), design)
     await drv.connect()
-    weights = [data[f"w{l}"] for l in range(design.cfg.n_layers)]
+    weights = [data[f"w{l}"] for l in range(len(design.cfg.weight_shapes()))]
     await drv.load_weights(weights)
     await drv.set_pipeline(bool(int(data["pipeline"])))
     await drv.clear_counters()
