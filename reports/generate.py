@@ -50,6 +50,18 @@ def _bench(target):
     return run
 
 
+def _bench_recurrence():
+    """The cost of digits_rows' recurrent layer on the accelerator (``bench recurrence``)."""
+    from spikeforge.hdl.design import Design
+    from spikeforge.hdl.params import default_hw
+    from spikeforge.sim.bench.recurrence import run
+    cfg = _preset("digits_rows")
+    result = run(Design(cfg, default_hw(cfg)), "digits_rows")
+    result.update(preset="digits_rows",
+                  command="spikeforge bench recurrence --preset digits_rows --json F")
+    return result
+
+
 def _bench_board(board_name):
     """The accelerator as built for a board (its preset and HwParams; counters on, which changes
     no cycle) in RTL simulation: the cycles per sample its bitstream runs at."""
@@ -193,6 +205,7 @@ ITEMS = {
     "sequences": lambda: _methods().measure_sequences(),
     "constrain": lambda: _methods().measure_constrain(),
     "hil_board": lambda: _methods().measure_hil_board(),
+    "bench_recurrence": _bench_recurrence,
 }
 
 
@@ -574,7 +587,7 @@ def methods_section(results):
                 lines.append(f"| {ds} | {p['act_upper']:g} | {p['test_accuracy']:.4f} | "
                              f"{p['spikes_per_input']:.1f} |")
         lines += ["", sweep["method"] + ".", ""]
-    return lines + hil_board_section(results)
+    return lines + hil_board_section(results) + recurrence_section(results)
 
 
 def hil_board_section(results):
@@ -611,6 +624,33 @@ def hil_board_section(results):
               f"reaches **{hb['trained']['test_accuracy']:.4f}** "
               f"(`{hb['trained']['command']}`; {hb['trained']['spikes_per_input']:.1f} spikes "
               f"per input). Method: " + hb["method"] + ".", ""]
+    return lines
+
+
+def recurrence_section(results):
+    """Report lines: what a recurrent layer costs on the accelerator (``bench_recurrence``)."""
+    r = results.get("bench_recurrence")
+    if not r:
+        return []
+    lines = ["## A recurrent layer on the accelerator (`bench_recurrence`)", "",
+             f"{r['dataset']}, P = {r['hw']['pes']}, groups of {r['hw']['fe_group']} (FE) and "
+             f"{r['hw']['wue_group']} (WUE) in {r['hw']['table']} form, {r['steps']} training "
+             f"steps of batch "
+             f"{r['batch']} queued back to back, weights equal to the golden model after each "
+             f"run (`{r['command']}`):", "",
+             "| network | layers | synapses | cycles per step | FE busy | BE busy | WUE busy |",
+             "|---|---|---|---|---|---|---|"]
+    labels = {"recurrent": "recurrent (W and V)", "feedforward": "the same layers without V",
+              "same_synapses": "feed-forward, as many synapses"}
+    for key, label in labels.items():
+        x = r[key]
+        busy = x["busy_cycles_per_step"]
+        lines.append(f"| {label} | {'-'.join(map(str, x['layers']))} | {x['synapses']:,} | "
+                     f"{x['cycles_per_step']:,.0f} | {busy['fe']:,.0f} | {busy['be']:,.0f} | "
+                     f"{busy['wue']:,.0f} |")
+    lines += ["", f"The recurrent layer costs {r['cost_vs_same_synapses']:.2f}x the cycles of a "
+              f"feed-forward layer with as many synapses and {r['cost_vs_feedforward']:.1f}x "
+              f"those of the same layers without V. {r['data']}. {r['method']}.", ""]
     return lines
 
 

@@ -224,3 +224,18 @@ def test_exports_refuse_what_they_do_not_carry():
     cfg = Config(layers=(8, 16, 4), fan_in=4).fit_accumulators()
     with pytest.raises(NirError, match="deployed.npz"):
         graph_from_weights(Network(cfg, "fixed").weights, cfg)
+
+
+@pytest.mark.slow
+def test_bench_recurrence_runs_three_networks_bit_exact():
+    """``spikeforge bench recurrence`` on a small recurrent design: all three networks match the
+    golden model (the bench raises otherwise) and the recurrent one costs more cycles."""
+    from spikeforge.hdl.design import Design
+    from spikeforge.hdl.params import RECURRENT_HW
+    from spikeforge.model.config import preset
+    from spikeforge.sim.bench.recurrence import run
+    cfg = preset("digits_rows").replace(layers=(8, 24, 10)).fit_accumulators()
+    r = run(Design(cfg, RECURRENT_HW.replace(pes=8)), "digits_rows", steps=2)
+    assert all(r[k]["weights_match_golden"] for k in ("recurrent", "feedforward", "same_synapses"))
+    assert r["same_synapses"]["synapses"] == r["recurrent"]["synapses"] == 24 * 32 + 24 * 10
+    assert r["cost_vs_feedforward"] > 1 and r["cost_vs_same_synapses"] > 1
