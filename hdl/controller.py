@@ -320,7 +320,8 @@ class Controller(wiring.Component):
                                 m.d.sync += w0_blocks.eq(w0_blocks + 1)
                             with m.If(w_rem > P):
                                 m.d.sync += [w_nb.eq(w_nb + 1), w_rem.eq(w_rem - P),
-                                             w_woff.eq(w_woff + n_in_t[w_layer]), w_soff.eq(w_soff + NP)]
+                                             w_woff.eq(w_woff + n_in_t[w_layer]),
+                                             w_soff.eq(w_soff + NP)]
                                 m.next = "GATE"
                             with m.Else():
                                 m.d.sync += w_done.eq(w_done | (1 << w_layer))
@@ -342,7 +343,8 @@ class Controller(wiring.Component):
                             m.d.sync += w0_blocks.eq(w0_blocks + 1)
                         with m.If(w_rem > P):
                             m.d.sync += [w_nb.eq(w_nb + 1), w_rem.eq(w_rem - P),
-                                         w_woff.eq(w_woff + n_in_t[w_layer]), w_soff.eq(w_soff + NP)]
+                                         w_woff.eq(w_woff + n_in_t[w_layer]),
+                                         w_soff.eq(w_soff + NP)]
                             m.next = "GATE"
                         with m.Else():
                             m.d.sync += w_done.eq(w_done | (1 << w_layer))

@@ -173,10 +173,11 @@ def run_verilator(design, weights, xs, ys):
     from spikeforge.sim.verify.top import run_top
 
     res = run_top(design, weights, xs, ys, pipeline=design.hw.pipeline, check_every=True)
-    after = [[res[f"w_after{s}_{l}"] for l in range(len(design.cfg.weight_shapes()))] for s in range(STEPS)]
+    mats = range(len(design.cfg.weight_shapes()))
+    after = [[res[f"w_after{s}_{l}"] for l in mats] for s in range(STEPS)]
     queued = run_top(design, weights, xs, ys, pipeline=design.hw.pipeline, queue=True,
                      check_every=False)
-    after.append([queued[f"w_final_{l}"] for l in range(len(design.cfg.weight_shapes()))])
+    after.append([queued[f"w_final_{l}"] for l in mats])
     return after, res["pred"], None
 
 
