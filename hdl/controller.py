@@ -305,9 +305,31 @@ class Controller(wiring.Component):
                 with m.If(be_done.bit_select(w_layer, 1)):
                     m.d.comb += self.wue.start.eq(1)
                     m.next = "RUN"
-            if rec_hw:
-                with m.State("RUN"):
-                    with m.If(self.wue.done):
+            def block_done():
+                """A block's update is complete: the next block, the next layer below, or the
+                step's end."""
+                with m.If(w_layer == 0):
+                    m.d.sync += w0_blocks.eq(w0_blocks + 1)
+                with m.If(w_rem > P):
+                    m.d.sync += [w_nb.eq(w_nb + 1), w_rem.eq(w_rem - P),
+                                 w_woff.eq(w_woff + n_in_t[w_layer]), w_soff.eq(w_soff + NP)]
+                    m.next = "GATE"
+                with m.Else():
+                    m.d.sync += w_done.eq(w_done | (1 << w_layer))
+                    with m.If(w_layer == 0):
+                        m.d.sync += [w_active.eq(0), owed.eq(0)]
+                        m.next = "IDLE"
+                    with m.Else():
+                        below = (w_layer - 1).as_unsigned()
+                        m.d.sync += [w_layer.eq(w_layer - 1), w_nb.eq(0),
+                                     w_rem.eq(n_out_t[below]), w_woff.eq(wbase_t[below]),
+                                     w_soff.eq(sbase_t[below]),
+                                     *([self.w_voff.eq(vbase_t[below])] if rec_hw else [])]
+                        m.next = "GATE"
+
+            with m.State("RUN"):
+                with m.If(self.wue.done):
+                    if rec_hw:
                         # a recurrent layer's block: the W pass, then the V pass (dV from the
                         # layer's own spikes of the step before)
                         with m.If(rec_t[w_layer] & ~self.w_vrun):
@@ -316,47 +338,9 @@ class Controller(wiring.Component):
                         with m.Else():
                             m.d.sync += [self.w_vrun.eq(0),
                                          self.w_voff.eq(self.w_voff + n_out_t[w_layer])]
-                            with m.If(w_layer == 0):
-                                m.d.sync += w0_blocks.eq(w0_blocks + 1)
-                            with m.If(w_rem > P):
-                                m.d.sync += [w_nb.eq(w_nb + 1), w_rem.eq(w_rem - P),
-                                             w_woff.eq(w_woff + n_in_t[w_layer]),
-                                             w_soff.eq(w_soff + NP)]
-                                m.next = "GATE"
-                            with m.Else():
-                                m.d.sync += w_done.eq(w_done | (1 << w_layer))
-                                with m.If(w_layer == 0):
-                                    m.d.sync += [w_active.eq(0), owed.eq(0)]
-                                    m.next = "IDLE"
-                                with m.Else():
-                                    m.d.sync += [w_layer.eq(w_layer - 1), w_nb.eq(0),
-                                                 w_rem.eq(n_out_t[(w_layer - 1).as_unsigned()]),
-                                                 w_woff.eq(wbase_t[(w_layer - 1).as_unsigned()]),
-                                                 w_soff.eq(sbase_t[(w_layer - 1).as_unsigned()]),
-                                                 self.w_voff.eq(
-                                                     vbase_t[(w_layer - 1).as_unsigned()])]
-                                    m.next = "GATE"
-            else:
-                with m.State("RUN"):
-                    with m.If(self.wue.done):
-                        with m.If(w_layer == 0):
-                            m.d.sync += w0_blocks.eq(w0_blocks + 1)
-                        with m.If(w_rem > P):
-                            m.d.sync += [w_nb.eq(w_nb + 1), w_rem.eq(w_rem - P),
-                                         w_woff.eq(w_woff + n_in_t[w_layer]),
-                                         w_soff.eq(w_soff + NP)]
-                            m.next = "GATE"
-                        with m.Else():
-                            m.d.sync += w_done.eq(w_done | (1 << w_layer))
-                            with m.If(w_layer == 0):
-                                m.d.sync += [w_active.eq(0), owed.eq(0)]
-                                m.next = "IDLE"
-                            with m.Else():
-                                m.d.sync += [w_layer.eq(w_layer - 1), w_nb.eq(0),
-                                             w_rem.eq(n_out_t[(w_layer - 1).as_unsigned()]),
-                                             w_woff.eq(wbase_t[(w_layer - 1).as_unsigned()]),
-                                             w_soff.eq(sbase_t[(w_layer - 1).as_unsigned()])]
-                                m.next = "GATE"
+                            block_done()
+                    else:
+                        block_done()
         if rec_hw:
             m.d.comb += [self.wue.n_in.eq(Mux(self.w_vrun, n_out_t[w_layer], n_in_t[w_layer])),
                          self.wue.n_out.eq(wue_n_out)]

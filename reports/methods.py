@@ -214,7 +214,6 @@ def measure_hil_board(log=print):
     the packer's verdict), does HIL through the inference-only RTL equal golden training (one
     epoch, weights compared bit for bit), and what it reaches (golden, the data set's default
     epochs; HIL computes the same bits)."""
-    import json
     from spikeforge.fpga.boards import board
     from spikeforge.fpga.synth import FitError, build_board, synth_meta
     from spikeforge.hdl.top import Accelerator
@@ -251,7 +250,6 @@ def measure_hil_board(log=print):
                      "inference-only accelerator's Verilog under Verilator, backward pass and "
                      "update in the golden model; the accuracy after the default epochs is the "
                      "golden model's, which HIL equals bit for bit (checked over one epoch)")
-    json.dumps(out)
     return out
 
 

@@ -60,6 +60,9 @@ def run(design, dataset, simulator="verilator", steps=STEPS):
     if not cfg.recurrent:
         raise ValueError("bench recurrence measures a design with recurrent layers: use "
                          "--preset digits_rows (or --set recurrent=0)")
+    if cfg.recurrent != (0,):
+        raise ValueError("bench recurrence compares a recurrent first layer (recurrent=0), got "
+                         f"recurrent={list(cfg.recurrent)}")
     if simulator == "amaranth":
         raise ValueError("bench recurrence runs on the generated Verilog: use --simulator "
                          "verilator or icarus")
@@ -80,29 +83,25 @@ def run(design, dataset, simulator="verilator", steps=STEPS):
     out["feedforward"] = _steps(ff, xs, ys, net.weights[:cfg.n_layers], simulator)
 
     stage("a feed-forward network with as many synapses")
-    rec_rate = {l: float(net.forward(xs[0])[l].o.mean()) for l in cfg.recurrent}
+    rate = float(net.forward(xs[0])[0].o.mean())      # the recurrent layer's spike rate
     layers = list(cfg.layers)
-    for l in cfg.recurrent:
-        layers[l] += cfg.layers[l + 1]
-    if cfg.recurrent != (0,):
-        raise ValueError("the same-synapse network is built for a recurrent first layer only "
-                         f"(recurrent={list(cfg.recurrent)})")
+    layers[0] += cfg.layers[1]
     wide_cfg = dataclasses.replace(cfg, recurrent=(), layers=tuple(layers)) \
         .fit_accumulators().validate()
     wide = Design(wide_cfg, design.hw)
     rng = np.random.default_rng(0)
-    extra = (rng.random(xs.shape[:3] + (cfg.layers[1],)) < rec_rate[0]).astype(xs.dtype)
+    extra = (rng.random(xs.shape[:3] + (cfg.layers[1],)) < rate).astype(xs.dtype)
     w = net.weights
     start = [np.concatenate([w[0], w[cfg.n_layers]], axis=1)] + list(w[1:cfg.n_layers])
     out["same_synapses"] = _steps(wide, np.concatenate([xs, extra], axis=3), ys, start,
                                   simulator)
-    out["same_synapses"]["extra_input_rate"] = rec_rate[0]
+    out["same_synapses"]["extra_input_rate"] = rate
     r = out["recurrent"]["cycles_per_step"]
     out["cost_vs_feedforward"] = r / out["feedforward"]["cycles_per_step"]
     out["cost_vs_same_synapses"] = r / out["same_synapses"]["cycles_per_step"]
     out["data"] = (f"{dataset} training set, first {steps * B} samples, rate code, after one "
                    f"golden epoch (seed 0); the same-synapse network's extra inputs are random "
-                   f"spikes at the recurrent layer's own rate ({rec_rate[0]:.3f})")
+                   f"spikes at the recurrent layer's own rate ({rate:.3f})")
     out["method"] = ("RTL (Verilator via cocotb), steps queued back to back; cycles from the "
                      "accelerator's counters; weights checked against the golden model after "
                      "each run; see spikeforge.sim.bench.recurrence")
