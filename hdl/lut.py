@@ -24,10 +24,12 @@ from amaranth.lib.wiring import In, Out
 
 from spikeforge.model.fixedpoint import signed_bits, smax, smin
 
-__all__ = ["SubsetSumLut", "LutBuildControl", "LutEngine", "RunControl", "entry_bits", "lut_bank",
+__all__ = ["max_group", "SubsetSumLut", "LutBuildControl", "LutEngine", "RunControl", "entry_bits", "lut_bank",
            "drive_lut", "build_order"]
 
 MAX_GROUP = 8
+#: adder trees have no ``2**G`` table, so they take wider groups (one more adder level per doubling)
+MAX_TREE_GROUP = 16
 
 
 def entry_bits(group, value_bits):
@@ -35,9 +37,16 @@ def entry_bits(group, value_bits):
     return signed_bits(group * smin(value_bits), group * smax(value_bits))
 
 
-def _check_group(group):
-    if not isinstance(group, int) or not 1 <= group <= MAX_GROUP:
-        raise ValueError(f"group must be an int in 1..{MAX_GROUP}, got {group!r}")
+def max_group(table):
+    """The largest group ``G`` of a table kind: 8 for ``"lut"`` (``2**G`` entries), 16 for
+    ``"tree"``."""
+    return MAX_TREE_GROUP if table == "tree" else MAX_GROUP
+
+
+def _check_group(group, table="lut"):
+    top = max_group(table)
+    if not isinstance(group, int) or not 1 <= group <= top:
+        raise ValueError(f"group must be an int in 1..{top} with table={table!r}, got {group!r}")
 
 
 def _gray(n):
@@ -63,7 +72,7 @@ class SubsetSumLut(wiring.Component):
     Parameters
     ----------
     group : int
-        G, values per table (1..8).
+        G, values per table (1..8; adder trees 1..16).
     value_bits : int
         Width of each signed value.
     table : str
@@ -95,9 +104,9 @@ class SubsetSumLut(wiring.Component):
     """
 
     def __init__(self, group, value_bits, table="lut"):
-        _check_group(group)
         if table not in ("lut", "tree"):
             raise ValueError(f"table must be 'lut' or 'tree', got {table!r}")
+        _check_group(group, table)
         self._group = group
         self._value_bits = value_bits
         self._entry_bits = entry_bits(group, value_bits)
@@ -187,7 +196,7 @@ class LutBuildControl(wiring.Component):
     """
 
     def __init__(self, group, table="lut", latency=1):
-        _check_group(group)
+        _check_group(group, table)
         self._group = group
         self._table = table
         self._latency = latency
@@ -217,11 +226,14 @@ class LutBuildControl(wiring.Component):
             en, idx = d_en, d_idx
         m.d.comb += [self.load_en.eq(en), self.load_idx.eq(idx)]
         drain = Signal(range(self._latency + 1))
-        order = build_order(G)
-        n = Signal(range(1 << G))
-        rom = Array(Const((g << 8) | (step << 1) | add, G + 8) for g, step, add in order)
-        nxt = Signal(G + 8)
-        m.d.comb += nxt.eq(rom[n])
+        # adder trees build nothing: no ROM for G > 8 (the dead one of G <= 8, which yosys removes,
+        # stays so that the RTL revisions of the adopted builds stay valid)
+        if self._table != "tree" or G <= MAX_GROUP:
+            order = build_order(G)
+            n = Signal(range(1 << G))
+            rom = Array(Const((g << 8) | (step << 1) | add, G + 8) for g, step, add in order)
+            nxt = Signal(G + 8)
+            m.d.comb += nxt.eq(rom[n])
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -336,7 +348,7 @@ class LutEngine(wiring.Component):
     def __init__(self, design, group, ports):
         from .design import require_design
         require_design(design)
-        _check_group(group)
+        _check_group(group, design.hw.table)
         self.design, self.cfg, self.hw = design, design.cfg, design.hw
         self.memmap = mm = design.memmap
         self.group = group

@@ -30,9 +30,10 @@ class HwParams:
     pes : int
         Processing elements (lanes) of every engine: ``P`` neurons per memory word (1..256).
     fe_group : int
-        Forward Engine: inputs fused per LUT look-up (G, 1..8; 1 = plain accumulation).
+        Forward Engine: inputs fused per LUT look-up (G, 1..8; 1 = plain accumulation; 1..16
+        with ``table="tree"``, which has no ``2**G`` table).
     wue_group : int
-        Weight Update Engine: points fused per LUT look-up (G, 1..8).
+        Weight Update Engine: points fused per LUT look-up (G, 1..8; 1..16 with adder trees).
     be_sparse : bool
         Backward Engine skips zero eps (input sparsity) and masked outputs (output sparsity).
     pipeline : bool
@@ -96,12 +97,15 @@ class HwParams:
         if self.encoder != "rate" and not self.data_samples:
             raise HwError(f"encoder={self.encoder} codes the on-chip data set; set data_samples "
                           f"(the host-streamed input takes any code: train --encoder)")
-        for name in ("fe_group", "wue_group"):
-            value = getattr(self, name)
-            if not 1 <= value <= 8:
-                raise HwError(f"{name} must be an int in 1..8, got {value!r}")
         if self.table not in TABLES:
             raise HwError(f"table must be one of {', '.join(TABLES)}, got {self.table!r}")
+        top = MAX_GROUP[self.table]
+        for name in ("fe_group", "wue_group"):
+            value = getattr(self, name)
+            if not 1 <= value <= top:
+                hint = " (or table=tree, up to 16)" if self.table == "lut" else ""
+                raise HwError(f"{name} must be an int in 1..{top} with table={self.table}"
+                              f"{hint}, got {value!r}")
         if not 0 <= self.data_samples <= 65535:
             raise HwError(f"data_samples must be an int in 0..65535, got {self.data_samples!r}")
         if not 1 <= self.data_vmax <= 255:
@@ -128,6 +132,8 @@ class HwParams:
 
 
 TABLES = ("lut", "tree")
+#: the largest group per table kind (as ``hdl/lut.py``: a LUT holds ``2**G`` entries)
+MAX_GROUP = {"lut": 8, "tree": 16}
 ONCHIP_ENCODERS = ("rate", "latency")
 LATER_FIELDS = {"learn": True, "encoder": "rate"}
 

@@ -67,6 +67,10 @@ def random_design(seed, max_n=12):
                           pipeline=bool(rng.integers(0, 2)),
                           table=str(rng.choice(["lut", "tree"])),
                           dist_ram=bool(rng.integers(0, 2)))
+            if hw.table == "tree":      # adder trees take groups up to 16 (drawn last, so the
+                # fields above are those of the earlier draws)
+                hw = hw.replace(fe_group=int(rng.choice([hw.fe_group, 11, 16])),
+                                wue_group=int(rng.choice([hw.wue_group, 9, 16])))
             return Design(cfg, hw), shape
         except ConfigError:
             continue
@@ -235,6 +239,7 @@ def test_seeds_cover_the_shapes():
     for field in ("be_sparse", "pipeline", "dist_ram"):
         assert {getattr(d.hw, field) for d, _ in designs} == {True, False}, field
     assert {d.hw.table for d, _ in designs} == {"lut", "tree"}
+    assert any(max(d.hw.fe_group, d.hw.wue_group) > 8 for d, _ in designs)
     assert {d.cfg.reset_grad for d, _ in designs} == {True, False}
     assert len({d.hw.pes for d, _ in designs}) >= 3
     assert any(d.hw.pes >= 4 and d.hw.be_sparse for d, _ in designs)
