@@ -24,12 +24,12 @@ from amaranth.lib.wiring import In, Out
 
 from spikeforge.model.fixedpoint import signed_bits, smax, smin
 
-__all__ = ["max_group", "SubsetSumLut", "LutBuildControl", "LutEngine", "RunControl", "entry_bits", "lut_bank",
+from spikeforge.hdl.params import MAX_GROUP as _MAX_GROUP
+
+__all__ = ["SubsetSumLut", "LutBuildControl", "LutEngine", "RunControl", "entry_bits", "lut_bank",
            "drive_lut", "build_order"]
 
-MAX_GROUP = 8
-#: adder trees have no ``2**G`` table, so they take wider groups (one more adder level per doubling)
-MAX_TREE_GROUP = 16
+MAX_GROUP = _MAX_GROUP["lut"]
 
 
 def entry_bits(group, value_bits):
@@ -37,14 +37,8 @@ def entry_bits(group, value_bits):
     return signed_bits(group * smin(value_bits), group * smax(value_bits))
 
 
-def max_group(table):
-    """The largest group ``G`` of a table kind: 8 for ``"lut"`` (``2**G`` entries), 16 for
-    ``"tree"``."""
-    return MAX_TREE_GROUP if table == "tree" else MAX_GROUP
-
-
 def _check_group(group, table="lut"):
-    top = max_group(table)
+    top = _MAX_GROUP[table]
     if not isinstance(group, int) or not 1 <= group <= top:
         raise ValueError(f"group must be an int in 1..{top} with table={table!r}, got {group!r}")
 

@@ -103,7 +103,8 @@ class HwParams:
         for name in ("fe_group", "wue_group"):
             value = getattr(self, name)
             if not 1 <= value <= top:
-                hint = " (or table=tree, up to 16)" if self.table == "lut" else ""
+                hint = f" (or table=tree, up to {MAX_GROUP['tree']})" if self.table == "lut" \
+                    else ""
                 raise HwError(f"{name} must be an int in 1..{top} with table={self.table}"
                               f"{hint}, got {value!r}")
         if not 0 <= self.data_samples <= 65535:
