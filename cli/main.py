@@ -307,6 +307,7 @@ def _seed_list(text):
         raise ConfigError(f"--seeds takes N or a list such as 2,3, got {text!r}") from None
     if "," not in str(text):
         values = list(range(1, values[0] + 1))
+    values = list(dict.fromkeys(values))       # each seed once: "2,2" is seed 2 alone
     if not values or min(values) < 1:
         raise ConfigError(f"--seeds: seeds are >= 1 (N >= 1), got {text!r}")
     return tuple(values)

@@ -38,7 +38,7 @@ from spikeforge.model.fixedpoint import smax
 
 from .fxp import csd, saturate
 from .design import require_design
-from .lut import LutEngine, drive_lut, lut_bank
+from .lut import LutEngine, drive_lut, lane_addresses, lane_depth, lut_bank
 from .memmap import addr_bits
 
 __all__ = ["ForwardEngine", "verilog_units"]
@@ -225,8 +225,10 @@ class ForwardEngine(LutEngine):
         # ---- look-up pipeline: L0 issue the x read, L1 register the x word, L2 select the
         # group's pattern (and issue the partial-sum read), L3 look up (registered), L4 add ------
         psum_rd, psum_wr = [], []
+        dist = self.hw.dist_ram
         for k in range(P):
-            mem = Memory(shape=signed(A), depth=lay.psum_depth, init=[])
+            mem = Memory(shape=signed(A), init=[],
+                         depth=lane_depth(lay.psum_depth) if dist else lay.psum_depth)
             m.submodules[f"psum{k}"] = mem
             wr = mem.write_port()
             # distributed RAM: read asynchronously in the add stage; block RAM: a stage earlier
@@ -302,11 +304,14 @@ class ForwardEngine(LutEngine):
                 carry_wr.append(mem.write_port())
                 carry_rd.append(mem.read_port())
                 m.d.comb += [carry_rd[k].addr.eq(l4["cidx"]), carry_rd[k].en.eq(l4_valid)]
+        # distributed RAM: each lane's partial sums at its own copy of l4["p"]
+        psum_addr = lane_addresses(m, l3["p"], l3_valid, P, lay.psum_depth, "l4_p") if dist \
+            else [l4["p"]] * P
         for k in range(P):
             lut = luts[k]
             m.d.comb += [lut.sel.eq(pattern), lut.sel_bank.eq(l3["bank"])]
-            if self.hw.dist_ram:
-                m.d.comb += psum_rd[k].addr.eq(l4["p"])
+            if dist:
+                m.d.comb += psum_rd[k].addr.eq(psum_addr[k])
             else:
                 m.d.comb += [psum_rd[k].addr.eq(l3["p"]), psum_rd[k].en.eq(l3_valid)]
             with m.If(l3_valid):
@@ -316,7 +321,7 @@ class ForwardEngine(LutEngine):
             # read of point p in the next group comes T*B + 1 >= 2 cycles later, after this write
             m.d.comb += [
                 total.eq(Mux(l4["first"], 0, psum_rd[k].data) + lut_q[k]),
-                psum_wr[k].addr.eq(l4["p"]), psum_wr[k].data.eq(total),
+                psum_wr[k].addr.eq(psum_addr[k]), psum_wr[k].data.eq(total),
                 psum_wr[k].en.eq(l4_valid & ~l4["last"]),
             ]
             with m.If(l4_valid):

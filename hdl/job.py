@@ -6,14 +6,19 @@ sample order (``order``). The host uploads the data set once, writes the job reg
 (:class:`~spikeforge.hdl.protocol.JobReg`), loads the order of the first epochs and starts
 :data:`~spikeforge.hdl.protocol.Op.JOB`. Then, for each epoch ``e``, this unit:
 
-1. waits until order bank ``e % 2`` is loaded (:data:`~spikeforge.hdl.protocol.Op.ORDER`);
+1. takes its order from bank ``e % 2``: a batch may start once the bank is loaded
+   (:data:`~spikeforge.hdl.protocol.Op.ORDER`) or, while the host still streams it, once the
+   entries of the batch are (each :data:`~spikeforge.hdl.protocol.Op.ORDER_PART` makes
+   :data:`~spikeforge.hdl.protocol.ORDER_CHUNK` more entries usable), so the first epoch starts
+   after the first chunk instead of the whole order;
 2. for each batch of ``B`` consecutive entries of the order (``TRAIN_COUNT // B`` batches; the
    remainder is dropped, as in ``model/train.py``): waits for a free input buffer, encodes the
    samples into it with ``hw.encoder``, the deterministic rate code or the latency code of
    ``model/encode.py`` (a constant table of ``T * 2**value_bits`` bits,
    :meth:`~spikeforge.hdl.memmap.MemoryMap.encoder_table`), writes their
    labels and queues a TRAIN step, exactly as the host driver does;
-3. frees the order bank (the host may load the order of epoch ``e + 2`` into it), then infers the
+3. frees the order bank (the host may load the order of epoch ``e + 2`` into it; its streamed
+   entries count from 0 again), then infers the
    test samples ``TEST_BASE .. TEST_BASE + TEST_COUNT - 1`` in batches (the last one padded with
    silent samples, as the golden ``evaluate``), counts the predictions the output unit writes that
    equal the labels, and stores the count in ``acc[e]``.
@@ -23,7 +28,7 @@ update), so the job trains bit for bit as the host would. While the job runs it 
 and ``labels`` write ports; the top refuses host writes there (``Err.REFUSED``).
 
 Cycle cost: a sample takes ``T + 2`` cycles to encode (order read, data read, ``T`` writes),
-``B * (T + 2) + 2`` cycles a batch, hidden behind the running step.
+``B * (T + 2) + 3`` cycles a batch, hidden behind the running step.
 """
 
 from amaranth import *
@@ -33,7 +38,7 @@ from amaranth.lib.wiring import In, Out
 
 from .design import require_design
 from .memmap import addr_bits
-from .protocol import BUFFER_BIT, JOB_EPOCHS_MAX, Op
+from .protocol import BUFFER_BIT, JOB_EPOCHS_MAX, ORDER_CHUNK, Op
 
 __all__ = ["TrainingJob"]
 
@@ -47,10 +52,16 @@ class TrainingJob(wiring.Component):
         Start the job (Op.JOB); ignored while one runs.
     order_set : In(2)
         Order bank ``k`` is loaded (Op.ORDER).
+    order_part : In(2)
+        ``ORDER_CHUNK`` more entries of order bank ``k`` are loaded (Op.ORDER_PART).
+    order_fill0, order_fill1 : Out
+        Entries of bank 0 / 1 usable by the job (streamed), ``D`` once the bank is loaded: the
+        host may not rewrite them.
     train_count, test_base, test_count, epochs : In
         The job registers.
     active, waiting : Out(1)
-        A job runs; it waits for an order bank (the accelerator is idle then).
+        A job runs; it waits for the entries of an order bank (the accelerator idles once
+        the steps already queued are done).
     order_free : Out(2)
         Order bank ``k`` may be rewritten by the host.
     epochs_done : Out(16)
@@ -80,7 +91,8 @@ class TrainingJob(wiring.Component):
         self.design, self.memmap, self.cfg = design, mm, design.cfg
         D = mm.data_samples
         super().__init__({
-            "start": In(1), "order_set": In(2),
+            "start": In(1), "order_set": In(2), "order_part": In(2),
+            "order_fill0": Out(range(D + 1)), "order_fill1": Out(range(D + 1)),
             "train_count": In(range(D + 1)), "test_base": In(range(D + 1)),
             "test_count": In(range(D + 1)), "epochs": In(range(JOB_EPOCHS_MAX + 1)),
             "active": Out(1), "waiting": Out(1), "order_free": Out(2), "epochs_done": Out(16),
@@ -118,7 +130,7 @@ class TrainingJob(wiring.Component):
         correct = Signal(mm.acc_bits)
         sample = Signal(mm.data_word.width)
         valid = Signal()
-        m.d.comb += [self.epochs_done.eq(epoch), self.order_free.eq(~loaded)]
+        m.d.comb += self.epochs_done.eq(epoch)
 
         # shadow labels of the test batches in flight, per input buffer
         sh_lab = Array(Array(Signal(mm.label_bits, name=f"sh_lab{k}_{i}") for i in range(B))
@@ -132,10 +144,26 @@ class TrainingJob(wiring.Component):
         with m.If(hit):
             m.d.sync += correct.eq(correct + 1)
 
-        with m.If(self.order_set[0]):
-            m.d.sync += loaded[0].eq(1)
-        with m.If(self.order_set[1]):
-            m.d.sync += loaded[1].eq(1)
+        # streamed entries per bank (cleared with the bank; a loaded bank is usable whole)
+        fill = [Signal(range(D + 1), name=f"fill{k}") for k in range(2)]
+        free_bank = Signal(2)
+        for k_ in range(2):
+            with m.If(free_bank[k_]):
+                m.d.sync += [loaded[k_].eq(0), fill[k_].eq(0)]
+            with m.Elif(self.order_set[k_]):
+                m.d.sync += loaded[k_].eq(1)
+            with m.Elif(self.order_part[k_] & (fill[k_] < D)):
+                m.d.sync += fill[k_].eq(Mux(fill[k_] + ORDER_CHUNK > D, D,
+                                            fill[k_] + ORDER_CHUNK))
+        # a bank may be rewritten once it is neither loaded nor partly streamed
+        m.d.comb += self.order_free.eq(Cat(*[~loaded[k_] & (fill[k_] == 0) for k_ in range(2)]))
+        m.d.comb += [self.order_fill0.eq(Mux(loaded[0], D, fill[0])),
+                     self.order_fill1.eq(Mux(loaded[1], D, fill[1]))]
+        # the entries of the next batch are usable (a registered compare: ``pos`` moves only
+        # in ISSUE and EPOCH, a cycle before BATCH looks at it)
+        ready = Signal()
+        m.d.sync += ready.eq(loaded.bit_select(bank, 1) |
+                             (pos + B <= Mux(bank, fill[1], fill[0])))
 
         # the encoder (rate or latency code): one table bit per (t, v), the same function for
         # every input
@@ -161,20 +189,20 @@ class TrainingJob(wiring.Component):
                                  sh_test[0].eq(0), sh_test[1].eq(0)]
                     m.next = "EPOCH"
             with m.State("EPOCH"):
-                m.d.comb += self.waiting.eq(~loaded.bit_select(bank, 1))
-                with m.If(loaded.bit_select(bank, 1)):
-                    m.d.sync += [pos.eq(0), testing.eq(0)]
-                    m.next = "BATCH"
+                m.d.sync += [pos.eq(0), testing.eq(0)]
+                m.next = "SETTLE"
+            with m.State("SETTLE"):
+                # ``ready`` follows ``pos``
+                m.next = "BATCH"
             with m.State("BATCH"):
                 with m.If(~testing & (pos + B > self.train_count)):
                     # the epoch's training steps are queued: free the bank, infer the test set
-                    with m.If(bank):
-                        m.d.sync += loaded[1].eq(0)
-                    with m.Else():
-                        m.d.sync += loaded[0].eq(0)
+                    m.d.comb += free_bank.eq(Mux(bank, 0b10, 0b01))
                     m.d.sync += [bank.eq(~bank), testing.eq(1), pos.eq(0), correct.eq(0)]
                 with m.Elif(testing & (pos >= self.test_count)):
                     m.next = "DRAIN"
+                with m.Elif(~testing & ~ready):
+                    m.d.comb += self.waiting.eq(1)
                 with m.Elif(self.wait_ok.bit_select(buf, 1)):
                     m.d.sync += [b.eq(0), sh_test[buf].eq(testing)]
                     m.next = "ORDER"
@@ -205,7 +233,7 @@ class TrainingJob(wiring.Component):
                 with m.If(~self.hold):
                     m.d.comb += self.op_start.eq(1)
                     m.d.sync += [buf.eq(~buf), pos.eq(pos + B)]
-                    m.next = "BATCH"
+                    m.next = "SETTLE"
             with m.State("DRAIN"):
                 # every queued inference has written its predictions once the controller idles
                 with m.If(~self.ctl_busy):

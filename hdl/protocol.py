@@ -30,7 +30,7 @@ from enum import IntEnum
 
 from .design import KEY_BYTES
 
-__all__ = ["Cmd", "Op", "Ack", "Err", "crc8", "Wait", "JobReg", "JOB_EPOCHS_MAX", "BUFFER_BIT",
+__all__ = ["Cmd", "Op", "Ack", "Err", "crc8", "Wait", "JobReg", "JOB_EPOCHS_MAX", "ORDER_CHUNK", "BUFFER_BIT",
            "OP_MASK", "IDENT_MAGIC", "IDENT_BYTES", "KEY_BYTES"]
 
 
@@ -53,6 +53,7 @@ class Op(IntEnum):
     MODE = 5         # BUFFER_BIT set: pipelining on, clear: off
     JOB = 6          # start the training job of the on-chip data set (registers: JobReg)
     ORDER = 7        # the sample order of bank (BUFFER_BIT) is loaded: the job may use it
+    ORDER_PART = 8   # ORDER_CHUNK more entries of bank (BUFFER_BIT) are loaded (a streamed order)
 
 
 #: TRAIN/INFER: input buffer 1 (else 0); MODE: pipelining on
@@ -80,6 +81,10 @@ class JobReg(IntEnum):
 
 
 JOB_EPOCHS_MAX = 256
+
+#: entries of an order bank each ORDER_PART makes usable: the job trains the first batches of an
+#: epoch while the host still sends the rest of its order
+ORDER_CHUNK = 64
 
 
 class Ack(IntEnum):

@@ -445,6 +445,8 @@ class Accelerator(wiring.Component):
             job.start.eq(br.start & (code == Op.JOB)),
             job.order_set.eq(Mux(br.start & (code == Op.ORDER),
                                  Mux(br.op & BUFFER_BIT, 0b10, 0b01), 0)),
+            job.order_part.eq(Mux(br.start & (code == Op.ORDER_PART),
+                                  Mux(br.op & BUFFER_BIT, 0b10, 0b01), 0)),
             ctl.start.eq(br.start | job.op_start),
             ctl.op.eq(Mux(br.start, br.op, job.op)),
             job.wait_ok.eq(ctl.wait_ok), job.hold.eq(br.start),
@@ -465,11 +467,13 @@ class Accelerator(wiring.Component):
         wiring.connect(m, br.w_data, data_wr)
         deny_w[target["data"]] = job.active
         wiring.connect(m, job.data_rd, data_rd)
-        # order: the host writes a bank that is not loaded; the job reads
+        # order: the host writes the entries of a bank that the job may not use yet (all of
+        # a bank that is not loaded, the rest of a streamed one); the job reads
         order_wr, order_rd = order_mem.write_port(), order_mem.read_port()
         wiring.connect(m, br.w_order, order_wr)
-        deny_w[target["order"]] = Mux(br.w_order.addr >= D, ~job.order_free[1],
-                                      ~job.order_free[0])
+        deny_w[target["order"]] = Mux(br.w_order.addr >= D,
+                                      br.w_order.addr - D < job.order_fill1,
+                                      br.w_order.addr < job.order_fill0)
         wiring.connect(m, job.order_rd, order_rd)
         # correct counts per epoch: the job writes, the host reads
         wiring.connect(m, job.acc_wr, acc_mem.write_port())

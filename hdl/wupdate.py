@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out
 
 from .fxp import csd, saturate
 from .design import require_design
-from .lut import LutEngine, drive_lut, lut_bank
+from .lut import LutEngine, drive_lut, lane_addresses, lane_depth, lut_bank
 from .memmap import addr_bits
 
 __all__ = ["WeightUpdateEngine", "verilog_units"]
@@ -139,8 +139,10 @@ class WeightUpdateEngine(LutEngine):
 
         # ---- stage 0: pattern of input j over the G points, look-up, issue reads ---------------
         acc_rd, acc_wr = [], []
+        dist = self.hw.dist_ram
         for k in range(P):
-            mem = Memory(shape=signed(A), depth=lay.wgrad_acc_depth, init=[])
+            mem = Memory(shape=signed(A), init=[],
+                         depth=lane_depth(lay.wgrad_acc_depth) if dist else lay.wgrad_acc_depth)
             m.submodules[f"acc{k}"] = mem
             wr = mem.write_port()
             # distributed RAM: read asynchronously in the accumulate stage; block RAM: a stage
@@ -182,15 +184,18 @@ class WeightUpdateEngine(LutEngine):
         m.d.sync += s2_valid.eq(s1_valid & s1_last)
         with m.If(s1_valid):
             m.d.sync += s2_waddr.eq(s1_waddr)
+        # distributed RAM: each lane's accumulator at its own copy of s1_j
+        acc_addr = lane_addresses(m, lk_j, lk_active, P, lay.wgrad_acc_depth, "s1_j") if dist \
+            else [s1_j] * P
         for k in range(P):
-            if self.hw.dist_ram:
-                m.d.comb += acc_rd[k].addr.eq(s1_j)
+            if dist:
+                m.d.comb += acc_rd[k].addr.eq(acc_addr[k])
             else:
                 m.d.comb += [acc_rd[k].addr.eq(lk_j), acc_rd[k].en.eq(lk_active)]
             total = Signal(signed(A), name=f"sum{k}")
             m.d.comb += [
                 total.eq(Mux(s1_first, 0, acc_rd[k].data) + s1_lut[k]),
-                acc_wr[k].addr.eq(s1_j), acc_wr[k].data.eq(total),
+                acc_wr[k].addr.eq(acc_addr[k]), acc_wr[k].data.eq(total),
                 acc_wr[k].en.eq(s1_valid & ~s1_last),
             ]
             with m.If(s1_valid):

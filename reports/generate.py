@@ -121,7 +121,7 @@ def _tables():
     b = board("ulx3s-85f")
     out = {}
     for table in ("lut", "tree"):
-        design = b.design(hw_changes={"table": table})
+        design = _table_variant(b, table)
         entry = {"design_key": design.key()}
         for unit, bench in (("fe", bench_fe), ("wue", bench_wue)):
             with tempfile.TemporaryDirectory() as tmp:
@@ -138,6 +138,16 @@ def _tables():
                      f"{b.clock_mhz} MHz target, seed 1); cycles: spikeforge bench fe|wue "
                      f"--board ulx3s-85f --hw table=... on digits")
     return out
+
+
+def _table_variant(b, table):
+    """Board ``b``'s design with LUT tables or adder trees in both LUT engines; LUT tables at
+    their largest group (8) where the board's trees sum more."""
+    from spikeforge.hdl.params import MAX_GROUP
+    hw = b.design().hw
+    return b.design(hw_changes={"table": table,
+                                "fe_group": min(hw.fe_group, MAX_GROUP[table]),
+                                "wue_group": min(hw.wue_group, MAX_GROUP[table])})
 
 
 def _units():
@@ -254,6 +264,17 @@ def stored_synth(board_name, design_key, data_dir=None):
     return None
 
 
+def _stale_note(board_name, r):
+    """A mark for a stored build whose RTL revision is not that of the current sources (its
+    figures are of an earlier RTL of the same design), else ''."""
+    from spikeforge.hdl.design import rtl_revision
+    now = rtl_revision(BOARDS[board_name].design())
+    if r.get("rtl") == now:
+        return ""
+    return (f" (built from RTL revision {r.get('rtl', 'not recorded')}; the sources are now "
+            f"{now}: figures of the earlier RTL, rebuild to refresh)")
+
+
 def _flops_per_sample(cfg):
     """Dense fp32 FLOPs of one BPTT training sample: forward, backward and weight gradient
     matrix products, 2 FLOPs per multiply-accumulate."""
@@ -300,7 +321,8 @@ def render(results, out_dir=HERE):
                      f"{cell('bram')} | {cell('dsp')} | {r['fmax_mhz']:.1f} "
                      f"({', '.join(f'{v:.1f}' for v in r['fmax_seeds_mhz'].values())}) | "
                      f"{r['clock_constraint_mhz']:.1f}"
-                     f"{'' if r['timing_met'] else ' (timing NOT met)'} |")
+                     f"{'' if r['timing_met'] else ' (timing NOT met)'}"
+                     f"{_stale_note(name, r)} |")
     carried = []
     for b in BOARDS.values():
         d = b.design()
@@ -339,8 +361,8 @@ def render(results, out_dir=HERE):
     tables = results.get("tables_ecp5")
     if tables:
         from spikeforge.fpga.boards import board as _board
-        stale = tables.get("lut", {}).get("design_key") != _board("ulx3s-85f").design(
-            hw_changes={"table": "lut"}).key()
+        stale = tables.get("lut", {}).get("design_key") != _table_variant(
+            _board("ulx3s-85f"), "lut").key()
         lines += ["### LUT tables or adder trees (the ULX3S design, ECP5" +
                   (", measured on its earlier P = 8 design and RTL" if stale else "") + ")", "",
                   "| engine | table | LUT4 | FF | DPR16X4 RAM cells | Fmax (MHz) | cycles (digits) |",

@@ -252,6 +252,48 @@ def test_seeds_cover_the_shapes():
                for a, (d, shape) in zip(active, designs))
 
 
+def full_group_design(seed):
+    """Adder trees filled to G = 16: at least 16 inputs per FE group and T * B >= 16 points per
+    WUE group (the random designs above are mostly too small to fill a group of 16)."""
+    rng = np.random.default_rng([seed, 16])
+    for _ in range(100):
+        T, B = int(rng.choice([4, 8])), int(rng.choice([2, 4]))
+        layers = (int(rng.integers(16, 40)), int(rng.integers(3, 20)), int(rng.integers(2, 8)))
+        w_bits = int(rng.integers(6, 17))
+        try:
+            cfg = Config(layers=layers, timesteps=T, batch=B,
+                         alpha=float(rng.choice([0.5, 0.75, 0.875])),
+                         lr=float(rng.choice([2.0 ** -3, 2.0 ** -5])),
+                         target_true=int(rng.integers(1, T + 1)), target_false=0,
+                         reset_grad=bool(rng.integers(0, 2)), w_bits=w_bits,
+                         w_frac=int(rng.integers(2, w_bits - 1)),
+                         init_gain=float(rng.choice([1.0, 3.0]))).fit_accumulators().validate()
+        except ConfigError:
+            continue
+        hw = HwParams(pes=int(rng.choice([3, 4, 8, 16])), fe_group=16, wue_group=16,
+                      table="tree", be_sparse=bool(rng.integers(0, 2)),
+                      dist_ram=bool(rng.integers(0, 2)))
+        return Design(cfg, hw), "full groups of 16"
+    raise AssertionError(f"seed {seed}: no valid design drawn")
+
+
+FULL_GROUP_SEEDS = [0, 1]
+
+
+@pytest.mark.parametrize("seed", FULL_GROUP_SEEDS, ids=[f"seed_{s}" for s in FULL_GROUP_SEEDS])
+def test_full_groups_of_16_amaranth(seed):
+    design = full_group_design(seed)[0]
+    assert design.cfg.layers[0] >= 16 and design.cfg.timesteps * design.cfg.batch >= 16
+    check(seed, run_amaranth, full_group_design)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(100, 106), ids=[f"seed_{s}" for s in range(100, 106)])
+def test_full_groups_of_16_verilator(seed):
+    require_simulator("verilator")
+    check(seed, run_verilator, full_group_design)
+
+
 #: recurrent hidden layers (the FE's step-by-step runs, the BE's V^T eps, the WUE's dV pass)
 RECURRENT_SEEDS = list(range(8))
 

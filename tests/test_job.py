@@ -81,7 +81,7 @@ def _check_job(design, x, y, orders, train_count, test_base, test_count, seed=3,
     return got
 
 
-def _random_job(seed, encoder="rate"):
+def _random_job(seed, encoder="rate", d_max=40):
     rng = np.random.default_rng(seed)
     T = int(rng.integers(1, 6))
     B = int(rng.integers(1, 4))
@@ -89,7 +89,7 @@ def _random_job(seed, encoder="rate"):
     cfg = Config(layers=layers, timesteps=T, batch=B, target_true=T,
                  target_false=0).fit_accumulators()
     vmax = int(rng.integers(1, 40))
-    D = int(rng.integers(2 * B + 1, 40))
+    D = int(rng.integers(2 * B + 1, d_max))
     design = Design(cfg, HwParams(pes=int(rng.integers(1, 6)), data_samples=D, data_vmax=vmax,
                                   fe_group=int(rng.integers(1, 5)),
                                   wue_group=int(rng.integers(1, 5)), encoder=encoder))
@@ -105,6 +105,15 @@ def _random_job(seed, encoder="rate"):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_random_jobs_on_the_board_top_equal_golden(seed):
     _check_job(*_random_job(seed))
+
+
+def test_a_streamed_order_trains_as_it_arrives():
+    """Orders longer than ORDER_CHUNK: epoch 0's is streamed in chunks after START JOB (the job
+    trains on the first chunks while the rest arrives), and still equals golden."""
+    from spikeforge.hdl.protocol import ORDER_CHUNK
+    job = _random_job(4, d_max=4 * ORDER_CHUNK)
+    assert job[4] > 2 * ORDER_CHUNK      # train_count: more than two chunks
+    _check_job(*job)
 
 
 def test_a_latency_coded_job_on_the_board_top_equals_golden():

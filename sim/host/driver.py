@@ -9,7 +9,7 @@ generated Verilog, and a board over a serial port.
 
 import numpy as np
 
-from spikeforge.hdl.protocol import BUFFER_BIT, JOB_EPOCHS_MAX, JobReg, Op, Wait
+from spikeforge.hdl.protocol import BUFFER_BIT, JOB_EPOCHS_MAX, ORDER_CHUNK, JobReg, Op, Wait
 
 from .protocol import Host, ProtocolError
 
@@ -163,17 +163,28 @@ class AcceleratorDriver:
                                 f"{len(words)}")
         await self.host.write("data", words)
 
-    async def load_order(self, bank, order):
+    async def load_order(self, bank, order, stream=False):
         """Wait until order bank ``bank`` is free, write ``order`` (data-set indices) into it and
-        mark it loaded."""
+        mark it loaded. ``stream``: in chunks of ``ORDER_CHUNK`` entries, each made usable
+        (``Op.ORDER_PART``) as soon as it is written, so a running job starts training on the
+        first chunk while the rest is still on the wire."""
         self._need_data()
         order = np.asarray(order, dtype=np.int64)
         D = self.mm.data_samples
         if len(order) > D or (order.size and (order.min() < 0 or order.max() >= D)):
             raise ProtocolError(f"an order holds at most {D} indices in 0..{D - 1}")
         await self.host.wait(Wait.ORDER1 if bank else Wait.ORDER0)
-        await self.host.write("order", order, addr=bank * D)
-        await self.host.start(Op.ORDER | (BUFFER_BIT if bank else 0))
+        sel = BUFFER_BIT if bank else 0
+        if stream:
+            for i in range(0, len(order) - ORDER_CHUNK + 1, ORDER_CHUNK):
+                await self.host.write("order", order[i:i + ORDER_CHUNK], addr=bank * D + i)
+                await self.host.start(Op.ORDER_PART | sel)
+            done = len(order) // ORDER_CHUNK * ORDER_CHUNK
+            if done < len(order):
+                await self.host.write("order", order[done:], addr=bank * D + done)
+        else:
+            await self.host.write("order", order, addr=bank * D)
+        await self.host.start(Op.ORDER | sel)
 
     async def start_job(self, train_count, test_base, test_count, epochs):
         self._need_data()
@@ -207,8 +218,9 @@ class AcceleratorDriver:
         once epoch ``e``'s training steps are queued (its order bank came free), and at the end
         for the last two; ``after_start()`` right after the job started."""
         epochs = len(orders)
-        await self.load_order(0, orders[0])
+        # the job starts first and trains on epoch 0's order as its chunks arrive
         await self.start_job(train_count, test_base, test_count, epochs)
+        await self.load_order(0, orders[0], stream=True)
         if after_start is not None:
             await after_start()
         # epoch 1's order loads while epoch 0 trains; epoch e's once epoch e - 2 freed its bank
