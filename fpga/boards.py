@@ -98,9 +98,6 @@ class Board:
 # 37.9k LUT4 for LUT tables at G = 4. Digits with 16 PEs per engine, mnist16 with 8 ...
 ECP5_HW = (("pes", 8), ("fe_group", 8), ("wue_group", 8), ("table", "tree"), ("dist_ram", True))
 ECP5_PRESET_HW = (("digits", (("pes", 16),)),)
-# ... and on the ULX3S adder trees of G = 16 in both LUT engines (1,066 cycles per sample against
-# 1,514 at G = 8; about 62k LUT4 of 83.6k; the OrangeCrab keeps G = 8)
-ULX3S_PRESET_HW = (("digits", (("pes", 16), ("fe_group", 16), ("wue_group", 16))),)
 # ... with a batch buffer of 8 samples (the state memories scale with the batch; at batch 16 the
 # router was left with thousands of wires overused at the block-RAM rows for most placements;
 # digits trains to 0.9806 at batch 8 against 0.9722 at 16) ...
@@ -130,7 +127,7 @@ HIL_CONFIG = (("layers", (64, 64, 10)), ("batch", 1), ("w_bits", 8), ("w_frac", 
 BOARDS = {b.name: b for b in [
     Board("ulx3s-85f", "ulx3s:ULX3S_85F_Platform", "ecp5", "digits",
           "Radiona ULX3S, Lattice ECP5 LFE5U-85F (primary target)", hw=ECP5_HW,
-          preset_hw=ULX3S_PRESET_HW, onchip_data=ONCHIP, config=ECP5_CONFIG,
+          preset_hw=ECP5_PRESET_HW, onchip_data=ONCHIP, config=ECP5_CONFIG,
           clock_mhz=ECP5_CLOCK_MHZ, baud=ULX3S_BAUD, loader="ulx3s"),
     # mnist16 (256-256-10) from on-chip memory on the same device and design parameters: one
     # block-RAM copy of W (one read port, see hdl/top.py) is what makes it fit. With 150 of 208

@@ -268,7 +268,11 @@ def _stale_note(board_name, r):
     """A mark for a stored build whose RTL revision is not that of the current sources (its
     figures are of an earlier RTL of the same design), else ''."""
     from spikeforge.hdl.design import rtl_revision
-    now = rtl_revision(BOARDS[board_name].design())
+    design = BOARDS[board_name].design()
+    if r.get("design_key") != design.key():
+        return (f" (the board's earlier design {r.get('design_key')}, {r.get('hw')}; it is now "
+                f"{design.key()}: rebuild to refresh)")
+    now = rtl_revision(design)
     if r.get("rtl") == now:
         return ""
     return (f" (built from RTL revision {r.get('rtl', 'not recorded')}; the sources are now "
