@@ -30,8 +30,8 @@ from enum import IntEnum
 
 from .design import KEY_BYTES
 
-__all__ = ["Cmd", "Op", "Ack", "Err", "crc8", "Wait", "JobReg", "JOB_EPOCHS_MAX", "ORDER_CHUNK", "BUFFER_BIT",
-           "OP_MASK", "IDENT_MAGIC", "IDENT_BYTES", "KEY_BYTES"]
+__all__ = ["Cmd", "Op", "Ack", "Err", "crc8", "Wait", "JobReg", "JOB_EPOCHS_MAX", "ORDER_CHUNK",
+           "BUFFER_BIT", "OP_MASK", "IDENT_MAGIC", "IDENT_BYTES", "KEY_BYTES"]
 
 
 class Cmd(IntEnum):

@@ -265,8 +265,8 @@ def stored_synth(board_name, design_key, data_dir=None):
 
 
 def _stale_note(board_name, r):
-    """A mark for a stored build whose RTL revision is not that of the current sources (its
-    figures are of an earlier RTL of the same design), else ''."""
+    """A mark for a stored build of another design than the board's current one, or of its
+    design from an earlier RTL revision (figures of the earlier build); else ''."""
     from spikeforge.hdl.design import rtl_revision
     design = BOARDS[board_name].design()
     if r.get("design_key") != design.key():

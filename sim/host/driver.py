@@ -176,12 +176,11 @@ class AcceleratorDriver:
         await self.host.wait(Wait.ORDER1 if bank else Wait.ORDER0)
         sel = BUFFER_BIT if bank else 0
         if stream:
-            for i in range(0, len(order) - ORDER_CHUNK + 1, ORDER_CHUNK):
-                await self.host.write("order", order[i:i + ORDER_CHUNK], addr=bank * D + i)
-                await self.host.start(Op.ORDER_PART | sel)
-            done = len(order) // ORDER_CHUNK * ORDER_CHUNK
-            if done < len(order):
-                await self.host.write("order", order[done:], addr=bank * D + done)
+            for i in range(0, len(order), ORDER_CHUNK):
+                chunk = order[i:i + ORDER_CHUNK]
+                await self.host.write("order", chunk, addr=bank * D + i)
+                if len(chunk) == ORDER_CHUNK:        # a shorter tail waits for ORDER below
+                    await self.host.start(Op.ORDER_PART | sel)
         else:
             await self.host.write("order", order, addr=bank * D)
         await self.host.start(Op.ORDER | sel)
