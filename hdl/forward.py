@@ -38,7 +38,7 @@ from spikeforge.model.fixedpoint import smax
 
 from .fxp import csd, saturate
 from .design import require_design
-from .lut import LutEngine, drive_lut, lane_addresses, lane_depth, lut_bank
+from .lut import LutEngine, drive_lut, lane_addresses, lane_depth, lane_selects, lut_bank
 from .memmap import addr_bits
 
 __all__ = ["ForwardEngine", "verilog_units"]
@@ -273,9 +273,9 @@ class ForwardEngine(LutEngine):
         l2_valid, l2 = stage("l2", dict(l1), l1_valid)
         spikes = Cat(x_word, Const(0, padded - lay.spike_width)) \
             if padded > lay.spike_width else x_word
-        pattern = Signal(G)
-        with m.If(l2_valid):
-            m.d.sync += pattern.eq(spikes.word_select(l2["g"], G) & l2["mask"])
+        # the pattern and bank of the look-up, one register copy per lane
+        lane_selects(m, luts, spikes.word_select(l2["g"], G) & l2["mask"], l2["bank"], l2_valid,
+                     "l3_sel")
         l3_valid, l3 = stage("l3", dict(l2), l2_valid)
         l4_valid, l4 = stage("l4", dict(l3), l3_valid)
         lut_q = [Signal(signed(len(luts[0].out)), name=f"lut_q{k}") for k in range(P)]
@@ -309,7 +309,6 @@ class ForwardEngine(LutEngine):
             else [l4["p"]] * P
         for k in range(P):
             lut = luts[k]
-            m.d.comb += [lut.sel.eq(pattern), lut.sel_bank.eq(l3["bank"])]
             if dist:
                 m.d.comb += psum_rd[k].addr.eq(psum_addr[k])
             else:

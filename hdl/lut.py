@@ -27,7 +27,8 @@ from spikeforge.model.fixedpoint import signed_bits, smax, smin
 from spikeforge.hdl.params import MAX_GROUP as _MAX_GROUP
 
 __all__ = ["SubsetSumLut", "LutBuildControl", "LutEngine", "RunControl", "entry_bits", "lut_bank",
-           "drive_lut", "build_order", "lane_addresses", "lane_depth"]
+           "drive_lut", "build_order", "lane_addresses", "lane_depth", "lane_invert",
+           "lane_selects"]
 
 MAX_GROUP = _MAX_GROUP["lut"]
 
@@ -74,6 +75,11 @@ class SubsetSumLut(wiring.Component):
         (distributed RAM on the ECP5: ``TRELLIS_DPR16X4``), built by a running sum in Gray-code
         order (one adder/subtractor, no read of the table while building). ``"tree"``: two banks of
         the ``G`` values and a masked adder tree; ``build_*`` are ignored (nothing to build).
+    invert : int
+        ``0 <= invert < 2**(G + 1)``: ``Cat(sel, sel_bank)`` arrives XORed with this constant and
+        the lane undoes it for free (``"tree"``: the inverted mask is another LUT function;
+        ``"lut"``: the table is stored at the XORed addresses). It lets each lane have its own
+        register copy of the look-up pattern (:func:`lane_selects`) that synthesis cannot merge.
 
     Members
     -------
@@ -91,16 +97,20 @@ class SubsetSumLut(wiring.Component):
     build_step : In(range(group))
     build_bank : In(1)
     sel : In(group)
-        Spike pattern selecting the entry (combinational read).
+        Spike pattern selecting the entry (combinational read), XORed with ``invert``.
     sel_bank : In(1)
+        The bank looked up, XORed with bit G of ``invert``.
     out : Out(signed(entry_bits(group, value_bits)))
-        ``entry[sel_bank][sel]``, combinational.
+        ``entry[sel_bank][sel]`` (after undoing ``invert``), combinational.
     """
 
-    def __init__(self, group, value_bits, table="lut"):
+    def __init__(self, group, value_bits, table="lut", invert=0):
         if table not in ("lut", "tree"):
             raise ValueError(f"table must be 'lut' or 'tree', got {table!r}")
         _check_group(group, table)
+        if not isinstance(invert, int) or not 0 <= invert < 2 << group:
+            raise ValueError(f"invert must be an int in 0..{(2 << group) - 1}, got {invert!r}")
+        self._invert = invert
         self._group = group
         self._value_bits = value_bits
         self._entry_bits = entry_bits(group, value_bits)
@@ -124,6 +134,10 @@ class SubsetSumLut(wiring.Component):
     def group(self):
         return self._group
 
+    @property
+    def invert(self):
+        return self._invert
+
     def elaborate(self, platform):
         m = Module()
         G, E = self._group, self._entry_bits
@@ -134,7 +148,11 @@ class SubsetSumLut(wiring.Component):
                 for b in range(2):
                     with m.If(self.build_bank == b):
                         m.d.sync += Array(banks[b])[self.load_idx].eq(self.load_val)
-            terms = [Mux(self.sel[s], Mux(self.sel_bank, banks[1][s], banks[0][s]), 0)
+            inv = [(self._invert >> s) & 1 for s in range(G + 1)]
+            hi, lo = (0, 1) if inv[G] else (1, 0)
+            terms = [Mux(self.sel[s], 0, Mux(self.sel_bank, banks[hi][s], banks[lo][s]))
+                     if inv[s] else
+                     Mux(self.sel[s], Mux(self.sel_bank, banks[hi][s], banks[lo][s]), 0)
                      for s in range(G)]
             while len(terms) > 1:           # balanced tree: ceil(log2 G) adder levels
                 terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
@@ -152,7 +170,8 @@ class SubsetSumLut(wiring.Component):
         new = Signal(signed(E))
         m.d.comb += new.eq(Mux(self.build_zero, 0,
                                Mux(self.build_add, running + v, running - v)))
-        m.d.comb += [wr.addr.eq(Cat(self.build_idx, self.build_bank)), wr.data.eq(new),
+        m.d.comb += [wr.addr.eq(Cat(self.build_idx, self.build_bank) ^ self._invert),
+                     wr.data.eq(new),
                      wr.en.eq(self.build_en)]
         with m.If(self.build_en):
             m.d.sync += running.eq(new)
@@ -271,10 +290,31 @@ def lut_bank(m, group, value_bits, pes, table="lut", latency=1):
     m.submodules.ctl = ctl = LutBuildControl(group, table, latency)
     luts = []
     for k in range(pes):
-        lut = SubsetSumLut(group, value_bits, table)
+        lut = SubsetSumLut(group, value_bits, table, invert=lane_invert(k, group))
         m.submodules[f"lut{k}"] = lut
         luts.append(lut)
     return ctl, luts
+
+
+def lane_invert(k, group):
+    """The ``invert`` constant of lane ``k`` of a bank of G-entry tables: distinct for the first
+    ``2**(G + 1)`` lanes, so their copies of the look-up pattern are distinct registers."""
+    return k % (2 << group)
+
+
+def lane_selects(m, luts, pattern, bank, enable, name):
+    """One register copy per lane of the look-up ``pattern`` (G bits) and ``bank``, loaded when
+    ``enable``, driving each lane's ``sel``/``sel_bank`` a cycle later.
+
+    One pattern register fanning out to every lane's masked adder tree is a net that spans the
+    engine (at P = 16, G = 16 on the ULX3S about 22 ns of routing); a copy per lane sits beside its
+    lane. Each copy holds the value XORed with its lane's ``invert`` (undone inside the lane at no
+    cost), so synthesis cannot merge the copies."""
+    for k, lut in enumerate(luts):
+        copy = Signal(lut.group + 1, name=f"{name}{k}")
+        with m.If(enable):
+            m.d.sync += copy.eq(Cat(pattern, bank) ^ lut.invert)
+        m.d.comb += [lut.sel.eq(copy[:lut.group]), lut.sel_bank.eq(copy[lut.group])]
 
 
 def drive_lut(m, lut, ctl, load_val, bank):

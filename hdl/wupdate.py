@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out
 
 from .fxp import csd, saturate
 from .design import require_design
-from .lut import LutEngine, drive_lut, lane_addresses, lane_depth, lut_bank
+from .lut import LutEngine, drive_lut, lane_addresses, lane_depth, lane_selects, lut_bank
 from .memmap import addr_bits
 
 __all__ = ["WeightUpdateEngine", "verilog_units"]
@@ -137,7 +137,7 @@ class WeightUpdateEngine(LutEngine):
             m.d.comb += alive.eq(b_nbase + k < n_out)
             drive_lut(m, lut, ctl, Mux(point_ok[1] & alive, eps, 0), ~bank)
 
-        # ---- stage 0: pattern of input j over the G points, look-up, issue reads ---------------
+        # ---- accumulators ----------------------------------------------------------------------
         acc_rd, acc_wr = [], []
         dist = self.hw.dist_ram
         for k in range(P):
@@ -151,30 +151,35 @@ class WeightUpdateEngine(LutEngine):
                           mem.read_port(transparent_for=(wr,)))
             acc_wr.append(wr)
 
-        pattern = Signal(G)
-        m.d.comb += pattern.eq(Cat(*[x[0] for x in x_active]))
-        s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
-        s1_j = Signal.like(lk_j)
-        s1_waddr = Signal(range(lay.weight_depth + 2 * lay.n_in_max + 1))
-        s1_lut = [Signal(signed(luts[0].out.shape().width), name=f"s1_lut{k}") for k in range(P)]
-
-        # the weights are needed only for the update, in the last point group of a block
-        m.d.comb += [self.w_rd.addr.eq(lk_wbase + lk_j), self.w_rd.en.eq(lk_active & lk_last),
-                     self.lookup.eq(lk_active)]
-        for k in range(P):
-            m.d.comb += [
-                luts[k].sel.eq(pattern), luts[k].sel_bank.eq(bank),
-            ]
-        m.d.sync += s1_valid.eq(lk_active)
+        # ---- stage 0: the pattern of input j over the G points, one register copy per lane ------
+        s0_valid, s0_first, s0_last = Signal(), Signal(), Signal()
+        s0_j = Signal.like(lk_j)
+        s0_waddr = Signal(range(lay.weight_depth + 2 * lay.n_in_max + 1))
+        lane_selects(m, luts, Cat(*[x[0] for x in x_active]), bank, lk_active, "s0_sel")
+        m.d.comb += self.lookup.eq(lk_active)
+        m.d.sync += s0_valid.eq(lk_active)
         with m.If(lk_active):
             m.d.sync += [
-                s1_j.eq(lk_j), s1_first.eq(lk_first), s1_last.eq(lk_last),
-                s1_waddr.eq(lk_wbase + lk_j), lk_j.eq(lk_j + 1),
+                s0_j.eq(lk_j), s0_first.eq(lk_first), s0_last.eq(lk_last),
+                s0_waddr.eq(lk_wbase + lk_j), lk_j.eq(lk_j + 1),
             ]
-            m.d.sync += [s1_lut[k].eq(luts[k].out) for k in range(P)]
             m.d.sync += [x.eq(x >> 1) for x in x_active]
             with m.If(lk_j == n_in - 1):
                 m.d.sync += lk_active.eq(0)
+
+        # ---- stage 0b: look-up, issue reads ------------------------------------------------------
+        s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
+        s1_j = Signal.like(lk_j)
+        s1_waddr = Signal.like(s0_waddr)
+        s1_lut = [Signal(signed(luts[0].out.shape().width), name=f"s1_lut{k}") for k in range(P)]
+
+        # the weights are needed only for the update, in the last point group of a block
+        m.d.comb += [self.w_rd.addr.eq(s0_waddr), self.w_rd.en.eq(s0_valid & s0_last)]
+        m.d.sync += s1_valid.eq(s0_valid)
+        with m.If(s0_valid):
+            m.d.sync += [s1_j.eq(s0_j), s1_first.eq(s0_first), s1_last.eq(s0_last),
+                         s1_waddr.eq(s0_waddr)]
+            m.d.sync += [s1_lut[k].eq(luts[k].out) for k in range(P)]
 
         # ---- stage 1: accumulate ---------------------------------------------------------------
         s2_valid = Signal()
@@ -185,13 +190,13 @@ class WeightUpdateEngine(LutEngine):
         with m.If(s1_valid):
             m.d.sync += s2_waddr.eq(s1_waddr)
         # distributed RAM: each lane's accumulator at its own copy of s1_j
-        acc_addr = lane_addresses(m, lk_j, lk_active, P, lay.wgrad_acc_depth, "s1_j") if dist \
+        acc_addr = lane_addresses(m, s0_j, s0_valid, P, lay.wgrad_acc_depth, "s1_j") if dist \
             else [s1_j] * P
         for k in range(P):
             if dist:
                 m.d.comb += acc_rd[k].addr.eq(acc_addr[k])
             else:
-                m.d.comb += [acc_rd[k].addr.eq(lk_j), acc_rd[k].en.eq(lk_active)]
+                m.d.comb += [acc_rd[k].addr.eq(s0_j), acc_rd[k].en.eq(s0_valid)]
             total = Signal(signed(A), name=f"sum{k}")
             m.d.comb += [
                 total.eq(Mux(s1_first, 0, acc_rd[k].data) + s1_lut[k]),
@@ -224,7 +229,7 @@ class WeightUpdateEngine(LutEngine):
             self.dw_wr.en.eq(s3_valid),
         ]
 
-        self.completion(m, rc, [s1_valid, s2_valid, s3_valid])
+        self.completion(m, rc, [s0_valid, s1_valid, s2_valid, s3_valid])
         return m
 
 
