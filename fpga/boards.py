@@ -76,6 +76,17 @@ class Board:
         from spikeforge.hdl.pll import ecp5_pll_config
         return ecp5_pll_config(platform.default_clk_frequency, self.clock_mhz * 1e6)["fout_hz"]
 
+    def with_clock(self, clock_mhz):
+        """This board with its core clock PLL set to ``clock_mhz`` (ECP5 boards: a design that
+        does not meet timing at the board's own clock runs slower instead)."""
+        if self.family != "ecp5":
+            raise ValueError(f"--clock: {self.name} has no core clock PLL (ECP5 boards only); "
+                             f"drop --clock")
+        if not (isinstance(clock_mhz, (int, float)) and 10 <= clock_mhz <= 200):
+            raise ValueError(f"--clock must be a frequency in MHz from 10 to 200, got {clock_mhz!r}")
+        import dataclasses
+        return dataclasses.replace(self, clock_mhz=float(clock_mhz))
+
     def make_platform(self):
         import importlib
         module, cls = self.platform.split(":")

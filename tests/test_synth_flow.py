@@ -75,6 +75,18 @@ def test_board_tops():
     assert clock_hz == pytest.approx(12e6) and top.clock is None
 
 
+def test_core_clock_override():
+    from spikeforge.cli.main import main
+    slow = board("ulx3s-85f").with_clock(45)
+    assert slow.clock_mhz == 45.0 and slow.clock_hz() == pytest.approx(45e6)
+    assert slow.design() == board("ulx3s-85f").design()     # the clock alone changes
+    with pytest.raises(ValueError, match="icebreaker has no core clock PLL"):
+        board("icebreaker").with_clock(20)
+    with pytest.raises(ValueError, match="from 10 to 200, got 500"):
+        board("ulx3s-85f").with_clock(500)
+    assert main(["bench", "top", "--clock", "45"]) == 2      # bench board only
+
+
 def test_load_command_and_its_errors(tmp_path, monkeypatch):
     from spikeforge.fpga import load as loader
     from spikeforge.fpga.boards import board

@@ -30,7 +30,7 @@ __all__ = ["run", "EPOCHS"]
 EPOCHS = 2
 
 
-def run(design, dataset, simulator="verilator", board_name=None, epochs=EPOCHS):
+def run(design, dataset, simulator="verilator", board_name=None, epochs=EPOCHS, clock_mhz=None):
     from spikeforge.fpga.boards import board
     from spikeforge.hdl.uart import divisor_for
     from spikeforge.model.data import load_dataset
@@ -44,6 +44,8 @@ def run(design, dataset, simulator="verilator", board_name=None, epochs=EPOCHS):
         raise ValueError("bench board runs on the generated Verilog: use --simulator verilator "
                          "or icarus")
     target = board(board_name)
+    if clock_mhz is not None:
+        target = target.with_clock(clock_mhz)
     if not design.memmap.has_data:
         raise ValueError(f"board {board_name}'s design {design.key()} holds no data set on "
                          f"chip (hw.data_samples = 0): the host streams every batch; use a "
