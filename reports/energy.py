@@ -23,7 +23,7 @@ of one engine. How each counter is priced is in :func:`energy_breakdown`.
 import math
 
 __all__ = ["add_pj", "mul_pj", "sram_pj", "register_pj", "energy_breakdown", "scale_energy",
-           "SOURCE"]
+           "fpga_energy", "SOURCE", "FPGA_SOURCE", "FPGA_ASIC_DYNAMIC_RATIO"]
 
 SOURCE = "Horowitz, ISSCC 2014, 45 nm, 0.9 V"
 REGISTER_PER_ADD16 = 0.0301 / 0.00967        # SATA_Sim: 16-bit register write / 16-bit add
@@ -59,6 +59,30 @@ def scale_energy(pj, node_nm, volts=0.9):
     return pj * (node_nm / 45.0) * (volts / 0.9) ** 2
 
 
+# No open power estimator exists for the ECP5 (nor a sourced per-resource energy table here), so
+# the FPGA figure rests on the event-count energy above, moved to the ECP5's 40 nm node at its
+# 1.1 V core, times the measured FPGA/ASIC gap in dynamic power
+FPGA_ASIC_DYNAMIC_RATIO = 14.0
+FPGA_SOURCE = ("Kuon & Rose, IEEE TCAD 26(2), 2007: an FPGA's dynamic power is about 14x a "
+               "standard-cell ASIC's for the same logic")
+ECP5_NODE_NM, ECP5_CORE_V = 40, 1.1
+
+
+def fpga_energy(counters, design, samples, samples_per_s):
+    """An estimate of the dynamic energy per training sample and power of ``design`` on an
+    ECP5: :func:`energy_breakdown`'s total at 40 nm / 1.1 V (:func:`scale_energy`) times
+    :data:`FPGA_ASIC_DYNAMIC_RATIO`. Leaves out static power and whatever the counters do not
+    count (the clock tree, idle toggling, the UART), so it is a partial figure, labelled so."""
+    asic = energy_breakdown(counters, design, samples)["total_pj_per_sample"]
+    pj = scale_energy(asic, ECP5_NODE_NM, ECP5_CORE_V) * FPGA_ASIC_DYNAMIC_RATIO
+    return {"asic_45nm_pj_per_sample": asic, "fpga_pj_per_sample": pj,
+            "fpga_dynamic_w": pj * 1e-12 * samples_per_s, "samples_per_s": samples_per_s,
+            "method": (f"RTL event counts x {SOURCE} per-event energies, scaled to "
+                       f"{ECP5_NODE_NM} nm / {ECP5_CORE_V} V (C V^2, C ~ node), x "
+                       f"{FPGA_ASIC_DYNAMIC_RATIO:g} ({FPGA_SOURCE}); dynamic only: no static "
+                       f"power, clock tree or idle toggling; an estimate, not a measurement")}
+
+
 def energy_breakdown(counters, design, samples):
     """Picojoules per training sample by engine, from ``counters`` over ``samples`` samples.
 
@@ -75,6 +99,7 @@ def energy_breakdown(counters, design, samples):
         "wue acc": mm.wgrad_acc_depth * cfg.wgrad_acc_bits / 8,
     }
     G_fe, G_wue = hw.fe_group, hw.wue_group
+    tree = hw.table == "tree"
     lut_fe = cfg.w_bits + G_fe
     lut_wue = cfg.e_bits + G_wue
     n_alpha = len(cfg.alpha_terms)
@@ -85,8 +110,13 @@ def energy_breakdown(counters, design, samples):
         "look-up adds": c["fe_x_reads"] * P * add_pj(cfg.fwd_acc_bits),
         # a weight word per input of a group; the 2^G - 1 subset sums per lane per group
         "weight reads": c["fe_w_reads"] * sram_pj(sizes["w"], P * cfg.w_bits),
-        "LUT builds": c["fe_w_reads"] / G_fe * (2 ** G_fe - 1) * P * add_pj(lut_fe),
-        "LUT register writes": c["fe_w_reads"] / G_fe * 2 ** G_fe * P * register_pj(lut_fe),
+        **({"LUT builds": c["fe_w_reads"] / G_fe * (2 ** G_fe - 1) * P * add_pj(lut_fe),
+            "LUT register writes": c["fe_w_reads"] / G_fe * 2 ** G_fe * P * register_pj(lut_fe)}
+           if not tree else
+           # adder trees: each look-up sums up to G masked values per lane (G - 1 adds); the
+           # G values of a lane are loaded into its bank once per group
+           {"adder trees": c["fe_x_reads"] * P * (G_fe - 1) * add_pj(lut_fe),
+            "bank register writes": c["fe_w_reads"] * P * register_pj(cfg.w_bits)}),
         # each look-up reads and writes its point's partial sum (one SRAM per PE)
         "partial-sum SRAM": c["fe_x_reads"] * P * 2 * sram_pj(sizes["fe psum"],
                                                                cfg.fwd_acc_bits),
@@ -98,8 +128,12 @@ def energy_breakdown(counters, design, samples):
     wue = {
         "spike reads": c["wue_x_reads"] * sram_pj(sizes["spk"], SW),
         "eps reads": c["wue_eps_reads"] * sram_pj(sizes["eps"], P * cfg.e_bits),
-        "LUT builds": c["wue_eps_reads"] / G_wue * (2 ** G_wue - 1) * P * add_pj(lut_wue),
-        "LUT register writes": c["wue_eps_reads"] / G_wue * 2 ** G_wue * P * register_pj(lut_wue),
+        **({"LUT builds": c["wue_eps_reads"] / G_wue * (2 ** G_wue - 1) * P * add_pj(lut_wue),
+            "LUT register writes": c["wue_eps_reads"] / G_wue * 2 ** G_wue * P *
+            register_pj(lut_wue)}
+           if not tree else
+           {"adder trees": c["wue_lookups"] * P * (G_wue - 1) * add_pj(lut_wue),
+            "bank register writes": c["wue_eps_reads"] * P * register_pj(cfg.e_bits)}),
         # each look-up reads and writes its input's dW; weights are read for the update only
         "accumulator SRAM": c["wue_lookups"] * P * 2 * sram_pj(sizes["wue acc"],
                                                                 cfg.wgrad_acc_bits),

@@ -288,7 +288,7 @@ def _flops_per_sample(cfg):
 
 def render(results, out_dir=HERE):
     """Write ``out_dir/README.md``, its PNGs and ``out_dir/data/energy.json`` from ``results``."""
-    from .energy import energy_breakdown, scale_energy
+    from .energy import energy_breakdown, fpga_energy, scale_energy
 
     cfg = _preset("digits")
     top = results["bench_top"]
@@ -424,7 +424,7 @@ def render(results, out_dir=HERE):
     cpu = results["cpu"]
     gpu = results["gpu"]
     flops = _flops_per_sample(cfg)
-    rows, bounds = [], []
+    rows, bounds, fpga_notes = [], [], []
     for key in SYNTH_KEYS:
         synth, name = results.get(key) or {}, key.split("_", 1)[1]
         # the OrangeCrab carries the ULX3S's designs (same device, presets and HwParams): a
@@ -438,14 +438,27 @@ def render(results, out_dir=HERE):
         clock = synth.get("core_clock_mhz") or synth["clock_constraint_mhz"]
         net = "" if synth["preset"] == "digits" else \
             f", {'-'.join(map(str, synth['config']['layers']))}: another network"
+        sps = clock * 1e6 / bench["cycles_per_sample"]
+        fpga_e = None
+        if synth.get("family") == "ecp5" and bench.get("counters") and bench.get("hw"):
+            # dynamic-energy estimate from the bench's own event counts (reports/energy.py)
+            from spikeforge.hdl.design import Design
+            from spikeforge.model.config import Config
+            from spikeforge.hdl.params import HwParams
+            bench_design = Design(Config.from_dict(synth["config"]),
+                                  HwParams.from_dict(bench["hw"]))
+            fpga_e = fpga_energy(bench["counters"], bench_design,
+                                 bench["steps"] * bench["batch"], sps)
+            fpga_notes.append((name, synth["preset"], fpga_e))
         rows.append((f"spikeforge on {name}, compute-bound ({synth['preset']}{net})",
-                     clock * 1e6 / bench["cycles_per_sample"], None,
+                     sps, fpga_e and fpga_e["fpga_pj_per_sample"] * 1e-12,
                      f"{bench['cycles_per_sample']:,.0f} cycles/sample measured in RTL x the "
                      f"bitstream's clock {clock:.1f} MHz (batch {bench['batch']}, P="
                      f"{hw.get('pes', hw.get('fe_pes'))}; timing "
                      f"{'met' if synth['timing_met'] else 'NOT met'}, Fmax "
                      f"{synth['fmax_mhz']:.1f} MHz)" +
-                     ("" if synth["preset"] == "digits" else "; not comparable")))
+                     ("" if synth["preset"] == "digits" else "; not comparable") +
+                     ("; energy: a dynamic-power estimate, see below" if fpga_e else "")))
         link = results.get(f"bench_board_{name}")
         if link and link.get("design_key") == synth.get("design_key"):
             rows.append((f"spikeforge on {name}, end to end ({synth['preset']}{net})",
@@ -498,6 +511,12 @@ def render(results, out_dir=HERE):
     for name, sps, joules, what in bounds:
         e = f"{joules * 1e6:.3f} uJ" if joules else "-"
         lines.append(f"| *bound:* {name} | *<= {sps:,.0f}* | {e} | {what} |")
+    if fpga_notes:
+        lines += ["", "FPGA energy per sample (an estimate, dynamic power only): " + "; ".join(
+            f"{name} ({preset}) {e['fpga_pj_per_sample'] / 1e6:.2f} uJ, "
+            f"{e['fpga_dynamic_w'] * 1e3:.0f} mW at {e['samples_per_s']:,.0f} samples/s"
+            for name, preset, e in fpga_notes) + ". Method: " + fpga_notes[0][2]["method"] +
+            ". Static power of the device comes on top of it."]
     lines += ["", f"No GPU was available to this report's run ({gpu.get('why', '')}); "
                   f"`python -m spikeforge.reports.gpu_baseline` measures one where CUDA exists."
               if not gpu.get("available") else "",
