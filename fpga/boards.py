@@ -21,6 +21,11 @@ class Board:
                              # trains by itself, hdl/job.py)
     preset_hw: tuple = ()  # (preset, ((field, value), ...)): hardware overrides for one preset
     loader: str = None     # openFPGALoader's name of the board (-b), for `synth --load`
+    seeds: tuple = None    # nextpnr seeds a build tries by default (None: 1, 2, 3)
+    placer: str = None     # nextpnr placer a build uses by default (None: the family's)
+
+    def default_seeds(self):
+        return tuple(self.seeds) if self.seeds else (1, 2, 3)
 
     def hw_params(self):
         """The default hardware parameters with this board's overrides."""
@@ -116,6 +121,13 @@ ECP5_CONFIG = (("batch", 8),)
 # ... and run at 50 MHz from a PLL (every block-RAM read registered; the ULX3S build reaches
 # 57 MHz, see reports/)
 ECP5_CLOCK_MHZ = 50.0
+# The ULX3S's digits design sums groups of G = 16 in both LUT engines (1,052 cycles per sample
+# in its training job against 1,464 at G = 8; the look-up pattern and the accumulator address
+# have a register copy per lane, hdl/lut.py): it routes with the static placer, seed 2 (49.6
+# MHz, timing met at 45 MHz; seed 1 left router2 diverging at both 45 and 50 MHz, HeAP did not
+# route), so it runs at 45 MHz from the PLL (3 Mbaud is exactly 15 cycles per bit)
+ULX3S_PRESET_HW = (("digits", (("pes", 16), ("fe_group", 16), ("wue_group", 16))),)
+ULX3S_CLOCK_MHZ = 45.0
 # With digits the ECP5 boards train by themselves: the whole digits set (1,797 samples,
 # intensities 0..16) on chip, with its order banks and the training job (hdl/job.py); mnist16
 # (5,000 x 256 bytes) would need the SDRAM
@@ -138,8 +150,9 @@ HIL_CONFIG = (("layers", (64, 64, 10)), ("batch", 1), ("w_bits", 8), ("w_frac", 
 BOARDS = {b.name: b for b in [
     Board("ulx3s-85f", "ulx3s:ULX3S_85F_Platform", "ecp5", "digits",
           "Radiona ULX3S, Lattice ECP5 LFE5U-85F (primary target)", hw=ECP5_HW,
-          preset_hw=ECP5_PRESET_HW, onchip_data=ONCHIP, config=ECP5_CONFIG,
-          clock_mhz=ECP5_CLOCK_MHZ, baud=ULX3S_BAUD, loader="ulx3s"),
+          preset_hw=ULX3S_PRESET_HW, onchip_data=ONCHIP, config=ECP5_CONFIG,
+          clock_mhz=ULX3S_CLOCK_MHZ, baud=ULX3S_BAUD, loader="ulx3s", seeds=(2,),
+          placer="static"),
     # mnist16 (256-256-10) from on-chip memory on the same device and design parameters: one
     # block-RAM copy of W (one read port, see hdl/top.py) is what makes it fit. With 150 of 208
     # block RAMs the -6 ULX3S does not reach 50 MHz with this RTL: G = 8 adder trees routed

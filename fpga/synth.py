@@ -159,18 +159,21 @@ def seed_workers(seeds, jobs=None):
     return max(1, min(len(seeds), jobs or os.cpu_count() or 1))
 
 
-def build_board(board, design, out_dir, seeds=(1, 2, 3), name="top", jobs=None, meta=None,
+def build_board(board, design, out_dir, seeds=None, name="top", jobs=None, meta=None,
                 seed_timeout=None, progress=None, placer=None):
     """Synthesise, place and route ``design`` for ``board`` (a :class:`fpga.boards.Board`).
 
     Seeds run in parallel, ``jobs`` at a time (default: one per CPU core); a seed that fails to
     route, or runs longer than ``seed_timeout`` seconds, is reported and skipped, and the best of
     the routed seeds is packed (all failing is an error). ``meta`` (a dict, e.g.
-    the preset and hardware parameters) is stored with the results. ``progress(text)`` is told
+    the preset and hardware parameters) is stored with the results. ``seeds``/``placer``
+    default to the board's (:attr:`Board.seeds`, :attr:`Board.placer`). ``progress(text)`` is told
     each stage and each seed as it starts and ends (default: print). Returns the dict written to
     ``out_dir/synth.json``; its ``seconds`` hold every stage's time and each seed's.
     """
     say = progress or (lambda text: print(text, flush=True))
+    seeds = board.default_seeds() if seeds is None else seeds
+    placer = placer or board.placer
     if not seeds:
         raise ValueError("need at least one nextpnr seed")
     env = toolchain_env()
