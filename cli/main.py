@@ -800,7 +800,7 @@ def build_parser():
     p.add_argument("--baud", type=int, default=None,
                    help="UART baud rate (default: the board's, e.g. 3000000 on the ULX3S)")
     p.add_argument("--clock", type=float, default=None, metavar="MHZ",
-                   help="the core clock of an ECP5 board's PLL (default: the board's, 50 MHz "
+                   help="the core clock of an ECP5 board's PLL (default: the board's, 45 MHz "
                         "on the ULX3S)")
     p.add_argument("--load", action="store_true",
                    help="then program the board through openFPGALoader (its configuration RAM; "

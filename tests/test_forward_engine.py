@@ -87,11 +87,13 @@ def test_forward_amaranth(layers, T, B, widths, G, P):
 
 
 @pytest.mark.parametrize("table", ["lut", "tree"])
-@pytest.mark.parametrize("G", [1, 3, 4])
-def test_subset_sum_lut_amaranth(table, G):
+@pytest.mark.parametrize("G,invert", [(1, 0), (3, 0), (4, 0), (1, 3), (3, 0b1010), (4, 0b01101)])
+def test_subset_sum_lut_amaranth(table, G, invert):
     """Both banks hold every subset sum of their G values: after G + latency + 2**G cycles
     (``lut``, Gray-code build) or G + latency (``tree``), and the bank being looked up is
-    untouched while the other is loaded and built."""
+    untouched while the other is loaded and built. A lane with ``invert`` (its own copy of the
+    pattern, :func:`~spikeforge.hdl.lut.lane_selects`) gives the same sums for the XORed
+    ``Cat(sel, sel_bank)``."""
     from amaranth.sim import Simulator
 
     from spikeforge.hdl.lut import LutBuildControl, build_order, drive_lut
@@ -103,7 +105,7 @@ def test_subset_sum_lut_amaranth(table, G):
             [int(v) for v in rng.integers(-128, 128, G)]]
     m = Module()
     m.submodules.ctl = ctl = LutBuildControl(G, table, latency)
-    m.submodules.lut = lut = SubsetSumLut(G, bits, table)
+    m.submodules.lut = lut = SubsetSumLut(G, bits, table, invert=invert)
     load_val, bank = Signal(bits), Signal()
     drive_lut(m, lut, ctl, load_val.as_signed(), bank)
     got = {}
@@ -123,9 +125,9 @@ def test_subset_sum_lut_amaranth(table, G):
                 cycles += 1
             got[b, "cycles"] = cycles
         for b, values in enumerate(sets):
-            ctx.set(lut.sel_bank, b)
+            ctx.set(lut.sel_bank, b ^ (invert >> G))
             for sel in range(1 << G):
-                ctx.set(lut.sel, sel)
+                ctx.set(lut.sel, sel ^ (invert & ((1 << G) - 1)))
                 got[b, sel] = ctx.get(lut.out)
 
     sim = Simulator(m)
@@ -210,3 +212,8 @@ def test_forward_rtl_table(layers, T, B, widths, G, P):
     hw = HwParams(fe_group=G, pes=P)
     cases = vectors(cfg, seed=len(layers) + G)
     check(cfg, cases, simulate("fe", cfg, hw, cases))
+
+
+def test_subset_sum_lut_rejects_a_bad_invert():
+    with pytest.raises(ValueError, match=r"invert must be an int in 0\.\.15, got 16"):
+        SubsetSumLut(3, 8, "tree", invert=16)
