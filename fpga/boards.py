@@ -132,7 +132,7 @@ ULX3S_CLOCK_MHZ = 45.0
 # intensities 0..16) on chip, with its order banks and the training job (hdl/job.py); mnist16
 # (5,000 x 256 bytes) would need the SDRAM
 ONCHIP = ("digits",)
-# The ULX3S's FT231X bridge runs 3 Mbaud (50 MHz / 17 cycles per bit: 2.94 Mbaud, 2% off);
+# The ULX3S's FT231X bridge runs 3 Mbaud (45 MHz / 15 cycles per bit, exact; 50 MHz / 17 is 2% off);
 # on the OrangeCrab's Feather pins a common USB-serial adapter (FT232R, CP2102N) runs 1 Mbaud
 ULX3S_BAUD = 3_000_000
 FEATHER_BAUD = 1_000_000
