@@ -288,6 +288,8 @@ def _flops_per_sample(cfg):
 
 def render(results, out_dir=HERE):
     """Write ``out_dir/README.md``, its PNGs and ``out_dir/data/energy.json`` from ``results``."""
+    from spikeforge.hdl.design import Design
+
     from .energy import energy_breakdown, fpga_energy, scale_energy
 
     cfg = _preset("digits")
@@ -440,14 +442,9 @@ def render(results, out_dir=HERE):
             f", {'-'.join(map(str, synth['config']['layers']))}: another network"
         sps = clock * 1e6 / bench["cycles_per_sample"]
         fpga_e = None
-        if synth.get("family") == "ecp5" and bench.get("counters") and bench.get("hw"):
-            # dynamic-energy estimate from the bench's own event counts (reports/energy.py)
-            from spikeforge.hdl.design import Design
-            from spikeforge.model.config import Config
-            from spikeforge.hdl.params import HwParams
-            bench_design = Design(Config.from_dict(synth["config"]),
-                                  HwParams.from_dict(bench["hw"]))
-            fpga_e = fpga_energy(bench["counters"], bench_design,
+        if synth.get("family") == "ecp5" and bench.get("counters") and synth.get("design"):
+            # dynamic-energy estimate: the bench's event counts on the bitstream's own design
+            fpga_e = fpga_energy(bench["counters"], Design.from_dict(synth["design"]),
                                  bench["steps"] * bench["batch"], sps)
             fpga_notes.append((name, synth["preset"], fpga_e))
         rows.append((f"spikeforge on {name}, compute-bound ({synth['preset']}{net})",
