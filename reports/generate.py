@@ -206,6 +206,9 @@ ITEMS = {
     **{f"synth_{name}": _synth(name) for name in BOARDS},
     "bench_top_ulx3s-85f": _bench_board("ulx3s-85f"),
     "bench_top_ulx3s-85f-mnist16": _bench_board("ulx3s-85f-mnist16"),
+    # the OrangeCrab's designs differ from the ULX3S's (G = 8 for digits, P = 8 for mnist16)
+    "bench_top_orangecrab-85f": _bench_board("orangecrab-85f"),
+    "bench_top_orangecrab-85f-mnist16": _bench_board("orangecrab-85f-mnist16"),
     "bench_top_icebreaker": _bench_board("icebreaker"),
     "bench_board_ulx3s-85f": _bench_link("ulx3s-85f"),
     "tables_ecp5": _tables, "units_ecp5": _units,
