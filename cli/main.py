@@ -517,7 +517,7 @@ def cmd_bench(args):
 
 
 def cmd_synth(args):
-    from spikeforge.fpga.boards import board
+    from spikeforge.fpga.boards import board, board_for
     from spikeforge.fpga.synth import build_board, synth_meta
     from spikeforge.hdl.top import Accelerator
 
@@ -527,9 +527,17 @@ def cmd_synth(args):
         raise ConfigError(f"synth needs --board NAME ({board_names()}), "
                           "or --unit NAME for one unit out of context")
     target = board(args.board)
+    design, name = design_from_args(args)
+    # another preset of this board that is another board's own design (``--board ulx3s-85f
+    # --preset mnist16`` = the ulx3s-85f-mnist16 board) builds as that board: its clock, baud,
+    # seeds and placer, the ones its design was measured with
+    twin = board_for(target.platform, design.to_dict())
+    if twin is not None and twin.name != target.name:
+        print(f"{name} on {target.name} is the {twin.name} board's design: building it as that "
+              f"board ({twin.clock_mhz:g} MHz)")
+        target = twin
     if args.clock is not None:
         target = target.with_clock(args.clock)
-    design, name = design_from_args(args)
     baud = args.baud or target.baud
     top, clock_hz = target.make_top(Accelerator(design), baud)
     seeds = _seed_list(args.seeds) if args.seeds else target.default_seeds()

@@ -100,3 +100,36 @@ def test_load_command_and_its_errors(tmp_path, monkeypatch):
     assert loader.load_command(board("ulx3s-85f"), str(bit), flash=True, loader="ofl") == \
         ["ofl", "-b", "ulx3s", "-f", str(bit)]
     assert loader.load_command(board("icebreaker"), str(bit), loader="ofl")[2] == "icebreaker"
+
+
+def test_synth_of_another_boards_design_builds_as_that_board(tmp_path, monkeypatch, capsys):
+    """`synth --board ulx3s-85f --preset mnist16` is the ulx3s-85f-mnist16 board's design: it
+    is built with that board's clock, seeds and placer (the build itself is stubbed here)."""
+    from spikeforge.cli.main import main
+    from spikeforge.fpga import synth
+    seen = {}
+
+    def used(obj, done):
+        # the stub does not elaborate the top: mark it and its engines used (no warnings)
+        from amaranth._unused import MustUse
+        if isinstance(obj, MustUse) and id(obj) not in done:
+            done.add(id(obj))
+            obj._MustUse__used = True
+            for value in vars(obj).values():
+                used(value, done)
+
+    def fake_build(target, top, out, seeds=None, placer=None, **kw):
+        used(top, set())
+        seen.update(board=target.name, clock=target.clock_mhz, seeds=seeds, placer=placer)
+        raise SystemExit(0)
+    monkeypatch.setattr(synth, "build_board", fake_build)
+    twin = board("ulx3s-85f-mnist16")
+    assert board("ulx3s-85f").design("mnist16") == twin.design()
+    with pytest.raises(SystemExit):
+        main(["synth", "--board", "ulx3s-85f", "--preset", "mnist16", "--out", str(tmp_path)])
+    assert seen == {"board": twin.name, "clock": twin.clock_mhz, "seeds": twin.default_seeds(),
+                    "placer": twin.placer}
+    assert "ulx3s-85f-mnist16 board's design" in capsys.readouterr().out
+    with pytest.raises(SystemExit):                # its own preset: the board itself
+        main(["synth", "--board", "ulx3s-85f", "--out", str(tmp_path)])
+    assert seen["board"] == "ulx3s-85f" and seen["clock"] == board("ulx3s-85f").clock_mhz
