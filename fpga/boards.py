@@ -160,7 +160,7 @@ BOARDS = {b.name: b for b in [
     # enable spanning the chip), LUT tables at G = 4 45.7 against 50 (its accumulator's
     # distributed-RAM address); so 40 MHz with the trees (12,672 cycles per sample against
     # 23,787), and the FT231X at 2 Mbaud (20 cycles per bit exactly). The digits design's
-    # P = 16, G = 16 (3,912 cycles per sample) did not route here: router2 stalled at 18-40k
+    # P = 16, G = 16 (3,912 cycles per sample) did not route here: router2 stalled at 18-51k
     # overused wires with the small buffers in distributed RAM or in block RAM (README)
     Board("ulx3s-85f-mnist16", "ulx3s:ULX3S_85F_Platform", "ecp5", "mnist16",
           "Radiona ULX3S, Lattice ECP5 LFE5U-85F, mnist16", hw=ECP5_HW,

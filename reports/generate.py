@@ -432,8 +432,7 @@ def render(results, out_dir=HERE):
     rows, bounds, fpga_notes = [], [], []
     for key in SYNTH_KEYS:
         synth, name = results.get(key) or {}, key.split("_", 1)[1]
-        # the OrangeCrab carries the ULX3S's designs (same device, presets and HwParams): a
-        # board without its own bench takes that of the board with the same design
+        # a board without its own bench takes that of a board with the same design
         bench = results.get(f"bench_top_{name}") or next(
             (v for k, v in results.items() if k.startswith("bench_top_") and v
              and synth.get("design_key") in (v.get("design_key"), v.get("design"))), None)
