@@ -87,7 +87,7 @@ def config_from_args(args, default_preset="digits"):
 
 
 ACCUMULATORS = ("fwd_acc_bits", "bwd_acc_bits", "wgrad_acc_bits")
-ACTIVITY = ("act_upper", "act_max", "act_lower", "act_min")
+ACTIVITY = ("act_upper", "act_max", "act_lower", "act_min", "act_pop_upper", "act_pop_max")
 
 
 def _widen_accumulators(base, cfg_changes):

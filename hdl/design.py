@@ -63,7 +63,7 @@ class Design:
             raise DesignError("train-and-constrain (w_levels, fan_in) trains in the golden "
                               "model (--engine golden); the accelerator runs the constrained "
                               "weights it gives as ordinary ones")
-        if self.cfg.act_upper or self.cfg.act_lower:
+        if self.cfg.act_active:
             raise DesignError("the accelerator's backward pass has no activity regulariser; "
                               "train with it by hardware in the loop (--engine hil: the forward "
                               "pass on the accelerator, the golden backward pass) or --engine "
@@ -73,7 +73,8 @@ class Design:
     def forward_only(cfg):
         """``cfg`` without what only the backward pass uses and the accelerator lacks (the
         activity regulariser): the config of the hardware that runs a HIL forward pass."""
-        return dataclasses.replace(cfg, act_upper=0.0, act_max=0, act_lower=0.0, act_min=0)
+        return dataclasses.replace(cfg, act_upper=0.0, act_max=0, act_lower=0.0, act_min=0,
+                                   act_pop_upper=0.0, act_pop_max=0)
 
     # ---- derived ----------------------------------------------------------------------------
 

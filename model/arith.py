@@ -77,8 +77,10 @@ class FixedArith:
         max(0, act_min - c)``, strengths in ``2**-e_frac`` units, exact before saturation."""
         upper, lower = self.cfg.act_ints
         c = np.asarray(counts, dtype=np.int64)
+        pop = self.cfg.act_pop_int * np.maximum(0, c.sum(axis=-1, keepdims=True)
+                                                - self.cfg.act_pop_max)
         return saturate(upper * np.maximum(0, c - self.cfg.act_max)
-                        - lower * np.maximum(0, self.cfg.act_min - c), self.cfg.e_bits)
+                        - lower * np.maximum(0, self.cfg.act_min - c) + pop, self.cfg.e_bits)
 
     def reset_term(self, u, eps_next):
         """``alpha * u[t] * eps[t+1]``: product rounded to the gradient format, then decayed."""
@@ -144,8 +146,10 @@ class FloatArith:
 
     def activity_grad(self, counts):
         c = np.asarray(counts, dtype=np.float64)
+        pop = self.cfg.act_pop_upper * np.maximum(0, c.sum(axis=-1, keepdims=True)
+                                                  - self.cfg.act_pop_max)
         return (self.cfg.act_upper * np.maximum(0, c - self.cfg.act_max)
-                - self.cfg.act_lower * np.maximum(0, self.cfg.act_min - c))
+                - self.cfg.act_lower * np.maximum(0, self.cfg.act_min - c) + pop)
 
     def reset_term(self, u, eps_next):
         return self.alpha * u * eps_next

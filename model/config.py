@@ -98,6 +98,12 @@ class Config:
         ``act_upper / 2 * (c - act_max)**2`` to the loss, below ``act_min``
         ``act_lower / 2 * (act_min - c)**2``; ``act_upper = act_lower = 0`` (default) is off. In
         fixed mode each strength is a multiple of ``2**-e_frac``.
+    act_pop_upper, act_pop_max : float, int
+        Population bound of the activity regulariser (after Zenke & Vogels 2021): a hidden
+        layer whose total spike count ``C`` over a sample (all its neurons, all time steps) is
+        above ``act_pop_max`` adds ``act_pop_upper / 2 * (C - act_pop_max)**2`` to the loss; it
+        limits the layer's spikes without pushing each neuron down (``0``, default: off; a
+        multiple of ``2**-e_frac`` in fixed mode).
     recurrent : tuple of int
         Weight layers (0 = the first) that are recurrent: ``u[t] = alpha u[t-1] (1 - o[t-1]) +
         W x[t] + V o[t-1]`` with an ``n_out x n_out`` matrix ``V`` (``model/SPEC.md`` section 3a).
@@ -142,6 +148,8 @@ class Config:
     act_max: int = 0
     act_lower: float = 0.0
     act_min: int = 0
+    act_pop_upper: float = 0.0
+    act_pop_max: int = 0
     recurrent: tuple = ()
     w_levels: int = 0
     w_level_shift: int = 0
@@ -260,15 +268,19 @@ class Config:
         need(self.window > 0 and self.window / 2 * scale == self.half_window_int,
              f"window/2={self.window / 2} is not a multiple of the weight LSB 2**-{self.w_frac}")
         need(self.init_gain > 0, f"init_gain must be > 0, got {self.init_gain}")
-        for name, count in (("act_upper", "act_max"), ("act_lower", "act_min")):
+        for name, count, top in (("act_upper", "act_max", self.timesteps),
+                                 ("act_lower", "act_min", self.timesteps),
+                                 ("act_pop_upper", "act_pop_max",
+                                  self.timesteps * max(self.layers[1:-1], default=0))):
             value = getattr(self, name)
             need(value >= 0, f"{name} must be >= 0, got {value}")
             need(value * (1 << self.e_frac) == round(value * (1 << self.e_frac)),
                  f"{name}={value} is not a multiple of the gradient LSB 2**-{self.e_frac}; use "
                  f"{round(value * (1 << self.e_frac)) / (1 << self.e_frac)}")
-            need(0 <= getattr(self, count) <= self.timesteps,
-                 f"{count} must be a spike count in 0..timesteps ({self.timesteps}), got "
-                 f"{getattr(self, count)}")
+            need(0 <= getattr(self, count) <= top,
+                 f"{count} must be a spike count in 0..timesteps"
+                 f"{' x the widest hidden layer' if count == 'act_pop_max' else ''} ({top}), "
+                 f"got {getattr(self, count)}")
         need(isinstance(self.recurrent, tuple)
              and all(_is_int(l) and 0 <= l < self.n_layers for l in self.recurrent)
              and list(self.recurrent) == sorted(set(self.recurrent)),
@@ -333,6 +345,16 @@ class Config:
         return d
 
     @property
+    def act_active(self):
+        """Whether any term of the activity regulariser is on."""
+        return bool(self.act_upper or self.act_lower or self.act_pop_upper)
+
+    @property
+    def act_pop_int(self):
+        """The population bound's strength in the gradient format (``2**-e_frac`` units)."""
+        return int(round(self.act_pop_upper * (1 << self.e_frac)))
+
+    @property
     def act_ints(self):
         """``(upper, lower)`` strengths in the gradient format (``2**-e_frac`` units)."""
         return (int(round(self.act_upper * (1 << self.e_frac))),
@@ -357,6 +379,7 @@ def _as_tuple(value):
 
 
 LATER_FIELDS = {"act_upper": 0.0, "act_max": 0, "act_lower": 0.0, "act_min": 0,
+                "act_pop_upper": 0.0, "act_pop_max": 0,
                 "recurrent": [], "w_levels": 0, "w_level_shift": 0, "fan_in": 0, "act_levels": 0}
 
 PRESETS = {

@@ -215,7 +215,7 @@ class Network:
         g = np.broadcast_to(g_out, traces[-1].o.shape).copy()
         grads = [None] * len(self.weights)
         weights = self.effective()
-        active = self.cfg.act_upper or self.cfg.act_lower
+        active = self.cfg.act_active
         for layer in range(len(traces) - 1, -1, -1):
             trace = traces[layer]
             r = self.recurrent_index(layer)
@@ -245,6 +245,8 @@ class Network:
             c = trace.o.sum(axis=0).astype(np.float64)
             total += 0.5 * cfg.act_upper * float((np.maximum(0, c - cfg.act_max) ** 2).sum())
             total += 0.5 * cfg.act_lower * float((np.maximum(0, cfg.act_min - c) ** 2).sum())
+            total += 0.5 * cfg.act_pop_upper * float(
+                (np.maximum(0, c.sum(axis=-1) - cfg.act_pop_max) ** 2).sum())
         return total
 
     def update(self, grads):

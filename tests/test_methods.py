@@ -234,6 +234,32 @@ def test_activity_regulariser_fixed_point():
     assert np.array_equal(g_plain[-1], g_reg[-1])
 
 
+def test_activity_population_bound_fixed_point():
+    """SPEC 5a's population bound: every neuron of a sample whose layer total exceeds
+    act_pop_max gets the same integer dL/do, added to the per-neuron terms, then saturated."""
+    base = preset("digits")
+    assert "act_pop_upper" not in base.to_dict()
+    cfg = base.replace(act_pop_upper=2.0 ** -6, act_pop_max=6, act_upper=0.0625, act_max=2)
+    net = Network(cfg, "fixed")
+    counts = np.array([[0, 1, 2, 5], [1, 1, 1, 1], [8, 8, 8, 8]])
+    r = net.arith.activity_grad(counts)
+    # totals 8, 4, 32: pop terms 4 * 2, 0, 4 * 26; per-neuron 16 * max(0, c - 2)
+    assert r.tolist() == [[8, 8, 8, 8 + 48], [0, 0, 0, 0], [104 + 96] * 4]
+    narrow = Network(cfg.replace(e_bits=8, e_frac=6, act_pop_upper=0.5, act_upper=0.0), "fixed")
+    assert narrow.arith.activity_grad(np.array([[8, 8, 8, 8]])).tolist() == [[127] * 4]
+    loss = net.activity_loss([type("T", (), {"o": counts[None]})(), None])
+    assert loss == 0.5 * 2.0 ** -6 * (2 ** 2 + 26 ** 2) + 0.5 * 0.0625 * (3 ** 2 + 4 * 6 ** 2)
+    with pytest.raises(ConfigError, match=r"act_pop_max must be a spike count in 0..timesteps x the widest hidden layer \(1024\)"):
+        base.replace(act_pop_upper=2.0 ** -6, act_pop_max=2000)
+    with pytest.raises(ConfigError, match="act_pop_upper=0.001 is not a multiple"):
+        base.replace(act_pop_upper=0.001)
+    from spikeforge.hdl.design import Design, DesignError
+    from spikeforge.hdl.params import DEFAULT_HW
+    with pytest.raises(DesignError, match="--engine hil"):
+        Design(base.replace(act_pop_upper=2.0 ** -6), DEFAULT_HW)
+    assert Design.forward_only(cfg) == base
+
+
 def test_the_accelerator_refuses_the_regulariser_and_hil_trains_with_it(tmp_path, capsys):
     from spikeforge.hdl.design import Design, DesignError
     from spikeforge.hdl.params import DEFAULT_HW

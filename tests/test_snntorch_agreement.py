@@ -36,7 +36,8 @@ def snntorch_grads(cfg, weights, x, labels):
         for layer_spikes in spikes[:-1]:   # the activity regulariser (SPEC 5a), hidden layers
             c = torch.stack(layer_spikes).sum(0)
             loss = loss + 0.5 * cfg.act_upper * (torch.relu(c - cfg.act_max) ** 2).sum() \
-                + 0.5 * cfg.act_lower * (torch.relu(cfg.act_min - c) ** 2).sum()
+                + 0.5 * cfg.act_lower * (torch.relu(cfg.act_min - c) ** 2).sum() \
+                + 0.5 * cfg.act_pop_upper * (torch.relu(c.sum(-1) - cfg.act_pop_max) ** 2).sum()
         loss.backward()
         return ([torch.stack(s).detach().numpy() for s in spikes],
                 [w.grad.numpy() for w in ws])
@@ -117,13 +118,14 @@ def test_reset_gradient_flag_matches_undetached_snntorch_form():
                                    atol=1e-6 * np.abs(w.grad.numpy()).max())
 
 
-@pytest.mark.parametrize("upper,cmax,lower,cmin", [(0.25, 2, 0.0, 0), (0.0, 0, 0.5, 3),
-                                                   (0.125, 3, 0.25, 1)])
-def test_activity_regulariser_equals_autograd(upper, cmax, lower, cmin):
+@pytest.mark.parametrize("upper,cmax,lower,cmin,pop,pmax", [
+    (0.25, 2, 0.0, 0, 0.0, 0), (0.0, 0, 0.5, 3, 0.0, 0), (0.125, 3, 0.25, 1, 0.0, 0),
+    (0.0, 0, 0.0, 0, 0.0625, 10), (0.125, 1, 0.0, 0, 0.03125, 4)])
+def test_activity_regulariser_equals_autograd(upper, cmax, lower, cmin, pop, pmax):
     """Float mode with the activity regulariser (SPEC 5a) against autograd of the same loss."""
     cfg = Config(layers=(12, 20, 6), timesteps=6, batch=4, init_gain=3.0, target_true=4,
-                 act_upper=upper, act_max=cmax, act_lower=lower, act_min=cmin
-                 ).fit_accumulators().validate()
+                 act_upper=upper, act_max=cmax, act_lower=lower, act_min=cmin,
+                 act_pop_upper=pop, act_pop_max=pmax).fit_accumulators().validate()
     rng = np.random.default_rng(9)
     weights = init_weights(cfg, 9)
     x = (rng.random((6, 4, 12)) < 0.4).astype(np.int64)
@@ -131,7 +133,8 @@ def test_activity_regulariser_equals_autograd(upper, cmax, lower, cmin):
     net = Network(cfg, "float", weights=weights)
     traces = net.forward(x)
     grads = net.backward(traces, labels)
-    plain = Network(cfg.replace(act_upper=0.0, act_lower=0.0), "float", weights=weights)
+    plain = Network(cfg.replace(act_upper=0.0, act_lower=0.0, act_pop_upper=0.0), "float",
+                    weights=weights)
     plain_grads = plain.backward(plain.forward(x), labels)
     assert any(not np.allclose(a, b) for a, b in zip(grads, plain_grads)), "regulariser inert"
     _, ref_grads = snntorch_grads(cfg, weights, x, labels)
