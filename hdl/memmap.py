@@ -37,7 +37,7 @@ copy); per-layer regions start at :attr:`MemoryMap.wbase` and :attr:`MemoryMap.s
 targets, in the bridge's order: :attr:`MemoryMap.host_targets`.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -54,6 +54,34 @@ def addr_bits(depth):
     return max(1, (depth - 1).bit_length())
 
 
+def tail_split(depth):
+    """Where a memory of ``depth`` words splits under ``hw.dist_spill``: at the power of two
+    below it when the tail past it is at most an eighth of that (a 36-bit-wide block RAM holds
+    512 words: 576 words would take twice the block RAM of 512); 0 (no split) otherwise, and
+    below 256 words, where the block RAM is not the cost."""
+    low = 1 << (depth.bit_length() - 1)
+    if depth < 256 or low == depth or 8 * (depth - low) > low:
+        return 0
+    return low
+
+
+def spills_whole(spec):
+    """Whether ``hw.dist_spill`` puts a whole memory into distributed RAM: at most 256 words and
+    8 Kbit (a block RAM per 36 bits of width would hold it at a quarter of its 18 Kbit or
+    less; in 16-word distributed RAMs it costs at most 512 of them)."""
+    return spec.depth <= 256 and spec.width * spec.depth <= 8192
+
+
+def _spill(spec):
+    if spills_whole(spec):
+        return replace(spec, dist=True)
+    # (the on-chip data set and its order keep one memory: the job's ports connect to them
+    # whole, and their depths follow the data set, not the blocks)
+    if spec.name in ("data", "order"):
+        return spec
+    return replace(spec, split=tail_split(spec.depth))
+
+
 def bits_for(n):
     """Bits of an unsigned value in ``0 .. n - 1`` (at least 1)."""
     return addr_bits(n)
@@ -62,12 +90,16 @@ def bits_for(n):
 @dataclass(frozen=True)
 class MemSpec:
     """One memory: ``depth`` words of ``width`` bits, ``banks`` identical memories side by side;
-    ``holds`` says what for (the report prints it)."""
+    ``holds`` says what for (the report prints it). ``split``: words ``0 .. split - 1`` in block
+    RAM and the tail ``split .. depth - 1`` in distributed RAM (0: one memory; ``hw.dist_spill``,
+    :func:`tail_split`); ``dist``: the whole memory in distributed RAM (:func:`spills_whole`)."""
     name: str
     width: int
     depth: int
     banks: int = 1
     holds: str = ""
+    split: int = 0
+    dist: bool = False
 
     @property
     def bits(self):
@@ -279,6 +311,8 @@ class MemoryMap:
                 MemSpec("acc", self.acc_bits, JOB_EPOCHS_MAX,
                         holds="correct test predictions per epoch of a job"),
             )})
+        if hw.dist_spill:
+            self.memories = {name: _spill(spec) for name, spec in self.memories.items()}
         mem = self.memories
         self.host_targets = (
             HostTarget("x", mem["x"].depth, mem["x"].width),
@@ -435,5 +469,6 @@ class MemoryMap:
             needed.update({"data": self.memories["data"].bits,
                            "order": self.memories["order"].bits, "acc": self.memories["acc"].bits})
         return {name: {"allocated_bits": spec.bits, "needed_bits": needed[name],
-                       "width": spec.width, "depth": spec.depth, "banks": spec.banks}
+                       "width": spec.width, "depth": spec.depth, "banks": spec.banks,
+                       "block_ram_words": 0 if spec.dist else spec.split or spec.depth}
                 for name, spec in self.memories.items()}

@@ -65,6 +65,14 @@ class HwParams:
         ``"rate"`` (default, the deterministic rate code) or ``"latency"`` (time to first
         spike); both are a constant table of ``T * 2**value_bits`` bits, so they cost the same.
         A Bernoulli code would need an LFSR specified in model/SPEC.md and is not offered.
+    dist_spill : bool
+        Spill to distributed RAM what would waste block RAM: the tail of a memory whose depth
+        just passes a power of two (``eps``, ``g`` and ``u``: the hidden blocks fill 512 words,
+        the output block adds 64) beside a block RAM of the power-of-two depth, and whole
+        memories of at most 256 words and 8 Kbit (``x``, ``hb``, ``acc``), each of which would
+        otherwise hold a block RAM per 36 bits of width (:func:`spikeforge.hdl.memmap.
+        tail_split`, :func:`~spikeforge.hdl.memmap.spills_whole`; the same one-cycle reads).
+        Needs ``dist_ram``; off by default (every earlier design keeps its Verilog).
     learn : bool
         The training accelerator (default). ``False``: an inference-only accelerator, the
         Forward Engine and output unit without the Backward and Weight Update Engines and their
@@ -85,6 +93,7 @@ class HwParams:
     data_vmax: int = 16
     learn: bool = True
     encoder: str = "rate"
+    dist_spill: bool = False
 
     def validate(self):
         check_field_types(self, HwError)
@@ -97,6 +106,9 @@ class HwParams:
         if self.encoder != "rate" and not self.data_samples:
             raise HwError(f"encoder={self.encoder} codes the on-chip data set; set data_samples "
                           f"(the host-streamed input takes any code: train --encoder)")
+        if self.dist_spill and not self.dist_ram:
+            raise HwError("dist_spill moves memories into distributed RAM; set dist_ram=true "
+                          "(a family with distributed RAM) or dist_spill=false")
         if self.table not in TABLES:
             raise HwError(f"table must be one of {', '.join(TABLES)}, got {self.table!r}")
         top = MAX_GROUP[self.table]
@@ -136,7 +148,7 @@ TABLES = ("lut", "tree")
 #: the largest group per table kind (as ``hdl/lut.py``: a LUT holds ``2**G`` entries)
 MAX_GROUP = {"lut": 8, "tree": 16}
 ONCHIP_ENCODERS = ("rate", "latency")
-LATER_FIELDS = {"learn": True, "encoder": "rate"}
+LATER_FIELDS = {"learn": True, "encoder": "rate", "dist_spill": False}
 
 DEFAULT_HW = HwParams().validate()
 #: the default of a network with recurrent layers: its recurrent runs build a table per time

@@ -45,6 +45,7 @@ from .design import require_design
 from .forward import ForwardEngine
 from .host import HostBridge
 from .job import TrainingJob
+from .splitmem import make_memory
 from .protocol import BUFFER_BIT, OP_MASK, JobReg, Op
 from .outgrad import OutputUnit
 from .wupdate import WeightUpdateEngine
@@ -155,7 +156,7 @@ class Accelerator(wiring.Component):
         self.memories = {}                      # by name, for simulation introspection
 
         def mem(name, spec):
-            memory = Memory(shape=spec.width, depth=spec.depth, init=[])
+            memory = make_memory(spec, name)
             m.submodules[f"mem_{name}"] = memory
             self.memories[name] = memory
             return memory
@@ -431,8 +432,7 @@ class Accelerator(wiring.Component):
         D = mm.data_samples
         m.submodules.job = job
         spec = mm.memories
-        data_mem, order_mem, acc_mem = (Memory(shape=spec[k].width, depth=spec[k].depth, init=[])
-                                        for k in ("data", "order", "acc"))
+        data_mem, order_mem, acc_mem = (make_memory(spec[k], k) for k in ("data", "order", "acc"))
         for name, memory in (("data", data_mem), ("order", order_mem), ("acc", acc_mem)):
             m.submodules[f"mem_{name}"] = memory
             self.memories[name] = memory

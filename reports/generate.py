@@ -769,6 +769,16 @@ def board_link_section(results):
     return lines
 
 
+def _split_note(u):
+    """A memory split by ``hw.dist_spill``: its block-RAM words and its distributed-RAM tail."""
+    if u["block_ram_words"] == u["depth"]:
+        return ""
+    if u["block_ram_words"] == 0:
+        return " (distributed RAM)"
+    return (f" ({u['block_ram_words']} in block RAM, {u['depth'] - u['block_ram_words']} in "
+            f"distributed RAM)")
+
+
 def memory_table():
     """Report lines: every on-chip memory of the ULX3S's digits design, bits allocated against
     bits its data need (from the memory map; no measurement)."""
@@ -783,7 +793,8 @@ def memory_table():
              "|---|---|---|---|---|---|"]
     for name, u in usage.items():
         lines.append(f"| {name} | {design.memmap.memories[name].holds} | "
-                     f"{u['banks']} x {u['depth']} x {u['width']} | "
+                     f"{u['banks']} x {u['depth']} x {u['width']}"
+                     f"{_split_note(u)} | "
                      f"{u['allocated_bits']:,} | {u['needed_bits']:,} | "
                      f"{u['needed_bits'] / u['allocated_bits']:.2f} |")
     total_a = sum(u["allocated_bits"] for u in usage.values())

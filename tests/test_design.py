@@ -53,6 +53,30 @@ def test_memory_map_regions_and_list_entry():
     assert all(u["allocated_bits"] >= u["needed_bits"] for u in usage.values())
 
 
+def test_dist_spill_splits_state_memories_at_a_power_of_two():
+    """hw.dist_spill: the ULX3S's digits design keeps 512 words of u, eps and g in block RAM
+    and the output block's 64 in distributed RAM, and x, hb, labels, pred and acc (8 Kbit or
+    less) wholly in distributed RAM; w (640 = 512 + 128: a quarter more) and spk (16 Kbit)
+    stay in block RAM, as does every memory without the switch; the design key changes, the
+    default design's description does not."""
+    from spikeforge.hdl.memmap import tail_split
+    assert [tail_split(d) for d in (255, 256, 288, 300, 512, 576, 640, 2176)] == \
+        [0, 0, 256, 0, 0, 512, 0, 2048]
+    from spikeforge.fpga.boards import board
+    plain = board("ulx3s-85f").design()
+    split = Design(plain.cfg, plain.hw.replace(dist_spill=True))
+    assert all(spec.split == 0 for spec in plain.memmap.memories.values())
+    got = {name: spec.split for name, spec in split.memmap.memories.items() if spec.split}
+    assert got == {"u": 512, "eps": 512, "g": 512}
+    whole = {name for name, spec in split.memmap.memories.items() if spec.dist}
+    assert whole == {"x", "labels", "pred", "hb", "acc"}
+    usage = split.memmap.usage()
+    assert usage["eps"]["block_ram_words"] == 512 and usage["x"]["block_ram_words"] == 0
+    assert plain.key() != split.key() and "dist_spill" not in plain.hw.to_dict()
+    with pytest.raises(HwError, match="set dist_ram=true"):
+        HwParams(dist_ram=False, dist_spill=True).validate()
+
+
 # ---- bug c: typed fields ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("value", ["False", "no", 2, 0, "true"])

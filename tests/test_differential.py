@@ -294,6 +294,45 @@ def test_full_groups_of_16_verilator(seed):
     check(seed, run_verilator, full_group_design)
 
 
+def tail_split_design(seed):
+    """``hw.dist_spill``: state memories of 256 words and a short tail (the output block), so
+    u, eps and g each split into block RAM and a distributed-RAM tail (hdl/splitmem.py)."""
+    rng = np.random.default_rng([seed, 256])
+    P = int(rng.choice([2, 4]))
+    T, B = [(4, 2), (8, 2), (4, 4)][int(rng.integers(0, 3))]
+    hidden_blocks = 256 // (T * B)
+    layers = (int(rng.integers(3, 10)), hidden_blocks * P - int(rng.integers(0, P)),
+              int(rng.integers(2, P * max(1, hidden_blocks // 8) + 1)))
+    w_bits = int(rng.integers(8, 17))
+    cfg = Config(layers=layers, timesteps=T, batch=B, alpha=float(rng.choice([0.5, 0.875])),
+                 lr=2.0 ** -4, target_true=int(rng.integers(1, T + 1)), target_false=0,
+                 reset_grad=bool(rng.integers(0, 2)), w_bits=w_bits,
+                 w_frac=int(rng.integers(2, w_bits - 1)),
+                 init_gain=3.0).fit_accumulators().validate()
+    hw = HwParams(pes=P, fe_group=int(rng.choice([2, 4])), wue_group=int(rng.choice([2, 4])),
+                  table=str(rng.choice(["lut", "tree"])), be_sparse=bool(rng.integers(0, 2)),
+                  dist_spill=True)
+    return Design(cfg, hw), "state memories split at 256 words"
+
+
+TAIL_SEEDS = [0, 1]
+
+
+@pytest.mark.parametrize("seed", TAIL_SEEDS, ids=[f"seed_{s}" for s in TAIL_SEEDS])
+def test_tail_split_memories_amaranth(seed):
+    design = tail_split_design(seed)[0]
+    split = {name: spec.split for name, spec in design.memmap.memories.items() if spec.split}
+    assert set(split) == {"u", "eps", "g"} and set(split.values()) == {256}, split
+    check(seed, run_amaranth, tail_split_design)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(100, 104), ids=[f"seed_{s}" for s in range(100, 104)])
+def test_tail_split_memories_verilator(seed):
+    require_simulator("verilator")
+    check(seed, run_verilator, tail_split_design)
+
+
 #: recurrent hidden layers (the FE's step-by-step runs, the BE's V^T eps, the WUE's dV pass)
 RECURRENT_SEEDS = list(range(8))
 
