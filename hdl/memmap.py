@@ -68,7 +68,7 @@ def tail_split(depth):
 def spills_whole(spec):
     """Whether ``hw.dist_spill`` puts a whole memory into distributed RAM: at most 256 words and
     8 Kbit (a block RAM per 36 bits of width would hold it at a quarter of its 18 Kbit or
-    less; in 16-word distributed RAMs it costs at most 512 of them)."""
+    less; in 16 x 4-bit distributed RAMs it costs at most 128 of them per read port)."""
     return spec.depth <= 256 and spec.width * spec.depth <= 8192
 
 

@@ -71,6 +71,8 @@ def random_design(seed, max_n=12):
                 # fields above are those of the earlier draws)
                 hw = hw.replace(fe_group=int(rng.choice([hw.fe_group, 11, 16])),
                                 wue_group=int(rng.choice([hw.wue_group, 9, 16])))
+            if hw.dist_ram:             # (drawn after the rest: earlier seeds keep their designs)
+                hw = hw.replace(dist_spill=bool(rng.integers(0, 2)))
             return Design(cfg, hw), shape
         except ConfigError:
             continue
@@ -236,7 +238,7 @@ def test_seeds_cover_the_shapes():
     shapes = {shape for _, shape in designs}
     assert {"wide_input", "one_layer"} <= shapes, shapes
     assert any(d.memmap.S > d.memmap.out_blocks_max for d, _ in designs)
-    for field in ("be_sparse", "pipeline", "dist_ram"):
+    for field in ("be_sparse", "pipeline", "dist_ram", "dist_spill"):
         assert {getattr(d.hw, field) for d, _ in designs} == {True, False}, field
     assert {d.hw.table for d, _ in designs} == {"lut", "tree"}
     assert any(max(d.hw.fe_group, d.hw.wue_group) > 8 for d, _ in designs)
