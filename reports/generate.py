@@ -570,6 +570,8 @@ def cpu_sweep_section(results):
 METHOD_ROWS = (
     ("bptt", "BPTT, surrogate gradient (on the accelerator: bit-identical)"),
     ("bptt_activity", "BPTT + activity regulariser (hidden layer; golden backward / HIL)"),
+    ("bptt_sparse", "BPTT + population and per-neuron bounds, no leak (alpha 1), 4 target "
+                    "spikes"),
     ("bptt_latency", "BPTT, latency code (time to first spike)"),
     ("softlif_T8", "soft-LIF rate training, converted, T = 8"),
     ("softlif_T32", "soft-LIF rate training, converted, T = 32"),
@@ -602,9 +604,9 @@ def methods_section(results):
         row = d.get(ds, {}).get(key)
         return fmt.format(row[field]) if row and row.get(field) is not None else "-"
     for key, label in METHOD_ROWS:
-        if key in ("bptt", "bptt_activity", "bptt_latency"):
+        if key in ("bptt", "bptt_activity", "bptt_sparse", "bptt_latency"):
             hw = f"{train_us:.1f} us on chip (compute-bound)" if train_us else "-"
-            if key == "bptt_activity":
+            if key in ("bptt_activity", "bptt_sparse"):
                 hw = f"{fwd_us:.1f} us forward on chip + the backward pass on the host (HIL)" \
                     if fwd_us else "-"
         elif key.startswith("softlif"):
