@@ -36,7 +36,6 @@ counters are ``design.memmap.counters``.
 
 from amaranth import *
 from amaranth.lib import stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .backward import BackwardEngine
